@@ -1,0 +1,55 @@
+"""The manifest that travels with every dataset directory (`manifest.json`).
+
+Training reads it to refuse a student whose tokenizer differs from the teacher's;
+`distill report` reads it to show where every row came from.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from distill.schemas.records import TeacherInfo
+
+DatasetKind = Literal["generated", "curated", "rejected", "invalid"]
+
+
+class ShardInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    file: str = Field(description="path relative to the dataset directory")
+    rows: int
+    sha256: str
+
+
+class ParentRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    dataset_id: str
+    manifest_sha256: str
+
+
+class TokenizerInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tokenizer_hash: str
+    vocab_size: int
+    chat_template_hash: str
+    special_tokens: dict[str, str | None] = Field(default_factory=dict)
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int
+    kind: DatasetKind
+    dataset_id: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    teachers: list[TeacherInfo] = Field(default_factory=list)
+    tokenizer: TokenizerInfo | None = None
+    top_k: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="the job's settings")
+    counts: dict[str, int] = Field(default_factory=dict)
+    shards: list[ShardInfo] = Field(default_factory=list)
+    parents: list[ParentRef] = Field(default_factory=list)
+    run_ids: list[str] = Field(default_factory=list)
+    steps: list[dict[str, Any]] = Field(default_factory=list, description="curation stats")

@@ -1,0 +1,201 @@
+"""Datasets on disk: a directory of Parquet shards plus `manifest.json`.
+
+    DIR/
+      manifest.json          # schemas.Manifest
+      data/part-00000.parquet
+      data/part-00001.parquet
+
+Every file is written to a temporary name in the same directory, fsynced and then
+renamed, so a crash never leaves a half-written shard or manifest. The shards on disk
+are the truth: after a crash the manifest is rebuilt from them (see `scan_shards`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distill.schemas import SCHEMA_VERSION, Manifest, ParentRef, ShardInfo
+
+MANIFEST_NAME = "manifest.json"
+DATA_DIR = "data"
+_SHARD_RE = re.compile(r"^part-(\d{5,})\.parquet$")
+
+
+class DatasetError(ValueError):
+    """A dataset directory that can't be read as one: names the path and what is wrong."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def remove_stale_temporaries(dataset_dir: Path) -> int:
+    """Delete temporaries a crashed writer left behind; returns how many."""
+    removed = 0
+    for folder in (dataset_dir, dataset_dir / DATA_DIR):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def shard_paths(dataset_dir: Path) -> list[Path]:
+    data = Path(dataset_dir) / DATA_DIR
+    if not data.is_dir():
+        return []
+    return sorted(p for p in data.iterdir() if _SHARD_RE.match(p.name))
+
+
+def next_shard_path(dataset_dir: Path) -> Path:
+    existing = [int(_SHARD_RE.match(p.name).group(1)) for p in shard_paths(dataset_dir)]  # type: ignore[union-attr]
+    index = max(existing, default=-1) + 1
+    return Path(dataset_dir) / DATA_DIR / f"part-{index:05d}.parquet"
+
+
+def write_shard(dataset_dir: Path, table: pa.Table, schema: pa.Schema) -> ShardInfo:
+    """Write one shard atomically with the explicit schema; never infers types."""
+    if not table.schema.equals(schema, check_metadata=False):
+        table = table.cast(schema)
+    path = next_shard_path(dataset_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table.replace_schema_metadata(schema.metadata), tmp, compression="zstd")
+    with tmp.open("rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return ShardInfo(
+        file=str(path.relative_to(dataset_dir)), rows=table.num_rows, sha256=sha256_file(path)
+    )
+
+
+def scan_shards(dataset_dir: Path) -> list[ShardInfo]:
+    """Describe the shards actually on disk (used to rebuild a manifest after a crash)."""
+    infos = []
+    for path in shard_paths(dataset_dir):
+        rows = pq.ParquetFile(path).metadata.num_rows
+        infos.append(
+            ShardInfo(file=str(path.relative_to(dataset_dir)), rows=rows, sha256=sha256_file(path))
+        )
+    return infos
+
+
+def save_manifest(dataset_dir: Path, manifest: Manifest) -> Path:
+    path = Path(dataset_dir) / MANIFEST_NAME
+    atomic_write_bytes(path, manifest.model_dump_json(indent=2).encode() + b"\n")
+    return path
+
+
+def load_manifest(dataset_dir: Path) -> Manifest:
+    path = Path(dataset_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise DatasetError(f"{dataset_dir}: no {MANIFEST_NAME}; is this a distill dataset?")
+    try:
+        manifest = Manifest.model_validate_json(path.read_text())
+    except ValueError as exc:
+        raise DatasetError(f"{path}: invalid manifest: {exc}") from exc
+    if manifest.schema_version > SCHEMA_VERSION:
+        raise DatasetError(
+            f"{path}: schema_version {manifest.schema_version} is newer than this distill "
+            f"understands ({SCHEMA_VERSION}); upgrade distill"
+        )
+    return manifest
+
+
+def parent_ref(dataset_dir: Path) -> ParentRef:
+    manifest = load_manifest(dataset_dir)
+    return ParentRef(
+        path=str(Path(dataset_dir).resolve()),
+        dataset_id=manifest.dataset_id,
+        manifest_sha256=sha256_file(Path(dataset_dir) / MANIFEST_NAME),
+    )
+
+
+def verify_shards(dataset_dir: Path, manifest: Manifest) -> None:
+    for shard in manifest.shards:
+        path = Path(dataset_dir) / shard.file
+        if not path.is_file():
+            raise DatasetError(f"{path}: listed in the manifest but missing")
+        if sha256_file(path) != shard.sha256:
+            raise DatasetError(f"{path}: sha256 differs from the manifest; the shard was changed")
+
+
+def read_table(dataset_dir: Path, columns: list[str] | None = None) -> pa.Table:
+    """All rows of a dataset, in shard order, with the schema they were written with."""
+    paths = shard_paths(Path(dataset_dir))
+    if not paths:
+        if not (Path(dataset_dir) / MANIFEST_NAME).is_file():
+            raise DatasetError(f"{dataset_dir}: not a distill dataset (no manifest, no shards)")
+        manifest = load_manifest(Path(dataset_dir))
+        from distill.schemas import RECORD_SCHEMA, REJECTED_SCHEMA
+
+        schema = REJECTED_SCHEMA if manifest.kind == "rejected" else RECORD_SCHEMA
+        empty = schema.empty_table()
+        return empty.select(columns) if columns else empty
+    tables = [pq.read_table(p, columns=columns) for p in paths]
+    return pa.concat_tables(tables)
+
+
+def iter_batches(dataset_dir: Path, batch_size: int = 1024, columns: list[str] | None = None
+                 ) -> Iterator[pa.RecordBatch]:
+    for path in shard_paths(Path(dataset_dir)):
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
+
+
+def write_json(path: Path, payload: object) -> None:
+    atomic_write_bytes(Path(path), json.dumps(payload, indent=2, default=str).encode() + b"\n")
+
+
+def new_dataset_id() -> str:
+    return uuid.uuid4().hex
+
+
+def write_dataset(
+    dataset_dir: Path,
+    table: pa.Table,
+    schema: pa.Schema,
+    manifest: Manifest,
+    rows_per_shard: int = 4096,
+) -> Manifest:
+    """Write a whole table as a fresh dataset (curate's kept/rejected outputs).
+
+    Refuses a directory that already holds shards: outputs are never silently mixed.
+    `manifest.shards` and `counts["rows"]` are filled in here.
+    """
+    dataset_dir = Path(dataset_dir)
+    if shard_paths(dataset_dir):
+        raise DatasetError(f"{dataset_dir}: already holds a dataset; choose an empty --out")
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for start in range(0, max(table.num_rows, 1), rows_per_shard):
+        chunk = table.slice(start, rows_per_shard)
+        if chunk.num_rows or not shards:
+            shards.append(write_shard(dataset_dir, chunk, schema))
+    manifest = manifest.model_copy(
+        update={"shards": shards, "counts": {**manifest.counts, "rows": table.num_rows}}
+    )
+    save_manifest(dataset_dir, manifest)
+    return manifest

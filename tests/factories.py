@@ -1,0 +1,107 @@
+"""Deterministic fake records for tests that don't need the real teacher."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from distill.schemas import (
+    RECORD_SCHEMA,
+    SCHEMA_VERSION,
+    Manifest,
+    SamplingParams,
+    TeacherInfo,
+    TeacherRecord,
+    make_record_id,
+    records_to_table,
+)
+from distill.schemas.manifest import TokenizerInfo
+from distill.store import new_dataset_id, write_dataset
+
+FAKE_VOCAB = 64
+
+
+def fake_teacher(top_k: int = 4, vocab_size: int = FAKE_VOCAB) -> TeacherInfo:
+    return TeacherInfo(
+        model_id="fake-teacher",
+        revision="0" * 64,
+        backend="fake",
+        tokenizer_hash="tok0",
+        vocab_size=vocab_size,
+        chat_template_hash="tpl0",
+        top_k=top_k,
+        sampling=SamplingParams(max_new_tokens=16),
+    )
+
+
+def make_record(
+    prompt: str = "What is 2+2?\nA. 3\nB. 4\nC. 5\nD. 6",
+    response: str = "Two plus two is four. Answer: B",
+    *,
+    row: int = 0,
+    sample_index: int = 0,
+    domain: str | None = "math",
+    reference: str | None = "B",
+    finish_reason: str = "stop",
+    n_tokens: int | None = None,
+    top_k: int = 4,
+    seed: int = 0,
+    teacher: TeacherInfo | None = None,
+) -> TeacherRecord:
+    """A record whose top-k payload is a valid, seeded log-softmax over FAKE_VOCAB."""
+    teacher = teacher or fake_teacher(top_k=top_k)
+    rng = np.random.default_rng(seed + 1000 * row + sample_index)
+    n = n_tokens if n_tokens is not None else max(1, len(response.split()))
+    logits = rng.normal(size=(n, teacher.vocab_size)) * 2
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    order = np.argsort(-logp, axis=-1)[:, :top_k]
+    top_lp = np.take_along_axis(logp, order, -1)
+    token_ids = order[:, 0].tolist()
+    prompt_id = f"p{row:05d}"
+    return TeacherRecord(
+        record_id=make_record_id(prompt_id, sample_index, teacher.teacher_id),
+        prompt_id=prompt_id,
+        sample_index=sample_index,
+        teacher_id=teacher.teacher_id,
+        run_id="run-test",
+        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        source_file="prompts.jsonl",
+        source_row=row,
+        domain=domain,
+        reference=reference,
+        messages=[{"role": "user", "content": prompt}],
+        prompt_token_ids=[1, 2, 3],
+        response_text=response,
+        token_ids=token_ids,
+        topk_ids=order.tolist(),
+        topk_logprobs=top_lp.astype(np.float32).tolist(),
+        sampled_logprob=top_lp[:, 0].astype(np.float32).tolist(),
+        tail_mass=[max(0.0, 1.0 - float(np.exp(r).sum())) for r in top_lp],
+        finish_reason=finish_reason,
+        teacher=teacher,
+    )
+
+
+def write_fake_dataset(
+    dataset_dir: Path, records: list[TeacherRecord], **manifest_fields: Any
+) -> Manifest:
+    teacher = records[0].teacher if records else fake_teacher()
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        kind="generated",
+        dataset_id=new_dataset_id(),
+        teachers=[teacher],
+        tokenizer=TokenizerInfo(
+            tokenizer_hash=teacher.tokenizer_hash,
+            vocab_size=teacher.vocab_size,
+            chat_template_hash=teacher.chat_template_hash,
+        ),
+        top_k=teacher.top_k,
+        **manifest_fields,
+    )
+    return write_dataset(dataset_dir, records_to_table(records), RECORD_SCHEMA, manifest)
+
+
