@@ -1,0 +1,94 @@
+"""The step shape every curation step has, datatrove-style.
+
+A *row step* looks at one row at a time (`filter(row) -> Drop | None`) and declares the
+columns it reads, so the runner converts only those to Python: the top-k list columns,
+by far the largest, never leave Arrow. A *dataset step* (dedup, balance) needs every
+surviving row at once and returns one decision per row. Either way a step only decides;
+the runner selects rows with pyarrow, counts drops per reason, times the step and keeps
+every dropped row with its reason and details.
+
+Steps are pydantic models (`extra="forbid"`): their fields are the recipe's parameters,
+and `name` is the step type a recipe file refers to.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, ClassVar, NamedTuple
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+
+class RejectReason(str, Enum):
+    """Why a row was dropped; the value is what the `reject_reason` column holds."""
+
+    EXACT_DUPLICATE = "exact_duplicate"
+    TRUNCATED = "truncated"
+    NO_ANSWER_FOUND = "no_answer_found"
+    WRONG_ANSWER = "wrong_answer"
+    DOMAIN_CAP = "domain_cap"
+
+
+class Drop(NamedTuple):
+    """A decision to drop a row; `details` must be JSON-serialisable."""
+
+    reason: RejectReason
+    details: dict[str, Any]
+
+
+# One entry per row, in row order: None keeps the row, a Drop removes it. It is the
+# keep mask and the reasons in one list, so the two can never get out of step.
+Decisions = list[Drop | None]
+
+
+class Step(BaseModel):
+    """Common base: the step's parameters and the columns it needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    def params(self) -> dict[str, Any]:
+        """The step's settings as recorded in the manifest (everything but `name`)."""
+        return self.model_dump(mode="json", exclude={"name"})
+
+    def decide(self, table: pa.Table) -> Decisions:
+        raise NotImplementedError
+
+    def summarize(self, table: pa.Table, decisions: Decisions) -> dict[str, Any]:
+        """Extra results worth a place in the manifest (e.g. accuracy); none by default."""
+        return {}
+
+
+class RowStep(Step):
+    """Subclasses write `filter(row)`; `row` holds only the columns in `columns`."""
+
+    def filter(self, row: dict[str, Any]) -> Drop | None:
+        raise NotImplementedError
+
+    def decide(self, table: pa.Table) -> Decisions:
+        rows = table.select(list(self.columns)).to_pylist()
+        return [self.filter(row) for row in rows]
+
+
+class DatasetStep(Step):
+    """Subclasses write `select(columns)`: every surviving row's values, column by column."""
+
+    def select(self, columns: dict[str, list[Any]], num_rows: int) -> Decisions:
+        raise NotImplementedError
+
+    def decide(self, table: pa.Table) -> Decisions:
+        columns = {name: table.column(name).to_pylist() for name in self.columns}
+        decisions = self.select(columns, table.num_rows)
+        if len(decisions) != table.num_rows:
+            raise RuntimeError(
+                f"step {self.name!r} returned {len(decisions)} decisions for {table.num_rows} rows"
+            )
+        return decisions
+
+
+def domain_of(value: str | None) -> str:
+    """Rows without a domain are counted, balanced and reported as 'unknown'."""
+    return value if value else "unknown"

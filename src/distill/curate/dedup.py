@@ -1,0 +1,58 @@
+"""Exact deduplication on the normalised (prompt, response) pair.
+
+Two rows are duplicates when the last user message and the response text are equal
+after casefolding, collapsing whitespace and stripping. The first occurrence in input
+order survives, so a re-run keeps the same rows; each dropped row names the record it
+duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any, ClassVar, Literal
+
+from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    return _WHITESPACE.sub(" ", text.casefold()).strip()
+
+
+def last_user_message(messages: list[dict[str, Any]] | None) -> str:
+    """The prompt as the user last phrased it; '' when there is no user turn."""
+    for message in reversed(messages or []):
+        if message.get("role") == "user":
+            return message.get("content") or ""
+    return ""
+
+
+def dedup_key(messages: list[dict[str, Any]] | None, response_text: str) -> bytes:
+    # A digest, not the strings themselves: memory stays flat however long responses are.
+    joined = normalize_text(last_user_message(messages)) + "\x1f" + normalize_text(response_text)
+    return hashlib.blake2b(joined.encode(), digest_size=16).digest()
+
+
+class ExactDedup(DatasetStep):
+    """Drop every row whose normalised prompt + response was already seen."""
+
+    name: Literal["exact_dedup"] = "exact_dedup"
+    columns: ClassVar[tuple[str, ...]] = ("record_id", "messages", "response_text")
+
+    def select(self, columns: dict[str, list[Any]], num_rows: int) -> Decisions:
+        first_seen: dict[bytes, str] = {}
+        decisions: Decisions = []
+        for record_id, messages, response in zip(
+            columns["record_id"], columns["messages"], columns["response_text"], strict=True
+        ):
+            key = dedup_key(messages, response)
+            if key in first_seen:
+                decisions.append(
+                    Drop(RejectReason.EXACT_DUPLICATE, {"duplicate_of": first_seen[key]})
+                )
+            else:
+                first_seen[key] = record_id
+                decisions.append(None)
+        return decisions

@@ -1,0 +1,137 @@
+"""A recipe: the ordered list of curation steps and their parameters, from YAML or TOML.
+
+    # recipe.yaml                      # recipe.toml
+    steps:                             [[steps]]
+      - name: exact_dedup              name = "exact_dedup"
+      - name: truncated                [[steps]]
+      - name: mcq_verify               name = "domain_cap"
+      - name: domain_cap               cap = 500
+        cap: 500                       caps = { math = 200 }
+        caps: {math: 200}
+
+Every model forbids unknown keys, so a typo ("capp: 500") is an error naming the file,
+the step and the key rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from distill.curate.balance import DomainCap
+from distill.curate.dedup import ExactDedup
+from distill.curate.mcq import McqVerify
+from distill.curate.truncated import DropTruncated
+
+STEP_TYPES: dict[str, type[ExactDedup | DropTruncated | McqVerify | DomainCap]] = {
+    "exact_dedup": ExactDedup,
+    "truncated": DropTruncated,
+    "mcq_verify": McqVerify,
+    "domain_cap": DomainCap,
+}
+
+StepConfig = Annotated[
+    ExactDedup | DropTruncated | McqVerify | DomainCap, Field(discriminator="name")
+]
+
+
+class RecipeError(ValueError):
+    """A recipe file that can't be used: names the file, the step and the key."""
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[StepConfig] = Field(description="applied in order to the surviving rows")
+    description: str = ""
+
+
+def default_recipe(domain_cap: int | None = 10_000, seed: int = 0) -> Recipe:
+    """exact dedup -> drop truncated -> verify MCQ answers -> cap each domain."""
+    return Recipe(
+        steps=[ExactDedup(), DropTruncated(), McqVerify(), DomainCap(cap=domain_cap, seed=seed)],
+        description="default",
+    )
+
+
+def _toml_loads(path: Path) -> Any:
+    # tomllib is stdlib from 3.11; on 3.10 fall back to tomli if it happens to be there.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised only on 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError as exc:
+            raise RecipeError(f"{path}: TOML recipes need Python 3.11+ or tomli") from exc
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _read_mapping(path: Path) -> Any:
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        return _toml_loads(path)
+    if suffix in (".yaml", ".yml"):
+        try:
+            return yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
+    raise RecipeError(f"{path}: a recipe must be .yaml, .yml or .toml, not {suffix!r}")
+
+
+def _check_step_names(path: Path, data: Any) -> None:
+    """Name an unknown step plainly (pydantic's union error is hard to read)."""
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        return  # pydantic reports the shape problem
+    for index, step in enumerate(data["steps"]):
+        if not isinstance(step, dict) or "name" not in step:
+            raise RecipeError(f"{path}: steps[{index}] needs a 'name' (one of {_known()})")
+        if step["name"] not in STEP_TYPES:
+            close = difflib.get_close_matches(str(step["name"]), STEP_TYPES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(
+                f"{path}: steps[{index}]: unknown step {step['name']!r} (known: {_known()}){hint}"
+            )
+
+
+def _known() -> str:
+    return ", ".join(sorted(STEP_TYPES))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    # loc looks like ("steps", 3, "domain_cap", "capp"); say "steps[3] (domain_cap): 'capp'".
+    loc = list(error["loc"])
+    where = ""
+    if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+        where = f"steps[{loc[1]}]"
+        if len(loc) >= 3 and loc[2] in STEP_TYPES:
+            where += f" ({loc[2]})"
+        loc = loc[3:]
+    key = ".".join(str(part) for part in loc)
+    if error["type"] == "extra_forbidden":
+        return f"{where + ': ' if where else ''}unknown key {key!r}"
+    return f"{where + ': ' if where else ''}{key + ': ' if key else ''}{error['msg']}"
+
+
+def recipe_from_dict(data: Any, source: str | Path = "<recipe>") -> Recipe:
+    path = Path(source)
+    _check_step_names(path, data)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise RecipeError(f"{path}: {problems}") from exc
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    return recipe_from_dict(_read_mapping(path), path)

@@ -1,0 +1,234 @@
+"""Run a recipe over a dataset: kept rows to OUT, every dropped row to OUT/rejected.
+
+Steps only decide; this module does the I/O, the selection and the bookkeeping. Rows
+are selected with pyarrow (`filter` / `take`), so the top-k payload of a kept row is the
+same Arrow data it was in the input and stays aligned with its record. Kept and rejected
+rows are both written in input order, and nothing here depends on time or randomness,
+so re-running on the same input writes byte-identical shards.
+
+What the kept dataset's manifest records (a report reads these keys):
+
+- `steps`: one entry per step — {step, params, input, kept, dropped: {reason: count},
+  seconds, summary};
+- `counts`: `input`, `kept`, `rejected`, `dropped_<reason>` for every reason seen, and
+  `rows` (= kept, filled by the store);
+- `params["recipe"]`: the recipe as run; `params["rejected_dir"]`: "rejected";
+- `params["domains_before"]` / `params["domains_after"]`: {domain: rows} of the input and
+  of the kept rows, a null domain counted as "unknown";
+- `params["accuracy_by_domain"]`: {domain: {graded, correct, accuracy}} over the rows that
+  reached `mcq_verify` with a letter reference (no answer found counts as incorrect);
+  absent when the recipe has no `mcq_verify` step.
+
+The rejected dataset (kind "rejected", REJECTED_SCHEMA) has the same `steps` and counts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from distill.curate.base import Decisions, Step, domain_of
+from distill.curate.recipe import Recipe, default_recipe
+from distill.schemas import RECORD_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, Manifest
+from distill.store import (
+    DatasetError,
+    load_manifest,
+    new_dataset_id,
+    parent_ref,
+    read_table,
+    shard_paths,
+    verify_shards,
+    write_dataset,
+)
+
+log = logging.getLogger(__name__)
+
+REJECTED_SUBDIR = "rejected"
+
+
+class StepStats(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    step: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    input: int
+    kept: int
+    dropped: dict[str, int] = Field(default_factory=dict, description="reason -> rows")
+    seconds: float
+    summary: dict[str, Any] = Field(default_factory=dict, description="e.g. accuracy_by_domain")
+
+
+class DomainAccuracy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    graded: int
+    correct: int
+    accuracy: float
+
+
+class CurateResult(BaseModel):
+    """What a CLI needs to print: per-step table, where the outputs are, the totals."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kept_dir: Path
+    rejected_dir: Path
+    steps: list[StepStats]
+    counts: dict[str, int]
+    domains_before: dict[str, int]
+    domains_after: dict[str, int]
+    accuracy_by_domain: dict[str, DomainAccuracy] = Field(default_factory=dict)
+    kept_manifest: Manifest
+    rejected_manifest: Manifest
+
+
+def domain_counts(table: pa.Table) -> dict[str, int]:
+    counts = Counter(domain_of(d) for d in table.column("domain").to_pylist())
+    return dict(sorted(counts.items()))
+
+
+def _rejected_rows(table: pa.Table, step: Step, drops: Decisions) -> pa.Table:
+    """`table` (the dropped rows) plus the three reject columns."""
+    reasons = [d.reason.value for d in drops if d is not None]
+    details = [json.dumps(d.details, sort_keys=True) for d in drops if d is not None]
+    extra = {
+        "reject_step": pa.array([step.name] * len(reasons), pa.string()),
+        "reject_reason": pa.array(reasons, pa.string()),
+        "reject_details": pa.array(details, pa.string()),
+    }
+    for field in REJECTED_SCHEMA:
+        if field.name in extra:
+            table = table.append_column(field, extra[field.name])
+    return table
+
+
+def _check_paths(input_dir: Path, out_dir: Path) -> None:
+    # Fail before any work: store.write_dataset would refuse too, but only after it.
+    if out_dir.resolve() == input_dir.resolve():
+        raise DatasetError(f"{out_dir}: the output must differ from the input dataset")
+    for target in (out_dir, out_dir / REJECTED_SUBDIR):
+        if shard_paths(target):
+            raise DatasetError(f"{target}: already holds a dataset; choose an empty --out")
+
+
+def _apply_step(
+    step: Step, table: pa.Table, positions: np.ndarray
+) -> tuple[pa.Table, np.ndarray, pa.Table, np.ndarray, StepStats]:
+    """Run one step: (kept, kept positions, rejected, rejected positions, stats)."""
+    started = time.perf_counter()
+    decisions = step.decide(table) if table.num_rows else []
+    summary = step.summarize(table, decisions)
+    keep = np.fromiter((d is None for d in decisions), dtype=bool, count=len(decisions))
+    dropped_at = np.flatnonzero(~keep)
+    rejected = _rejected_rows(table.take(dropped_at), step, [decisions[i] for i in dropped_at])
+    kept = table.filter(pa.array(keep, pa.bool_()))
+    stats = StepStats(
+        step=step.name,
+        params=step.params(),
+        input=table.num_rows,
+        kept=kept.num_rows,
+        dropped=dict(sorted(Counter(decisions[i].reason.value for i in dropped_at).items())),
+        seconds=round(time.perf_counter() - started, 4),
+        summary=summary,
+    )
+    log.info("%s: %d in, %d kept, dropped %s", step.name, stats.input, stats.kept, stats.dropped)
+    return kept, positions[keep], rejected, positions[dropped_at], stats
+
+
+def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None) -> CurateResult:
+    """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`."""
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    recipe = recipe or default_recipe()
+    _check_paths(input_dir, out_dir)
+    parent = load_manifest(input_dir)
+    if parent.kind == "rejected":
+        raise DatasetError(f"{input_dir}: is a rejected-rows dataset; curate its parent instead")
+    verify_shards(input_dir, parent)
+    table = read_table(input_dir).select(RECORD_SCHEMA.names)
+
+    kept, positions = table, np.arange(table.num_rows)
+    rejected_parts: list[pa.Table] = []
+    rejected_positions: list[np.ndarray] = []
+    all_stats: list[StepStats] = []
+    for step in recipe.steps:
+        kept, positions, rejected, dropped_positions, stats = _apply_step(step, kept, positions)
+        rejected_parts.append(rejected)
+        rejected_positions.append(dropped_positions)
+        all_stats.append(stats)
+
+    # Rejected rows in input order too, whichever step dropped them.
+    if rejected_parts:
+        rejected_all = pa.concat_tables(rejected_parts)
+        order = np.argsort(np.concatenate(rejected_positions), kind="stable")
+        rejected_all = rejected_all.take(order)
+    else:
+        rejected_all = REJECTED_SCHEMA.empty_table()
+
+    reason_counts: Counter[str] = Counter()
+    for stats in all_stats:
+        reason_counts.update(stats.dropped)
+    counts = {
+        "input": table.num_rows,
+        "kept": kept.num_rows,
+        "rejected": rejected_all.num_rows,
+        **{f"dropped_{reason}": n for reason, n in sorted(reason_counts.items())},
+    }
+    accuracy: dict[str, Any] = {}
+    for stats in all_stats:
+        accuracy = stats.summary.get("accuracy_by_domain", accuracy)
+    params: dict[str, Any] = {
+        "recipe": recipe.model_dump(mode="json"),
+        "rejected_dir": REJECTED_SUBDIR,
+        "domains_before": domain_counts(table),
+        "domains_after": domain_counts(kept),
+    }
+    if any(stats.step == "mcq_verify" for stats in all_stats):
+        params["accuracy_by_domain"] = accuracy
+
+    common: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "teachers": parent.teachers,
+        "tokenizer": parent.tokenizer,
+        "top_k": parent.top_k,
+        "counts": counts,
+        "parents": [parent_ref(input_dir)],
+        "run_ids": parent.run_ids,
+        "steps": [stats.model_dump(mode="json") for stats in all_stats],
+    }
+    kept_manifest = write_dataset(
+        out_dir,
+        kept,
+        RECORD_SCHEMA,
+        Manifest(kind="curated", dataset_id=new_dataset_id(), params=params, **common),
+    )
+    rejected_dir = out_dir / REJECTED_SUBDIR
+    rejected_manifest = write_dataset(
+        rejected_dir,
+        rejected_all,
+        REJECTED_SCHEMA,
+        Manifest(
+            kind="rejected",
+            dataset_id=new_dataset_id(),
+            params={"recipe": params["recipe"], "kept_dir": ".."},
+            **common,
+        ),
+    )
+    return CurateResult(
+        kept_dir=out_dir,
+        rejected_dir=rejected_dir,
+        steps=all_stats,
+        counts=counts,
+        domains_before=params["domains_before"],
+        domains_after=params["domains_after"],
+        accuracy_by_domain=accuracy,
+        kept_manifest=kept_manifest,
+        rejected_manifest=rejected_manifest,
+    )
