@@ -1,0 +1,180 @@
+"""The transformers teacher: batched decoding that captures top-k at every step.
+
+We run our own decode loop instead of `model.generate(output_logits=True)`: generate()
+keeps the full-vocabulary logits of every step for the whole batch until it returns
+(49k floats x tokens x rows), whereas capturing top-k as we go keeps k per token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill.gen.topk import capture_topk, sample_next
+from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
+from distill.tokenizer_info import chat_template_hash, tokenizer_hash, vocab_size
+
+
+@dataclass
+class Generation:
+    """One response with its per-token capture (lists are one entry per response token)."""
+
+    token_ids: list[int]
+    topk_ids: list[list[int]]
+    topk_logprobs: list[list[float]]
+    sampled_logprob: list[float]
+    tail_mass: list[float]
+    finish_reason: str
+
+
+@dataclass
+class HFTeacher:
+    model: Any
+    tokenizer: Any
+    model_id: str
+    revision: str
+    stop_ids: frozenset[int]
+
+    def info(self, top_k: int, sampling: SamplingParams) -> TeacherInfo:
+        return TeacherInfo(
+            model_id=self.model_id,
+            revision=self.revision,
+            backend="hf",
+            tokenizer_hash=tokenizer_hash(self.tokenizer),
+            vocab_size=vocab_size(self.tokenizer, self.model.config),
+            chat_template_hash=chat_template_hash(self.tokenizer),
+            logprobs_mode=LogprobsMode.RAW,
+            top_k=top_k,
+            sampling=sampling,
+        )
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True
+        )
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+
+def weights_revision(model_dir: Path) -> str:
+    """sha256 over the weight files, so a record names the exact weights that made it."""
+    digest = hashlib.sha256()
+    files = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
+    for path in files:
+        with path.open("rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def load_hf_teacher(
+    model_dir: Path,
+    model_id: str | None = None,
+    revision: str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> HFTeacher:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: not a Hugging Face checkpoint (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model.eval()
+    eos = model.generation_config.eos_token_id
+    stop = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        stop.add(tokenizer.eos_token_id)
+    return HFTeacher(
+        model=model,
+        tokenizer=tokenizer,
+        model_id=model_id or model_dir.name,
+        revision=revision or weights_revision(model_dir),
+        stop_ids=frozenset(stop),
+    )
+
+
+def _left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        mask[row, width - len(prompt) :] = 1
+    return ids, mask
+
+
+@torch.inference_mode()
+def generate_batch(
+    teacher: HFTeacher,
+    prompts: list[list[int]],
+    sampling: SamplingParams,
+    top_k: int,
+    seeds: list[int],
+    capture: bool = True,
+) -> list[Generation]:
+    """Decode a batch of tokenised prompts; top-k captured from the raw logits each step.
+
+    `capture=False` skips the top-k work (the baseline in bench/gen_capture.py).
+    """
+    model = teacher.model
+    pad_id = teacher.tokenizer.pad_token_id
+    pad_id = pad_id if pad_id is not None else next(iter(teacher.stop_ids))
+    ids, mask = _left_pad(prompts, pad_id)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    generators = [torch.Generator().manual_seed(s) for s in seeds]
+    # logits_to_keep=1: the prefill needs only the last position's logits, and the full
+    # [B, prompt_len, V] tensor would dominate both time and memory for short answers.
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    cache, logits = out.past_key_values, out.logits[:, -1, :]
+    next_pos = positions[:, -1] + 1
+    rows = len(prompts)
+    results = [Generation([], [], [], [], [], "length") for _ in range(rows)]
+    done = torch.zeros(rows, dtype=torch.bool)
+    stop = torch.tensor(sorted(teacher.stop_ids), dtype=torch.long)
+    for _ in range(sampling.max_new_tokens):
+        next_ids = sample_next(logits, sampling.temperature, sampling.top_p, generators)
+        if capture:
+            step = capture_topk(logits, top_k)
+            sampled_lp = step.logprobs_full.gather(-1, next_ids[:, None])[:, 0]
+            top_ids, top_lp = step.ids.tolist(), step.logprobs.tolist()
+            tails, sampled = step.tail_mass.tolist(), sampled_lp.tolist()
+        for row in range(rows):
+            if done[row]:
+                continue
+            res = results[row]
+            res.token_ids.append(int(next_ids[row]))
+            if capture:
+                res.topk_ids.append(top_ids[row])
+                res.topk_logprobs.append(top_lp[row])
+                res.sampled_logprob.append(sampled[row])
+                res.tail_mass.append(tails[row])
+        finished_now = torch.isin(next_ids, stop) & ~done
+        for row in torch.nonzero(finished_now).flatten().tolist():
+            results[row].finish_reason = "stop"
+        done |= finished_now
+        if bool(done.all()):
+            break
+        next_ids = torch.where(done, torch.full_like(next_ids, pad_id), next_ids)
+        mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype)], dim=-1)
+        out = model(
+            input_ids=next_ids[:, None],
+            attention_mask=mask,
+            position_ids=next_pos[:, None],
+            past_key_values=cache,
+            use_cache=True,
+        )
+        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        next_pos = next_pos + 1
+    return results

@@ -1,0 +1,261 @@
+"""`distill gen`: prompts -> teacher -> sharded records with top-k, resumable.
+
+Resume rule (every backend): a record's key is (prompt id, sample index, teacher id).
+On start we read the record ids already in the output's shards and send only what is
+missing, so re-running the same command after a crash or Ctrl-C completes the dataset
+with no duplicates. A run that would mix settings (another teacher, k or sampling) into
+an existing output is refused, naming what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from distill.gen.hf_teacher import HFTeacher, generate_batch
+from distill.gen.progress import GenProgress
+from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
+from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
+from distill.schemas import (
+    RECORD_SCHEMA,
+    SCHEMA_VERSION,
+    Manifest,
+    SamplingParams,
+    TeacherInfo,
+    TeacherRecord,
+    make_record_id,
+    records_to_table,
+)
+from distill.store import (
+    load_manifest,
+    new_dataset_id,
+    read_table,
+    remove_stale_temporaries,
+    save_manifest,
+    scan_shards,
+    shard_paths,
+    write_shard,
+)
+from distill.tokenizer_info import describe_tokenizer
+
+INVALID_PROMPTS_FILE = "invalid_prompts.jsonl"
+
+
+@dataclass
+class GenResult:
+    out_dir: Path
+    records_total: int
+    records_written: int
+    records_skipped_existing: int
+    prompts: int
+    invalid_prompts: int
+    tokens_generated: int
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def sample_seed(seed: int, record_id: str) -> int:
+    return int(hashlib.sha256(f"{seed}:{record_id}".encode()).hexdigest()[:15], 16)
+
+
+def _check_resumable(out_dir: Path, info: TeacherInfo) -> Manifest | None:
+    """The existing manifest if out_dir may be resumed with these settings, else an error."""
+    if not (out_dir / "manifest.json").is_file():
+        return None  # a new output, or one that crashed before its first manifest
+    manifest = load_manifest(out_dir)
+    if manifest.kind != "generated":
+        raise ValueError(f"{out_dir}: holds a '{manifest.kind}' dataset, not gen output")
+    old = manifest.teachers[0] if manifest.teachers else None
+    if old is not None and old != info:
+        diffs = [
+            f"{key}: existing {getattr(old, key)!r} vs now {getattr(info, key)!r}"
+            for key in type(info).model_fields
+            if getattr(old, key) != getattr(info, key)
+        ]
+        raise ValueError(
+            f"{out_dir}: already holds records made with other settings; use another --out "
+            "or the same settings to resume. Differences:\n  " + "\n  ".join(diffs)
+        )
+    return manifest
+
+
+def _existing_ids(out_dir: Path) -> set[str]:
+    if not shard_paths(out_dir):
+        return set()
+    return set(read_table(out_dir, columns=["record_id"]).column("record_id").to_pylist())
+
+
+def _write_invalid(out_dir: Path, invalid: list) -> None:
+    path = out_dir / INVALID_PROMPTS_FILE
+    with path.open("w", encoding="utf-8") as fh:
+        for item in invalid:
+            fh.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
+
+
+def _manifest(
+    out_dir: Path,
+    previous: Manifest | None,
+    teacher: HFTeacher,
+    info: TeacherInfo,
+    params: dict,
+    run_id: str,
+    counts: dict[str, int],
+) -> Manifest:
+    shards = scan_shards(out_dir)
+    run_ids = [*(previous.run_ids if previous else []), run_id]
+    return Manifest(
+        schema_version=SCHEMA_VERSION,
+        kind="generated",
+        dataset_id=previous.dataset_id if previous else new_dataset_id(),
+        teachers=[info],
+        tokenizer=describe_tokenizer(teacher.tokenizer, teacher.model.config),
+        top_k=info.top_k,
+        params=params,
+        counts={**counts, "records": sum(s.rows for s in shards)},
+        shards=shards,
+        run_ids=list(dict.fromkeys(run_ids)),
+    )
+
+
+def generate_dataset(
+    prompts_path: Path,
+    out_dir: Path,
+    *,
+    fmt: PromptFormat | None = None,
+    teacher: str | HFTeacher = DEFAULT_TEACHER,
+    top_k: int = 20,
+    sampling: SamplingParams | None = None,
+    limit: int | None = None,
+    skip_invalid: bool = False,
+    mapping: FieldMapping | None = None,
+    system_prompt: str | None = None,
+    batch_size: int = 16,
+    shard_size: int = 64,
+    progress: bool = True,
+) -> GenResult:
+    sampling = sampling or SamplingParams()
+    out_dir = Path(out_dir)
+    batch = load_prompts(prompts_path, fmt, mapping, system_prompt, skip_invalid, limit)
+    model = load_teacher(teacher) if isinstance(teacher, str) else teacher
+    if top_k < 1 or top_k > model.model.config.vocab_size:
+        raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
+    info = model.info(top_k, sampling)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = _check_resumable(out_dir, info)
+    remove_stale_temporaries(out_dir)
+    if batch.invalid:
+        _write_invalid(out_dir, batch.invalid)
+    existing = _existing_ids(out_dir)
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    params = {
+        "prompts": str(prompts_path),
+        "format": fmt,
+        "limit": limit,
+        "system_prompt": system_prompt,
+        "skip_invalid": skip_invalid,
+        "batch_size": batch_size,
+    }
+    work = [
+        (row, index, model.encode_chat(row.messages))
+        for row in batch.rows
+        for index in range(sampling.n)
+        if make_record_id(row.prompt_id, index, info.teacher_id) not in existing
+    ]
+    # Longest prompts first, in length order: less left-padding per batch, and the
+    # slowest batches show up at the start of the progress bar, not the end.
+    work.sort(key=lambda item: -len(item[2]))
+    counts = {
+        "prompts": len(batch.rows),
+        "invalid_prompts": len(batch.invalid),
+        "skipped_header_rows": batch.skipped_headers,
+        "skipped_existing": len(batch.rows) * sampling.n - len(work),
+    }
+    pending: list[TeacherRecord] = []
+    written = tokens = 0
+    with GenProgress(total=len(work), enabled=progress) as bar:
+        for start in range(0, len(work), batch_size):
+            chunk = work[start : start + batch_size]
+            ids = [make_record_id(row.prompt_id, index, info.teacher_id) for row, index, _ in chunk]
+            gens = generate_batch(
+                model,
+                [p for _, _, p in chunk],
+                sampling,
+                top_k,
+                seeds=[sample_seed(sampling.seed, rid) for rid in ids],
+            )
+            now = datetime.now(timezone.utc)
+            for (row, index, prompt_ids), rid, gen in zip(chunk, ids, gens, strict=True):
+                pending.append(_record(row, index, rid, prompt_ids, gen, model, info, run_id, now))
+            tokens += sum(len(g.token_ids) for g in gens)
+            bar.advance(len(chunk), sum(len(g.token_ids) for g in gens))
+            if len(pending) >= shard_size:
+                write_shard(out_dir, records_to_table(pending), RECORD_SCHEMA)
+                written += len(pending)
+                pending = []
+                save_manifest(
+                    out_dir, _manifest(out_dir, previous, model, info, params, run_id, counts)
+                )
+    if pending:
+        write_shard(out_dir, records_to_table(pending), RECORD_SCHEMA)
+        written += len(pending)
+    final = _manifest(out_dir, previous, model, info, params, run_id, counts)
+    save_manifest(out_dir, final)
+    _assert_unique(out_dir)
+    return GenResult(
+        out_dir=out_dir,
+        records_total=final.counts["records"],
+        records_written=written,
+        records_skipped_existing=counts["skipped_existing"],
+        prompts=len(batch.rows),
+        invalid_prompts=len(batch.invalid),
+        tokens_generated=tokens,
+        seconds=bar.elapsed,
+        counts=final.counts,
+    )
+
+
+def _record(
+    row: PromptRow,
+    index: int,
+    record_id: str,
+    prompt_ids: list[int],
+    gen,
+    model,
+    info: TeacherInfo,
+    run_id: str,
+    now: datetime,
+) -> TeacherRecord:
+    return TeacherRecord(
+        record_id=record_id,
+        prompt_id=row.prompt_id,
+        sample_index=index,
+        teacher_id=info.teacher_id,
+        run_id=run_id,
+        created_at=now,
+        source_file=row.source_file,
+        source_row=row.source_row,
+        domain=row.domain,
+        reference=row.reference,
+        messages=row.messages,
+        prompt_token_ids=prompt_ids,
+        response_text=model.tokenizer.decode(gen.token_ids, skip_special_tokens=True),
+        token_ids=gen.token_ids,
+        topk_ids=gen.topk_ids,
+        topk_logprobs=gen.topk_logprobs,
+        sampled_logprob=gen.sampled_logprob,
+        tail_mass=gen.tail_mass,
+        finish_reason=gen.finish_reason,
+        teacher=info,
+    )
+
+
+def _assert_unique(out_dir: Path) -> None:
+    ids = read_table(out_dir, columns=["record_id"]).column("record_id")
+    if len(pc.unique(ids)) != len(ids):
+        raise RuntimeError(f"{out_dir}: duplicate record ids after generation (a bug; report it)")
