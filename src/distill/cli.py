@@ -1,0 +1,192 @@
+"""The `distill` command: one verb per job, each a thin call into a library function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from distill.gen.prompts import PromptError
+
+app = typer.Typer(
+    help="Distillation data: generate with top-k, curate, train, report.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def gen(
+    prompts: Annotated[Path, typer.Argument(help="prompt file (JSONL, Parquet, CSV, HF dir)")],
+    out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
+    format: Annotated[str | None, typer.Option(help="mmlu|jsonl|parquet|csv|hf")] = None,
+    teacher: Annotated[str, typer.Option(help="hf:PATH or hf:embedded")] = "hf:embedded",
+    top_k: Annotated[int, typer.Option("--top-k")] = 20,
+    n: Annotated[int, typer.Option("--n", help="samples per prompt")] = 1,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
+    temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    limit: Annotated[int | None, typer.Option(help="use only the first N prompts")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="write bad rows to a rejects file")
+    ] = False,
+    system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
+    prompt_field: Annotated[str, typer.Option("--prompt-field")] = "prompt",
+    messages_field: Annotated[str | None, typer.Option("--messages-field")] = None,
+    id_field: Annotated[str | None, typer.Option("--id-field")] = None,
+    domain_field: Annotated[str | None, typer.Option("--domain-field")] = "domain",
+    reference_field: Annotated[str | None, typer.Option("--reference-field")] = "reference",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="records per shard")] = 64,
+) -> None:
+    """Generate responses with the teacher's top-k log-probs; re-run to resume."""
+    from distill.gen.prompts import FieldMapping
+    from distill.gen.runner import generate_dataset
+    from distill.schemas import SamplingParams
+
+    try:
+        sampling = SamplingParams(
+            temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, n=n
+        )
+        mapping = FieldMapping(
+            prompt=prompt_field,
+            messages=messages_field,
+            id=id_field,
+            domain=domain_field,
+            reference=reference_field,
+        )
+        result = generate_dataset(
+            prompts,
+            out,
+            fmt=format,
+            teacher=teacher,
+            top_k=top_k,
+            sampling=sampling,  # type: ignore[arg-type]
+            limit=limit,
+            skip_invalid=skip_invalid,
+            mapping=mapping,
+            system_prompt=system_prompt,
+            batch_size=batch_size,
+            shard_size=shard_size,
+        )
+    except (PromptError, FileNotFoundError, ValueError, NotImplementedError) as err:
+        _fail(str(err))
+        return
+    console.print(
+        f"wrote {result.records_written} records ({result.records_skipped_existing} already "
+        f"there), {result.tokens_generated} tokens in {result.seconds:.1f}s -> {result.out_dir}"
+    )
+    if result.invalid_prompts:
+        console.print(
+            f"[yellow]{result.invalid_prompts} invalid prompt rows[/yellow] -> "
+            f"{result.out_dir / 'invalid_prompts.jsonl'}"
+        )
+
+
+@app.command()
+def curate(
+    dataset: Annotated[Path, typer.Argument(help="a dataset written by distill gen")],
+    out: Annotated[Path, typer.Option("--out", help="kept rows; rejected rows go to OUT/rejected")],
+    recipe: Annotated[Path | None, typer.Option(help="YAML or TOML recipe")] = None,
+) -> None:
+    """Keep or drop rows with a recipe of steps; every drop is kept with its reason."""
+    from distill.curate import curate_dataset, load_recipe
+    from distill.report.render import print_curation
+
+    try:
+        result = curate_dataset(dataset, out, load_recipe(recipe) if recipe else None)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+        return
+    print_curation(result, Console())
+    console.print(f"kept -> {result.kept_dir}; rejected -> {result.rejected_dir}")
+
+
+@app.command()
+def train(
+    dataset: Annotated[Path, typer.Argument(help="a curated (or generated) dataset")],
+    out: Annotated[Path, typer.Option("--out")],
+    mode: Annotated[str, typer.Option(help="sft (hard labels) | kd (top-k soft targets)")],
+    student: Annotated[
+        Path | None,
+        typer.Option(
+            help="student checkpoint dir; default: a small random model on the teacher's tokenizer"
+        ),
+    ] = None,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = 60,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-3,
+    temperature: Annotated[float, typer.Option(help="KD temperature")] = 1.0,
+    alpha: Annotated[float, typer.Option(help="KD weight; 1-alpha goes to cross-entropy")] = 0.5,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train a student with TRL: SFT on the teacher's tokens or KD on its top-k."""
+    from distill.train import StudentMismatch, train_student
+
+    if mode not in ("sft", "kd"):
+        _fail(f"--mode {mode!r}: use sft or kd")
+    try:
+        result = train_student(
+            dataset,
+            out,
+            mode=mode,
+            student=student,  # type: ignore[arg-type]
+            max_steps=max_steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            temperature=temperature,
+            alpha=alpha,
+            seed=seed,
+        )
+    except (StudentMismatch, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+        return
+    console.print(
+        f"{mode}: {result.steps} steps, held-out KL {result.heldout['kl']:.4f}, "
+        f"NLL {result.heldout['nll']:.4f} -> {result.model_dir}"
+    )
+
+
+@app.command()
+def report(
+    dirs: Annotated[list[Path], typer.Argument(help="datasets, training runs, or a demo dir")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="default: FIRST_DIR/report.html")
+    ] = None,
+) -> None:
+    """Counts per step, domains, teacher accuracy, loss curves, held-out KL."""
+    from distill.report import collect_report, print_report, write_report
+
+    try:
+        collected = collect_report(dirs)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+        return
+    print_report(collected, Console())
+    html_path, json_path = write_report(collected, html or dirs[0] / "report.html")
+    console.print(f"report -> {html_path} (figures: {json_path})")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out")] = Path("distill-demo"),
+    questions_per_topic: Annotated[int, typer.Option("--per-topic")] = 25,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = 60,
+) -> None:
+    """The main job: MMLU -> embedded teacher with top-k -> curate -> SFT and KD -> report."""
+    from distill.demo import run_demo
+
+    run_demo(out, per_topic=questions_per_topic, max_steps=max_steps, console=console)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,89 @@
+"""Gather the figures of a run from the directories it wrote.
+
+Each directory given is classified by what it holds: a dataset (`manifest.json`, by its
+kind), a training run (`metrics.json`), or a folder of those (one level down, the shape
+`distill demo` writes). Nothing is recomputed here: every figure comes from a manifest
+or a metrics file, so the report shows exactly what the steps recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from distill.store import MANIFEST_NAME, load_manifest
+
+METRICS_NAME = "metrics.json"
+
+
+def _dataset_entry(path: Path) -> dict[str, Any]:
+    manifest = load_manifest(path)
+    teacher = manifest.teachers[0] if manifest.teachers else None
+    return {
+        "path": str(path),
+        "kind": manifest.kind,
+        "dataset_id": manifest.dataset_id,
+        "teacher": teacher.teacher_id if teacher else None,
+        "top_k": manifest.top_k,
+        "counts": manifest.counts,
+        "params": manifest.params,
+        "steps": manifest.steps,
+        "parents": [p.path for p in manifest.parents],
+    }
+
+
+def _train_entry(path: Path) -> dict[str, Any]:
+    metrics = json.loads((path / METRICS_NAME).read_text())
+    return {"path": str(path), **metrics}
+
+
+def _classify(path: Path, report: dict[str, Any]) -> bool:
+    if (path / MANIFEST_NAME).is_file():
+        entry = _dataset_entry(path)
+        bucket = {"generated": "generated", "curated": "curated"}.get(entry["kind"])
+        if bucket:
+            report[bucket].append(entry)
+        return True
+    if (path / METRICS_NAME).is_file():
+        report["training"].append(_train_entry(path))
+        return True
+    return False
+
+
+def collect_report(dirs: list[Path]) -> dict[str, Any]:
+    report: dict[str, Any] = {"generated": [], "curated": [], "training": []}
+    for directory in dirs:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory}: no such directory")
+        if _classify(directory, report):
+            continue
+        found = [
+            _classify(child, report) for child in sorted(directory.iterdir()) if child.is_dir()
+        ]
+        if not any(found):
+            raise FileNotFoundError(
+                f"{directory}: holds no distill dataset (manifest.json) or training run "
+                f"({METRICS_NAME}), nor any one level down"
+            )
+    report["summary"] = _summary(report)
+    return report
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures: counts per stage and each student's held-out KL."""
+    summary: dict[str, Any] = {}
+    if report["generated"]:
+        summary["generated_records"] = sum(
+            g["counts"].get("records", 0) for g in report["generated"]
+        )
+    if report["curated"]:
+        cur = report["curated"][0]
+        summary["kept"] = cur["counts"].get("kept", cur["counts"].get("rows", 0))
+        summary["rejected"] = cur["counts"].get("rejected", 0)
+    for run in report["training"]:
+        held = run.get("heldout") or {}
+        summary[f"{run.get('mode', 'train')}_heldout_kl"] = held.get("kl")
+        summary[f"{run.get('mode', 'train')}_heldout_nll"] = held.get("nll")
+    return summary
