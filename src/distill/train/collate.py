@@ -1,0 +1,164 @@
+"""Records -> padded tensors, with the teacher's top-k aligned to the student's logits.
+
+Alignment: the teacher's top-k at response position j is its distribution of response
+token j given prompt + response[:j]. A causal student predicts that token from input
+position len(prompt) + j - 1 (its logits at position t are about token t + 1). So the
+teacher targets are written at `len(prompt) + j - 1`, and `logits[:, t]` meets
+`teacher_*[:, t]` without any further shift. `labels` follow the Hugging Face convention
+instead (aligned with `input_ids`; the model / trainer shift them), -100 on prompt and padding.
+
+Teacher token ids are used as they are: never decoded and re-tokenised. Everything is
+vectorised over pyarrow's flat list buffers; there is no per-token Python loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+TEACHER_COLUMNS = ["topk_ids", "topk_logprobs", "tail_mass"]
+TOKEN_COLUMNS = ["prompt_token_ids", "token_ids"]
+IGNORE_INDEX = -100
+
+
+def _as_table(rows: pa.Table | Sequence[Mapping[str, Any]], columns: list[str]) -> pa.Table:
+    if isinstance(rows, pa.Table):
+        return rows.select(columns)
+    return pa.Table.from_pylist([{c: row[c] for c in columns} for row in rows])
+
+
+def _flat(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as (flat values, per-row lengths); respects slices of the table."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
+    return arr.flatten(), lengths.astype(np.int64)
+
+
+def _row_and_offset(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each flat element: which row it belongs to and its index inside that row."""
+    rows = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    within = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+    return rows, within
+
+
+def collate_rows(
+    rows: pa.Table | Sequence[Mapping[str, Any]],
+    *,
+    with_teacher: bool = True,
+    pad_token_id: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Right-padded batch: input_ids, attention_mask, labels and, with `with_teacher`,
+    teacher_ids / teacher_logprobs / teacher_topk_mask `[B, L, k]`, teacher_tail and
+    target_mask `[B, L]`, aligned with the logits (see the module docstring).
+
+    Top-k padding uses id 0 (a valid index for gather) with teacher_topk_mask False.
+    """
+    columns = TOKEN_COLUMNS + (TEACHER_COLUMNS if with_teacher else [])
+    table = _as_table(rows, columns)
+    prompt_vals, prompt_len = _flat(table.column("prompt_token_ids"))
+    resp_vals, resp_len = _flat(table.column("token_ids"))
+    batch = table.num_rows
+    total = prompt_len + resp_len
+    width = max(int(total.max(initial=0)), 1)
+
+    input_ids = np.full((batch, width), pad_token_id, dtype=np.int64)
+    labels = np.full((batch, width), IGNORE_INDEX, dtype=np.int64)
+    p_rows, p_pos = _row_and_offset(prompt_len)
+    input_ids[p_rows, p_pos] = prompt_vals.to_numpy(zero_copy_only=False)
+    r_rows, r_j = _row_and_offset(resp_len)
+    r_pos = prompt_len[r_rows] + r_j
+    resp_np = resp_vals.to_numpy(zero_copy_only=False)
+    input_ids[r_rows, r_pos] = resp_np
+    # A response token at input position 0 (empty prompt) has nothing to predict it from.
+    predictable = r_pos > 0
+    labels[r_rows[predictable], r_pos[predictable]] = resp_np[predictable]
+    attention_mask = (np.arange(width)[None, :] < total[:, None]).astype(np.int64)
+
+    out = {
+        "input_ids": torch.from_numpy(input_ids),
+        "attention_mask": torch.from_numpy(attention_mask),
+        "labels": torch.from_numpy(labels),
+    }
+    if with_teacher:
+        out.update(_teacher_targets(table, resp_len, r_pos, predictable, width))
+    return out
+
+
+def _teacher_targets(
+    table: pa.Table,
+    resp_len: np.ndarray,
+    r_pos: np.ndarray,
+    predictable: np.ndarray,
+    width: int,
+) -> dict[str, torch.Tensor]:
+    ids_outer, ids_len = _flat(table.column("topk_ids"))
+    lps_outer, _ = _flat(table.column("topk_logprobs"))
+    tail_vals, tail_len = _flat(table.column("tail_mass"))
+    if not (np.array_equal(ids_len, resp_len) and np.array_equal(tail_len, resp_len)):
+        bad = np.flatnonzero((ids_len != resp_len) | (tail_len != resp_len))
+        raise ValueError(
+            f"rows {bad[:5].tolist()}: topk_ids/tail_mass must have one entry per response token"
+        )
+    ids_vals, k_len = _flat(ids_outer)
+    lps_vals, lp_len = _flat(lps_outer)
+    if not np.array_equal(k_len, lp_len):
+        raise ValueError("topk_ids and topk_logprobs differ in length at some position")
+    batch = table.num_rows
+    k = max(int(k_len.max(initial=0)), 1)
+
+    # Response token t (flat over the batch) lands at row tok_rows[t], position r_pos[t] - 1.
+    tok_rows = np.repeat(np.arange(batch), resp_len)
+    tok_pos = r_pos - 1
+    teacher_ids = np.zeros((batch, width, k), dtype=np.int64)
+    teacher_lps = np.zeros((batch, width, k), dtype=np.float32)
+    topk_mask = np.zeros((batch, width, k), dtype=bool)
+    teacher_tail = np.zeros((batch, width), dtype=np.float32)
+    target_mask = np.zeros((batch, width), dtype=bool)
+
+    tok_of_entry, slot = _row_and_offset(k_len)  # which response token, which top-k slot
+    entry_ok = predictable[tok_of_entry]
+    er, ep, es = tok_rows[tok_of_entry][entry_ok], tok_pos[tok_of_entry][entry_ok], slot[entry_ok]
+    teacher_ids[er, ep, es] = ids_vals.to_numpy(zero_copy_only=False)[entry_ok]
+    teacher_lps[er, ep, es] = lps_vals.to_numpy(zero_copy_only=False)[entry_ok]
+    topk_mask[er, ep, es] = True
+    tr, tp = tok_rows[predictable], tok_pos[predictable]
+    teacher_tail[tr, tp] = tail_vals.to_numpy(zero_copy_only=False)[predictable]
+    target_mask[tr, tp] = True
+    return {
+        "teacher_ids": torch.from_numpy(teacher_ids),
+        "teacher_logprobs": torch.from_numpy(teacher_lps),
+        "teacher_topk_mask": torch.from_numpy(topk_mask),
+        "teacher_tail": torch.from_numpy(teacher_tail),
+        "target_mask": torch.from_numpy(target_mask),
+    }
+
+
+def shifted_labels(labels: torch.Tensor) -> torch.Tensor:
+    """Labels aligned with the logits: position t holds the token at t + 1 (-100 at the end)."""
+    pad = torch.full_like(labels[:, :1], IGNORE_INDEX)
+    return torch.cat([labels[:, 1:], pad], dim=1)
+
+
+class RecordCollator:
+    """Trainer collator: the dataset yields `{"row_index": i}`; rows come from `table`.
+
+    Keeping the records in Arrow (not in a `datasets.Dataset` of nested Python lists) is
+    what lets `collate_rows` stay vectorised.
+    """
+
+    def __init__(self, table: pa.Table, *, with_teacher: bool = True, pad_token_id: int = 0):
+        self.table = table.select(TOKEN_COLUMNS + (TEACHER_COLUMNS if with_teacher else []))
+        self.with_teacher = with_teacher
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        indices = [int(e["row_index"]) for e in examples]
+        return collate_rows(
+            self.table.take(indices), with_teacher=self.with_teacher, pad_token_id=self.pad_token_id
+        )

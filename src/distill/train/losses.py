@@ -1,0 +1,177 @@
+"""Distillation losses over *sparse* teacher targets: the teacher's top-k plus one tail bucket.
+
+A record stores, per response token, the teacher's k most likely ids with their raw
+log-probs and `tail_mass` = 1 - sum of those k probabilities. The student's full
+distribution is folded onto the same k + 1 buckets (its probability of each of the k ids,
+and everything else in one tail bucket), and the loss is the forward KL between the two
+(k + 1)-bucket distributions. With k == vocab size (tail 0) this is the exact dense KL.
+
+Temperature T: the student is tempered exactly (log_softmax(logits / T) over the whole
+vocabulary, then bucketed). The teacher's tail is unknown token by token, so at T != 1 we
+temper the k stored log-probs and treat the tail as a single pseudo-token of log-mass
+log(tail_mass), then renormalise over the k + 1 buckets. This is exact at T == 1 and an
+approximation otherwise (a tail spread over many tokens would gain more mass under T > 1
+than one pseudo-token does). The KD term is scaled by T**2 (Hinton et al., 2015) so its
+gradient magnitude does not shrink as T grows.
+
+Every function is pure: tensors in, tensors out, unit-tested on toy tensors.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+# Floor for the student's tail bucket: when its k ids hold (numerically) all the mass,
+# log(1 - sum) would be log(0) = -inf and its gradient inf * 0 = nan.
+_TAIL_FLOOR = 1e-12
+# A stored tail below this is float32 rounding of 1 - sum(top-k probs), not mass: treat it as
+# 0, or tempering (tail ** (1 / T)) would blow 1e-7 of noise up to 3e-4 of mass at T = 2.
+TAIL_NOISE = 1e-6
+
+
+class DistillLoss(NamedTuple):
+    loss: Tensor  # what is optimised: alpha * T^2 * KD + (1 - alpha) * CE, reduced
+    kd: Tensor  # sparse KL(teacher || student) at T, reduced, without the T^2 factor
+    ce: Tensor  # cross-entropy of the teacher's tokens at T = 1, reduced
+    num_tokens: Tensor  # valid positions in this (micro-)batch
+
+
+def student_bucket_logprobs(
+    log_probs: Tensor, topk_ids: Tensor, topk_mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The student's log-probs of the k ids and of the tail bucket (everything else).
+
+    `log_probs` is a log_softmax over the vocabulary `[..., V]`; returns `[..., k]` and `[...]`.
+    Padded top-k entries (`topk_mask` False) get log-prob 0 here and must be ignored by callers.
+    """
+    picked = log_probs.gather(-1, topk_ids)
+    if topk_mask is not None:
+        # 0 (not -inf) on padding: the value is never used, and -inf would poison gradients
+        picked = picked.masked_fill(~topk_mask, 0.0)
+        in_topk = torch.logsumexp(picked.masked_fill(~topk_mask, float("-inf")), dim=-1)
+    else:
+        in_topk = torch.logsumexp(picked, dim=-1)
+    # log(1 - exp(lse)) computed as log(-expm1(lse)), floored so it stays finite when lse ~ 0
+    log_tail = torch.log((-torch.expm1(in_topk.clamp(max=0.0))).clamp(min=_TAIL_FLOOR))
+    return picked, log_tail
+
+
+def teacher_bucket_logprobs(
+    topk_logprobs: Tensor,
+    tail_mass: Tensor,
+    topk_mask: Tensor | None = None,
+    temperature: float = 1.0,
+) -> Tensor:
+    """The teacher's (k + 1)-bucket log-distribution `[..., k + 1]`, tempered and renormalised.
+
+    The last bucket is the tail. Padded top-k entries get -inf (probability 0).
+    """
+    tail = torch.where(tail_mass < TAIL_NOISE, torch.zeros_like(tail_mass), tail_mass)
+    log_tail = torch.log(tail).unsqueeze(-1)  # log(0) = -inf is fine: probability 0
+    buckets = torch.cat([topk_logprobs, log_tail], dim=-1) / temperature
+    if topk_mask is not None:
+        keep = torch.cat([topk_mask, torch.ones_like(topk_mask[..., :1])], dim=-1)
+        buckets = buckets.masked_fill(~keep, float("-inf"))
+    # At T = 1 the buckets already sum to 1 up to float rounding; renormalising is a no-op then.
+    return torch.log_softmax(buckets, dim=-1)
+
+
+def sparse_kl_per_token(
+    student_logits: Tensor,
+    topk_ids: Tensor,
+    topk_logprobs: Tensor,
+    tail_mass: Tensor,
+    topk_mask: Tensor | None = None,
+    temperature: float = 1.0,
+) -> Tensor:
+    """KL(teacher || student) over k + 1 buckets at each position: `[..., V]` logits -> `[...]`."""
+    log_q = torch.log_softmax(student_logits.float() / temperature, dim=-1)
+    return _kl_from_student_logprobs(
+        log_q, topk_ids, topk_logprobs, tail_mass, topk_mask, temperature
+    )
+
+
+def _kl_from_student_logprobs(
+    log_q: Tensor,
+    topk_ids: Tensor,
+    topk_logprobs: Tensor,
+    tail_mass: Tensor,
+    topk_mask: Tensor | None,
+    temperature: float,
+) -> Tensor:
+    q_k, q_tail = student_bucket_logprobs(log_q, topk_ids, topk_mask)
+    log_q_buckets = torch.cat([q_k, q_tail.unsqueeze(-1)], dim=-1)
+    log_p = teacher_bucket_logprobs(
+        topk_logprobs.float(), tail_mass.float(), topk_mask, temperature
+    )
+    p = log_p.exp()
+    # 0 * log 0 = 0: buckets the teacher gives no mass (padding, an empty tail) contribute nothing.
+    terms = torch.where(p > 0, p * (log_p - log_q_buckets), torch.zeros_like(p))
+    return terms.sum(-1)
+
+
+def _divisor(num_valid: Tensor, num_items_in_batch: int | Tensor | None, like: Tensor) -> Tensor:
+    denom = num_valid if num_items_in_batch is None else num_items_in_batch
+    return torch.as_tensor(denom, device=like.device, dtype=like.dtype).clamp(min=1)
+
+
+def hard_label_loss(
+    student_logits: Tensor,
+    labels: Tensor,
+    *,
+    mask: Tensor | None = None,
+    num_items_in_batch: int | Tensor | None = None,
+) -> Tensor:
+    """Cross-entropy of the teacher's tokens (SFT), reduced like `distill_loss`.
+
+    `labels` are aligned with the logits (already shifted); -100 and `mask` False are ignored.
+    """
+    valid = labels != -100 if mask is None else mask & (labels != -100)
+    log_q = torch.log_softmax(student_logits[valid].float(), dim=-1)
+    nll_sum = -log_q.gather(-1, labels[valid].unsqueeze(-1)).sum()
+    return nll_sum / _divisor(valid.sum(), num_items_in_batch, log_q)
+
+
+def distill_loss(
+    student_logits: Tensor,
+    topk_ids: Tensor,
+    topk_logprobs: Tensor,
+    tail_mass: Tensor,
+    labels: Tensor,
+    *,
+    mask: Tensor | None = None,
+    topk_mask: Tensor | None = None,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    num_items_in_batch: int | Tensor | None = None,
+) -> DistillLoss:
+    """alpha * T^2 * sparse KL + (1 - alpha) * CE on the teacher's tokens, summed over valid
+    positions and divided by `num_items_in_batch` (the valid positions of the whole
+    accumulated batch, so gradient-accumulation micro-batches add up to the full-batch loss)
+    or, when it is None, by this batch's valid positions.
+
+    Shapes: logits `[..., V]`, topk `[..., k]`, tail/labels/mask `[...]`. A position is valid
+    where `mask` is True (default: `labels != -100`).
+    """
+    if mask is None:
+        mask = labels != -100
+    mask = mask & (labels != -100)
+    # Select valid positions first: the [N, V] log-softmax is the peak memory, never [B, L, V].
+    logits = student_logits[mask].float()
+    ids, lps, tail, tgt = topk_ids[mask], topk_logprobs[mask], tail_mass[mask], labels[mask]
+    tmask = topk_mask[mask] if topk_mask is not None else None
+    n_valid = mask.sum()
+
+    log_q1 = torch.log_softmax(logits, dim=-1)
+    ce_sum = -log_q1.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).sum()
+    # One log-softmax serves both terms at T = 1; only a tempered KD needs a second one.
+    log_qt = log_q1 if temperature == 1.0 else torch.log_softmax(logits / temperature, dim=-1)
+    kd_sum = _kl_from_student_logprobs(log_qt, ids, lps, tail, tmask, temperature).sum()
+
+    denom = _divisor(n_valid, num_items_in_batch, logits)
+    kd, ce = kd_sum / denom, ce_sum / denom
+    loss = alpha * temperature**2 * kd + (1.0 - alpha) * ce
+    return DistillLoss(loss=loss, kd=kd, ce=ce, num_tokens=n_valid)

@@ -1,0 +1,202 @@
+"""`train_student`: one call from a dataset directory to a trained student and its metrics.
+
+The thin runner around the trainers: load, check, split, evaluate, train, evaluate, save.
+SFT and KD share everything here (student init, split, seed, data order, optimiser and
+schedule); only the trainer's loss differs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from datasets import Dataset
+from pydantic import BaseModel, ConfigDict
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
+from distill.store import DatasetError, load_manifest, read_table, write_json
+from distill.train.compat import check_student_compat
+from distill.train.evaluate import heldout_metrics, split_heldout
+from distill.train.kd_trainer import KDConfig, KDTrainer
+from distill.train.record_trainer import HardLabelTrainer
+from distill.train.student import build_random_student
+
+COLUMNS = ["record_id", "prompt_token_ids", "token_ids", "topk_ids", "topk_logprobs", "tail_mass"]
+
+
+class TrainResult(BaseModel):
+    """What `metrics.json` holds, plus where the model was written."""
+
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["sft", "kd"]
+    steps: int
+    loss_curve: list[tuple[int, float]]
+    heldout: dict[str, float | int]
+    heldout_initial: dict[str, float | int]
+    heldout_curve: list[dict[str, float | int]]
+    train_rows: int
+    heldout_rows: int
+    seconds: float
+    config: dict[str, Any]
+    model_dir: str
+
+
+class _HeldoutCurve(TrainerCallback):
+    """Evaluates the held-out rows every `every` steps so a report can plot a curve."""
+
+    def __init__(self, heldout: pa.Table, every: int | None):
+        self.heldout, self.every, self.points = heldout, every, []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every and self.heldout.num_rows and state.global_step % self.every == 0:
+            self.points.append({"step": state.global_step, **heldout_metrics(model, self.heldout)})
+
+
+def sft_dataset(table: pa.Table) -> Dataset:
+    """Pre-tokenised prompt + response ids with a completion mask, for TRL's SFTTrainer.
+
+    The same ids the KD collator builds, so SFT sees exactly the sequences KD sees.
+    """
+    prompts = table.column("prompt_token_ids").to_pylist()
+    responses = table.column("token_ids").to_pylist()
+    return Dataset.from_dict(
+        {
+            "input_ids": [p + r for p, r in zip(prompts, responses, strict=True)],
+            "completion_mask": [
+                [0] * len(p) + [1] * len(r) for p, r in zip(prompts, responses, strict=True)
+            ],
+        }
+    )
+
+
+def train_student(
+    dataset_dir: Path,
+    out_dir: Path,
+    mode: Literal["sft", "kd"],
+    student: Path | None = None,
+    max_steps: int = 60,
+    batch_size: int = 8,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    heldout_fraction: float = 0.1,
+    eval_every: int | None = None,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    sft_backend: Literal["records", "trl"] = "records",
+    **trainer_options: Any,
+) -> TrainResult:
+    """Train a student on a distill dataset with SFT (hard labels) or KD (sparse top-k).
+
+    `student=None` builds a random tiny student (`build_random_student`) on the embedded
+    teacher's tokenizer (`distill.gen.embedded.embedded_teacher_dir()`), since that is the
+    only teacher whose checkpoint we can find without network; datasets from another
+    teacher must pass a student built on that teacher's tokenizer, and the compat check
+    refuses the default otherwise. The default learning rate 1e-3 suits the tiny random
+    student; lower it for a pretrained one. Extra `trainer_options` go to the TRL config.
+
+    SFT runs `HardLabelTrainer` (same data path and forward as KD, ~1 s/step on CPU);
+    `sft_backend="trl"` runs TRL's plain SFTTrainer with completion-only loss on the same
+    ids instead (same loss, but its fused LM head is ~9x slower on CPU).
+    """
+    if mode not in ("sft", "kd"):
+        raise ValueError(f"mode must be 'sft' or 'kd', got {mode!r}")
+    if sft_backend not in ("records", "trl"):
+        raise ValueError(f"sft_backend must be 'records' or 'trl', got {sft_backend!r}")
+    started = time.perf_counter()
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    manifest = load_manifest(dataset_dir)
+    table = read_table(dataset_dir, columns=COLUMNS)
+    # A response with no token has nothing to learn from (and TRL would drop it, changing order).
+    table = table.filter(pc.greater(pc.list_value_length(table.column("token_ids")), 0))
+    if table.num_rows == 0:
+        raise DatasetError(f"{dataset_dir}: no rows with a non-empty response to train on")
+
+    if student is None:
+        from distill.gen.embedded import embedded_teacher_dir
+
+        student = build_random_student(embedded_teacher_dir(), out_dir / "student_init", seed=seed)
+    tokenizer = AutoTokenizer.from_pretrained(student)
+    model = AutoModelForCausalLM.from_pretrained(student, dtype=torch.float32)
+    check_student_compat(manifest, tokenizer, model.config, need_topk=mode == "kd", table=table)
+
+    train, heldout = split_heldout(table, fraction=heldout_fraction, seed=seed)
+    heldout_initial = heldout_metrics(model, heldout)
+    common: dict[str, Any] = {
+        "output_dir": str(out_dir / "trainer"),
+        "max_steps": max_steps,
+        "per_device_train_batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "data_seed": seed,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "max_length": None,  # datasets are bounded by the teacher's max_new_tokens; never cut
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+        **trainer_options,
+    }
+    curve = _HeldoutCurve(heldout, eval_every)
+    if mode == "kd":
+        config = KDConfig(**common, temperature=temperature, alpha=alpha)
+        trainer: SFTTrainer = KDTrainer(
+            model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[curve]
+        )
+    elif sft_backend == "records":
+        config = SFTConfig(**common)
+        trainer = HardLabelTrainer(
+            model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[curve]
+        )
+    else:
+        # Plain TRL SFT on the same ids, loss on the completion (response) tokens only.
+        config = SFTConfig(**common, completion_only_loss=True)
+        trainer = SFTTrainer(
+            model,
+            args=config,
+            train_dataset=sft_dataset(train),
+            processing_class=tokenizer,
+            callbacks=[curve],
+        )
+    trainer.train()
+
+    heldout_final = heldout_metrics(model, heldout)
+    model_dir = out_dir / "model"
+    trainer.model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    loss_curve = [
+        (int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e
+    ]
+    result = TrainResult(
+        mode=mode,
+        steps=int(trainer.state.global_step),
+        loss_curve=loss_curve,
+        heldout=heldout_final,
+        heldout_initial=heldout_initial,
+        heldout_curve=curve.points,
+        train_rows=train.num_rows,
+        heldout_rows=heldout.num_rows,
+        seconds=round(time.perf_counter() - started, 3),
+        config={
+            "dataset_dir": str(dataset_dir),
+            "student": str(student),
+            "max_steps": max_steps,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "heldout_fraction": heldout_fraction,
+            "eval_every": eval_every,
+            **({"temperature": temperature, "alpha": alpha} if mode == "kd" else {}),
+            **({"sft_backend": sft_backend} if mode == "sft" else {}),
+            **{k: v for k, v in trainer_options.items() if isinstance(v, (int, float, str, bool))},
+        },
+        model_dir=str(model_dir),
+    )
+    payload = result.model_dump(mode="json", exclude={"model_dir"})
+    write_json(out_dir / "metrics.json", payload)
+    return result
