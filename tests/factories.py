@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def make_record(
         sample_index=sample_index,
         teacher_id=teacher.teacher_id,
         run_id="run-test",
-        created_at=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
         source_file="prompts.jsonl",
         source_row=row,
         domain=domain,
@@ -103,5 +103,3 @@ def write_fake_dataset(
         **manifest_fields,
     )
     return write_dataset(dataset_dir, records_to_table(records), RECORD_SCHEMA, manifest)
-
-

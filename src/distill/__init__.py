@@ -1,3 +1,3 @@
-"""distill: build knowledge-distillation data with top-k teacher log-probs, curate it, train on it."""
+"""distill: distillation data with top-k teacher log-probs; curate it, train on it."""
 
 __version__ = "0.1.0"

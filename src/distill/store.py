@@ -159,8 +159,9 @@ def read_table(dataset_dir: Path, columns: list[str] | None = None) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def iter_batches(dataset_dir: Path, batch_size: int = 1024, columns: list[str] | None = None
-                 ) -> Iterator[pa.RecordBatch]:
+def iter_batches(
+    dataset_dir: Path, batch_size: int = 1024, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     for path in shard_paths(Path(dataset_dir)):
         yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
 

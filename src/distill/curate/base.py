@@ -13,14 +13,14 @@ and `name` is the step type a recipe file refers to.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 
-class RejectReason(str, Enum):
+class RejectReason(StrEnum):
     """Why a row was dropped; the value is what the `reject_reason` column holds."""
 
     EXACT_DUPLICATE = "exact_duplicate"

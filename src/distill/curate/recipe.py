@@ -16,7 +16,6 @@ the step and the key rather than a silently ignored setting.
 from __future__ import annotations
 
 import difflib
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,14 +59,8 @@ def default_recipe(domain_cap: int | None = 10_000, seed: int = 0) -> Recipe:
 
 
 def _toml_loads(path: Path) -> Any:
-    # tomllib is stdlib from 3.11; on 3.10 fall back to tomli if it happens to be there.
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised only on 3.10
-        try:
-            import tomli as tomllib
-        except ModuleNotFoundError as exc:
-            raise RecipeError(f"{path}: TOML recipes need Python 3.11+ or tomli") from exc
+    import tomllib  # stdlib from 3.11, the oldest Python distill supports
+
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -152,7 +152,7 @@ def generate_dataset(
     if batch.invalid:
         _write_invalid(out_dir, batch.invalid)
     existing = _existing_ids(out_dir)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     params = {
         "prompts": str(prompts_path),
         "format": fmt,
@@ -189,7 +189,7 @@ def generate_dataset(
                 top_k,
                 seeds=[sample_seed(sampling.seed, rid) for rid in ids],
             )
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for (row, index, prompt_ids), rid, gen in zip(chunk, ids, gens, strict=True):
                 pending.append(_record(row, index, rid, prompt_ids, gen, model, info, run_id, now))
             tokens += sum(len(g.token_ids) for g in gens)

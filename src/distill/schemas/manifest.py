@@ -6,7 +6,7 @@ Training reads it to refuse a student whose tokenizer differs from the teacher's
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,7 +43,7 @@ class Manifest(BaseModel):
     schema_version: int
     kind: DatasetKind
     dataset_id: str
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     teachers: list[TeacherInfo] = Field(default_factory=list)
     tokenizer: TokenizerInfo | None = None
     top_k: int | None = None

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class LogprobsMode(str, Enum):
+class LogprobsMode(StrEnum):
     """Which distribution the stored log-probs describe."""
 
     RAW = "raw"  # log_softmax of the model's logits, before temperature / top-p
     PROCESSED = "processed"  # after the sampler's logits processors
 
 
-class FinishReason(str, Enum):
+class FinishReason(StrEnum):
     STOP = "stop"  # an end-of-sequence token was sampled
     LENGTH = "length"  # max_new_tokens reached: the response is truncated
 
