@@ -30,7 +30,9 @@ DEMO_TOPICS = [
 def run_demo(
     out: Path,
     per_topic: int = 25,
-    max_steps: int = 60,
+    max_steps: int = 150,
+    learning_rate: float = 3e-3,
+    heldout_fraction: float = 0.25,
     samples_per_question: int = 4,
     max_new_tokens: int = 64,
     console: Console | None = None,

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import torch
 from datasets import Dataset
 from pydantic import BaseModel, ConfigDict
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from distill.store import DatasetError, load_manifest, read_table, write_json
@@ -163,6 +163,9 @@ def train_student(
             processing_class=tokenizer,
             callbacks=[curve],
         )
+    # The loss curve is kept in metrics.json; the per-step dicts Trainer prints when tqdm
+    # is off would bury the CLI's own summary.
+    trainer.remove_callback(PrinterCallback)
     trainer.train()
 
     heldout_final = heldout_metrics(model, heldout)
