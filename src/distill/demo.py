@@ -75,7 +75,9 @@ def run_demo(
             out / mode,
             mode=mode,  # type: ignore[arg-type]
             max_steps=max_steps,
-            eval_every=max(max_steps // 6, 1),
+            learning_rate=learning_rate,
+            heldout_fraction=heldout_fraction,
+            eval_every=max(max_steps // 10, 1),
         )
         console.print(f"{mode}: held-out KL to the teacher {result.heldout['kl']:.4f}")
 
