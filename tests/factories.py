@@ -51,13 +51,21 @@ def make_record(
     seed: int = 0,
     teacher: TeacherInfo | None = None,
 ) -> TeacherRecord:
-    """A record whose top-k payload is a valid, seeded log-softmax over FAKE_VOCAB."""
+    """A record whose top-k payload is a valid, seeded log-softmax over the teacher's vocab.
+
+    `record_id` depends on `row`, `sample_index` and the teacher only: give distinct rows
+    distinct `row` values, or they collide.
+    """
     teacher = teacher or fake_teacher(top_k=top_k)
     rng = np.random.default_rng(seed + 1000 * row + sample_index)
     n = n_tokens if n_tokens is not None else max(1, len(response.split()))
     logits = rng.normal(size=(n, teacher.vocab_size)) * 2
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    order = np.argsort(-logp, axis=-1)[:, :top_k]
+    # argpartition, then sort only the k winners: a full argsort over a 49k vocab per
+    # token made building 200-token records take a second each.
+    part = np.argpartition(-logp, top_k - 1, axis=-1)[:, :top_k]
+    part_lp = np.take_along_axis(logp, part, -1)
+    order = np.take_along_axis(part, np.argsort(-part_lp, axis=-1), -1)
     top_lp = np.take_along_axis(logp, order, -1)
     token_ids = order[:, 0].tolist()
     prompt_id = f"p{row:05d}"
@@ -86,7 +94,10 @@ def make_record(
 
 
 def write_fake_dataset(
-    dataset_dir: Path, records: list[TeacherRecord], **manifest_fields: Any
+    dataset_dir: Path,
+    records: list[TeacherRecord],
+    tokenizer: TokenizerInfo | None = None,
+    **manifest_fields: Any,
 ) -> Manifest:
     teacher = records[0].teacher if records else fake_teacher()
     manifest = Manifest(
@@ -94,7 +105,8 @@ def write_fake_dataset(
         kind="generated",
         dataset_id=new_dataset_id(),
         teachers=[teacher],
-        tokenizer=TokenizerInfo(
+        tokenizer=tokenizer
+        or TokenizerInfo(
             tokenizer_hash=teacher.tokenizer_hash,
             vocab_size=teacher.vocab_size,
             chat_template_hash=teacher.chat_template_hash,

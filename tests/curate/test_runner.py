@@ -123,7 +123,7 @@ def test_manifests(dataset: Path, tmp_path: Path) -> None:
 
 def test_domains_and_accuracy(dataset: Path, tmp_path: Path) -> None:
     result = curate_dataset(dataset, tmp_path / "out", RECIPE)
-    params = load_manifest(result.kept_dir).params
+    params = load_manifest(result.kept_dir).stats
     assert params["domains_before"] == {"bio": 3, "chat": 1, "math": 5, "unknown": 1}
     assert params["domains_after"] == {"bio": 2, "chat": 1, "math": 1, "unknown": 1}
     assert result.domains_after == params["domains_after"]
@@ -155,7 +155,7 @@ def test_recipe_from_file_and_empty_recipe(dataset: Path, tmp_path: Path) -> Non
     path.write_text("steps:\n  - name: truncated\n")
     result = curate_dataset(dataset, tmp_path / "out", load_recipe(path))
     assert result.counts == {"input": 10, "kept": 9, "rejected": 1, "dropped_truncated": 1}
-    assert "accuracy_by_domain" not in result.kept_manifest.params
+    assert "accuracy_by_domain" not in result.kept_manifest.stats
 
     from distill.curate import Recipe
 

@@ -13,9 +13,9 @@ What the kept dataset's manifest records (a report reads these keys):
 - `counts`: `input`, `kept`, `rejected`, `dropped_<reason>` for every reason seen, and
   `rows` (= kept, filled by the store);
 - `params["recipe"]`: the recipe as run; `params["rejected_dir"]`: "rejected";
-- `params["domains_before"]` / `params["domains_after"]`: {domain: rows} of the input and
+- `stats["domains_before"]` / `stats["domains_after"]`: {domain: rows} of the input and
   of the kept rows, a null domain counted as "unknown";
-- `params["accuracy_by_domain"]`: {domain: {graded, correct, accuracy}} over the rows that
+- `stats["accuracy_by_domain"]`: {domain: {graded, correct, accuracy}} over the rows that
   reached `mcq_verify` with a letter reference (no answer found counts as incorrect);
   absent when the recipe has no `mcq_verify` step.
 
@@ -187,11 +187,13 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
     params: dict[str, Any] = {
         "recipe": recipe.model_dump(mode="json"),
         "rejected_dir": REJECTED_SUBDIR,
+    }
+    results: dict[str, Any] = {
         "domains_before": domain_counts(table),
         "domains_after": domain_counts(kept),
     }
     if any(stats.step == "mcq_verify" for stats in all_stats):
-        params["accuracy_by_domain"] = accuracy
+        results["accuracy_by_domain"] = accuracy
 
     common: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -207,7 +209,9 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
         out_dir,
         kept,
         RECORD_SCHEMA,
-        Manifest(kind="curated", dataset_id=new_dataset_id(), params=params, **common),
+        Manifest(
+            kind="curated", dataset_id=new_dataset_id(), params=params, stats=results, **common
+        ),
     )
     rejected_dir = out_dir / REJECTED_SUBDIR
     rejected_manifest = write_dataset(
@@ -226,8 +230,8 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
         rejected_dir=rejected_dir,
         steps=all_stats,
         counts=counts,
-        domains_before=params["domains_before"],
-        domains_after=params["domains_after"],
+        domains_before=results["domains_before"],
+        domains_after=results["domains_after"],
         accuracy_by_domain=accuracy,
         kept_manifest=kept_manifest,
         rejected_manifest=rejected_manifest,

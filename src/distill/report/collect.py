@@ -28,6 +28,7 @@ def _dataset_entry(path: Path) -> dict[str, Any]:
         "top_k": manifest.top_k,
         "counts": manifest.counts,
         "params": manifest.params,
+        "stats": manifest.stats,
         "steps": manifest.steps,
         "parents": [p.path for p in manifest.parents],
     }

@@ -23,9 +23,9 @@ def _rows_steps(cur: dict[str, Any]) -> list[list[str]]:
 
 
 def _rows_domains(cur: dict[str, Any]) -> list[list[str]]:
-    params = cur.get("params", {})
-    before, after = params.get("domains_before", {}), params.get("domains_after", {})
-    accuracy = params.get("accuracy_by_domain", {})
+    stats = cur.get("stats", {})
+    before, after = stats.get("domains_before", {}), stats.get("domains_after", {})
+    accuracy = stats.get("accuracy_by_domain", {})
     rows = []
     for domain in sorted(set(before) | set(after)):
         acc = accuracy.get(domain)

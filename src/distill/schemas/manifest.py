@@ -52,4 +52,7 @@ class Manifest(BaseModel):
     shards: list[ShardInfo] = Field(default_factory=list)
     parents: list[ParentRef] = Field(default_factory=list)
     run_ids: list[str] = Field(default_factory=list)
-    steps: list[dict[str, Any]] = Field(default_factory=list, description="curation stats")
+    steps: list[dict[str, Any]] = Field(default_factory=list, description="curation steps")
+    stats: dict[str, Any] = Field(
+        default_factory=dict, description="results that are not counts, e.g. domains_before"
+    )
