@@ -51,7 +51,7 @@ def test_gen_skip_invalid_writes_the_rejects_file_and_goes_on(tmp_path: Path) ->
         (3, "prompt", "missing"),
     ]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["counts"]["records"] == 1 and manifest["counts"]["invalid_prompts"] == 2
+    assert manifest["counts"]["rows"] == 1 and manifest["counts"]["invalid_prompts"] == 2
 
 
 def test_unknown_teacher_backend_is_a_clear_error(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_records_and_manifest_describe_the_run(generated: Path, embedded_teacher
     teacher = manifest.teachers[0]
     assert teacher.model_id == "SmolLM2-135M-Instruct" and teacher.logprobs_mode.value == "raw"
     assert manifest.tokenizer is not None and manifest.tokenizer.vocab_size == 49152
-    assert manifest.top_k == 8 and manifest.counts["records"] == 6
+    assert manifest.top_k == 8 and manifest.counts["rows"] == 6
     assert sum(s.rows for s in manifest.shards) == 6
     rows = read_table(generated).to_pylist()
     for row in rows:

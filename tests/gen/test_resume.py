@@ -72,6 +72,6 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path: Path) -> None:
     ids = read_table(out, columns=["record_id"]).column("record_id").to_pylist()
     assert len(ids) == N_PROMPTS and len(set(ids)) == N_PROMPTS
     manifest = load_manifest(out)
-    assert manifest.counts["records"] == N_PROMPTS and len(manifest.run_ids) >= 1
+    assert manifest.counts["rows"] == N_PROMPTS and len(manifest.run_ids) >= 1
     assert sum(s.rows for s in manifest.shards) == N_PROMPTS
     assert not list((out / "data").glob(".*.tmp"))

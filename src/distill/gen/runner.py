@@ -117,7 +117,7 @@ def _manifest(
         tokenizer=describe_tokenizer(teacher.tokenizer, teacher.model.config),
         top_k=info.top_k,
         params=params,
-        counts={**counts, "records": sum(s.rows for s in shards)},
+        counts={**counts, "rows": sum(s.rows for s in shards)},
         shards=shards,
         run_ids=list(dict.fromkeys(run_ids)),
     )
@@ -209,7 +209,7 @@ def generate_dataset(
     _assert_unique(out_dir)
     return GenResult(
         out_dir=out_dir,
-        records_total=final.counts["records"],
+        records_total=final.counts["rows"],
         records_written=written,
         records_skipped_existing=counts["skipped_existing"],
         prompts=len(batch.rows),

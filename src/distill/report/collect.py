@@ -76,9 +76,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     """The headline figures: counts per stage and each student's held-out KL."""
     summary: dict[str, Any] = {}
     if report["generated"]:
-        summary["generated_records"] = sum(
-            g["counts"].get("records", 0) for g in report["generated"]
-        )
+        summary["generated_records"] = sum(g["counts"].get("rows", 0) for g in report["generated"])
     if report["curated"]:
         cur = report["curated"][0]
         summary["kept"] = cur["counts"].get("kept", cur["counts"].get("rows", 0))

@@ -81,7 +81,7 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     for gen in report["generated"]:
         counts = gen["counts"]
         console.print(
-            f"[bold]gen[/bold] {gen['path']}: {counts.get('records', 0)} records "
+            f"[bold]gen[/bold] {gen['path']}: {counts.get('rows', 0)} records "
             f"from {counts.get('prompts', 0)} prompts, teacher {gen['teacher']}, "
             f"top-k {gen['top_k']}"
         )
@@ -107,7 +107,7 @@ def render_html(report: dict[str, Any]) -> str:
     for gen in report["generated"]:
         parts.append(
             f"<p>gen <code>{html.escape(gen['path'])}</code>: "
-            f"{gen['counts'].get('records', 0)} records, teacher "
+            f"{gen['counts'].get('rows', 0)} records, teacher "
             f"<code>{html.escape(str(gen['teacher']))}</code>, top-k {gen['top_k']}</p>"
         )
     for name, rows in _tables(report).items():

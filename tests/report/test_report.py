@@ -1,0 +1,71 @@
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from distill.curate import curate_dataset
+from distill.report import collect_report, print_report, write_report
+from tests.factories import make_record, write_fake_dataset
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    records = [
+        make_record(response="Answer: B", row=0, domain="math"),
+        make_record(response="Answer: C", row=1, domain="math"),
+        make_record(prompt="Which organ pumps blood?", response="Answer: B", row=2, domain="bio"),
+    ]
+    write_fake_dataset(tmp_path / "gen", records)
+    curate_dataset(tmp_path / "gen", tmp_path / "curated")
+    for mode, final in (("sft", 2.5), ("kd", 2.0)):
+        (tmp_path / mode).mkdir()
+        (tmp_path / mode / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "mode": mode,
+                    "steps": 2,
+                    "loss_curve": [[1, 5.0], [2, 4.0]],
+                    "heldout": {"kl": final, "nll": 3.0, "tokens": 10},
+                    "heldout_initial": {"kl": 9.0, "nll": 9.0, "tokens": 10},
+                    "heldout_curve": [
+                        {"step": 1, "kl": 4.0, "nll": 4.0, "tokens": 10},
+                        {"step": 2, "kl": final, "nll": 3.0, "tokens": 10},
+                    ],
+                }
+            )
+        )
+    return tmp_path
+
+
+def test_report_collects_every_stage_from_a_run_folder(run_dir: Path) -> None:
+    report = collect_report([run_dir])
+    assert report["summary"] == {
+        "generated_records": 3,
+        "kept": 2,
+        "rejected": 1,
+        "sft_heldout_kl": 2.5,
+        "sft_heldout_nll": 3.0,
+        "kd_heldout_kl": 2.0,
+        "kd_heldout_nll": 3.0,
+    }
+    stats = report["curated"][0]["stats"]
+    assert stats["accuracy_by_domain"]["math"]["accuracy"] == 0.5
+
+
+def test_report_renders_table_html_and_json(run_dir: Path) -> None:
+    report = collect_report([run_dir / "gen", run_dir / "curated", run_dir / "kd"])
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    text = console.export_text()
+    assert "wrong_answer: 1" in text and "50.0% (1/2)" in text
+    html_path, json_path = write_report(report, run_dir / "out" / "report.html")
+    page = html_path.read_text()
+    assert "<svg" in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "<script" not in page
+    assert json.loads(json_path.read_text())["summary"]["kd_heldout_kl"] == 2.0
+
+
+def test_report_on_a_folder_with_nothing_names_it(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="holds no distill dataset"):
+        collect_report([tmp_path])
