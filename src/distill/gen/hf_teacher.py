@@ -125,7 +125,11 @@ def generate_batch(
     model = teacher.model
     pad_id = teacher.tokenizer.pad_token_id
     pad_id = pad_id if pad_id is not None else next(iter(teacher.stop_ids))
-    ids, mask = _left_pad(prompts, pad_id)
+    # With n samples per prompt the same prompt appears n times in a batch: prefill each
+    # distinct prompt once, then copy its KV cache rows (prefill dominates short answers).
+    distinct: dict[tuple[int, ...], int] = {}
+    owner = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts])
+    ids, mask = _left_pad([list(p) for p in distinct], pad_id)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     # logits_to_keep=1: the prefill needs only the last position's logits, and the full
@@ -138,6 +142,9 @@ def generate_batch(
         logits_to_keep=1,
     )
     cache, logits = out.past_key_values, out.logits[:, -1, :]
+    if len(distinct) < len(prompts):
+        cache.reorder_cache(owner)
+        logits, mask, positions = logits[owner], mask[owner], positions[owner]
     next_pos = positions[:, -1] + 1
     rows = len(prompts)
     results = [Generation([], [], [], [], [], "length") for _ in range(rows)]
