@@ -28,6 +28,9 @@ from distill.curate.mcq import McqVerify, extract_choice, normalize_reference
         (r"Thus \boxed{C}", "C"),
         ("Answer: B) 4", "B"),
         ("I think it's **B**.", "B"),
+        ("B. 14 m/s", "B"),  # SmolLM2 copies the option line
+        ("(C) Instinct", "C"),
+        ("D. m ÷ 4 = 12", "D"),
         ("**(C)**", "C"),
         ("**B) 4** is the right one", "B"),
         ("Let me think.\nFour is B.\n\nB", "B"),

@@ -3,34 +3,48 @@
     from distill.curate import curate_dataset, load_recipe
     result = curate_dataset(Path("gen"), Path("cur"), load_recipe("recipe.yaml"))
 
-A recipe is an ordered list of small steps (`exact_dedup`, `truncated`, `mcq_verify`,
-`domain_cap`); see `distill.curate.recipe` for the file format and
-`distill.curate.runner` for the manifest keys the runner writes.
+A recipe is an ordered list of small steps (`exact_dedup`, `near_dedup`, `truncated`,
+`mcq_verify`, `math_verify`, `match_verify`, `user_filter`, `confidence`, `empty`,
+`length`, `repetition`, `refusal`, `domain_cap`); see `distill.curate.recipe` for the
+file format and `distill.curate.runner` for the manifest keys the runner writes.
 """
 
 from distill.curate.balance import DomainCap
 from distill.curate.base import DatasetStep, Drop, RejectReason, RowStep, Step
+from distill.curate.confidence import ConfidenceFilter
 from distill.curate.dedup import ExactDedup
+from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.mcq import McqVerify, extract_choice
+from distill.curate.near_dedup import NearDedup
 from distill.curate.recipe import Recipe, RecipeError, default_recipe, load_recipe
 from distill.curate.runner import CurateResult, DomainAccuracy, StepStats, curate_dataset
 from distill.curate.truncated import DropTruncated
+from distill.curate.verify import MatchVerify, MathVerify, UserFilter
 
 __all__ = [
+    "ConfidenceFilter",
     "CurateResult",
     "DatasetStep",
     "DomainAccuracy",
     "DomainCap",
     "Drop",
+    "DropEmpty",
     "DropTruncated",
     "ExactDedup",
+    "LengthFilter",
+    "MatchVerify",
+    "MathVerify",
     "McqVerify",
+    "NearDedup",
     "Recipe",
     "RecipeError",
+    "RefusalFilter",
     "RejectReason",
+    "RepetitionFilter",
     "RowStep",
     "Step",
     "StepStats",
+    "UserFilter",
     "curate_dataset",
     "default_recipe",
     "extract_choice",

@@ -28,6 +28,16 @@ class RejectReason(StrEnum):
     NO_ANSWER_FOUND = "no_answer_found"
     WRONG_ANSWER = "wrong_answer"
     DOMAIN_CAP = "domain_cap"
+    NEAR_DUPLICATE = "near_duplicate"
+    USER_FILTER = "user_filter"
+    LOW_CONFIDENCE = "low_confidence"
+    EMPTY = "empty"
+    TOO_SHORT = "too_short"
+    TOO_LONG = "too_long"
+    REPETITION = "repetition"
+    REFUSAL = "refusal"
+    CONTAMINATED = "contaminated"
+    DOMAIN_BALANCE = "domain_balance"
 
 
 class Drop(NamedTuple):

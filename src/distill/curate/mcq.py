@@ -7,7 +7,9 @@ explicit and the first rule that matches decides:
    "correct option is D", "\\boxed{B}"; when a response has several, the *last* wins
    (models often restate and correct themselves before the final "Answer: X");
 2. a bold letter — "**B**", "**(B)**", "**B) 4**"; again the last one;
-3. a letter ending the response — a lone "B" on the last line, "... so it is B.", "B)".
+3. a letter ending the response — a lone "B" on the last line, "... so it is B.", "B)";
+4. a letter opening the response as a choice label — "B. 14 m/s", "(C) Instinct" — the
+   way small models often answer by copying the option line.
 
 Choices are capital letters (A–D by default); lower case counts only in brackets
 after a marker ("answer: (b)"), because "a" is an ordinary word. For the same reason
@@ -38,7 +40,7 @@ _ARTICLE_LETTERS = frozenset({"A", "I"})
 
 class Extracted(NamedTuple):
     letter: str
-    rule: str  # "marker" | "bold" | "trailing": which rule found it, for debugging
+    rule: str  # "marker" | "bold" | "trailing" | "leading": which rule found it, for debugging
 
 
 @lru_cache(maxsize=8)
@@ -54,10 +56,15 @@ def _patterns(letters: str) -> list[tuple[str, re.Pattern[str]]]:
     boxed = rf"\\boxed\{{\s*\(?([{upper}])\)?\s*\}}"
     bold = rf"\*\*\s*\(?([{upper}])\)?(?:[.:)]\s*[^*\n]*)?\s*\*\*"
     trailing = rf"(?:^|[\s:(\[*])([{upper}])[)\]*]*[.!]?[\s*]*$"
+    # Only the very start, and only as a label: "A. x" / "A) x" / "(A) x", never "A car";
+    # and not when another line starts with a label (the model re-listing the options).
+    label = rf"\(?[{upper}][.)][ \t]"
+    leading = rf"\A\(?([{upper}])[.)][ \t]+\S(?![\s\S]*\n[ \t]*{label})"
     return [
         ("marker", re.compile(f"{marker}|{boxed}")),
         ("bold", re.compile(bold)),
         ("trailing", re.compile(trailing)),
+        ("leading", re.compile(leading)),
     ]
 
 

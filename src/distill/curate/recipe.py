@@ -23,19 +23,46 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from distill.curate.balance import DomainCap
+from distill.curate.base import Step
+from distill.curate.confidence import ConfidenceFilter
 from distill.curate.dedup import ExactDedup
+from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.mcq import McqVerify
+from distill.curate.near_dedup import NearDedup
 from distill.curate.truncated import DropTruncated
+from distill.curate.verify import MatchVerify, MathVerify, UserFilter
 
-STEP_TYPES: dict[str, type[ExactDedup | DropTruncated | McqVerify | DomainCap]] = {
+STEP_TYPES: dict[str, type[Step]] = {
     "exact_dedup": ExactDedup,
+    "near_dedup": NearDedup,
     "truncated": DropTruncated,
     "mcq_verify": McqVerify,
+    "math_verify": MathVerify,
+    "match_verify": MatchVerify,
+    "user_filter": UserFilter,
+    "confidence": ConfidenceFilter,
+    "empty": DropEmpty,
+    "length": LengthFilter,
+    "repetition": RepetitionFilter,
+    "refusal": RefusalFilter,
     "domain_cap": DomainCap,
 }
 
 StepConfig = Annotated[
-    ExactDedup | DropTruncated | McqVerify | DomainCap, Field(discriminator="name")
+    ExactDedup
+    | NearDedup
+    | DropTruncated
+    | McqVerify
+    | MathVerify
+    | MatchVerify
+    | UserFilter
+    | ConfidenceFilter
+    | DropEmpty
+    | LengthFilter
+    | RepetitionFilter
+    | RefusalFilter
+    | DomainCap,
+    Field(discriminator="name"),
 ]
 
 

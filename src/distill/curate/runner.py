@@ -17,7 +17,9 @@ What the kept dataset's manifest records (a report reads these keys):
   of the kept rows, a null domain counted as "unknown";
 - `stats["accuracy_by_domain"]`: {domain: {graded, correct, accuracy}} over the rows that
   reached `mcq_verify` with a letter reference (no answer found counts as incorrect);
-  absent when the recipe has no `mcq_verify` step.
+  absent when the recipe has no `mcq_verify` step;
+- any other `stats` key a step returns under `summary["stats"]` (e.g. `signal_auroc` from
+  the `confidence` step), the last step's value winning.
 
 The rejected dataset (kind "rejected", REJECTED_SCHEMA) has the same `steps` and counts.
 """
@@ -194,6 +196,8 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
     }
     if any(stats.step == "mcq_verify" for stats in all_stats):
         results["accuracy_by_domain"] = accuracy
+    for stats in all_stats:
+        results.update(stats.summary.get("stats", {}))
 
     common: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,

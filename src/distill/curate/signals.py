@@ -1,0 +1,214 @@
+"""Confidence signals computed from the stored teacher log-probs, and their AUROC.
+
+Per row (NaN where a signal can't be computed):
+
+- `mean_entropy`: mean over response positions of the entropy of the top-k distribution
+  plus one bucket for the tail mass, -Σ p·log p - t·log t (nats). Lower is more confident.
+- `min_logprob`: the lowest log-prob of a sampled token. Higher is more confident.
+- `answer_logprob`: log-prob of the answer-letter token at the last position where the
+  letter the response chose (see `mcq.extract_choice`) was generated; needs the letter
+  token ids (`letter_token_ids(tokenizer)`). Higher is more confident.
+- `self_consistency`: the share of the samples of the same `prompt_id` whose extracted
+  answer equals this row's (itself included; no answer counts 0). Higher is more confident.
+
+The numerics read Arrow list columns as flat numpy arrays (values + offsets): nothing here
+turns the top-k payload into Python lists, and only the columns a signal needs are read,
+so a later packed top-k layout only has to provide the same columns.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from distill.curate.mcq import extract_choice, normalize_reference
+
+# signal -> True when a higher value means a more confident (more likely correct) row.
+HIGHER_IS_CONFIDENT: dict[str, bool] = {
+    "mean_entropy": False,
+    "min_logprob": True,
+    "answer_logprob": True,
+    "self_consistency": True,
+}
+SIGNALS = tuple(HIGHER_IS_CONFIDENT)
+
+
+def _list_parts(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(values, offsets) of a list column; row i is values[offsets[i]:offsets[i+1]]."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    # offsets index the unsliced values, so this stays correct for a sliced array.
+    return array.values, np.asarray(array.offsets, dtype=np.int64)
+
+
+def _row_reduce(per_item: np.ndarray, offsets: np.ndarray, how: str) -> np.ndarray:
+    """mean or min of per_item over each row's [start, end) slice; NaN for empty rows."""
+    starts, ends = offsets[:-1], offsets[1:]
+    out = np.full(len(starts), np.nan)
+    filled = ends > starts
+    if not filled.any():
+        return out
+    if how == "mean":
+        sums = np.concatenate([[0.0], np.cumsum(per_item, dtype=np.float64)])
+        out[filled] = (sums[ends[filled]] - sums[starts[filled]]) / (ends - starts)[filled]
+    else:
+        # reduceat runs from one start to the next; rows are contiguous and empty rows are
+        # skipped, so each segment is exactly one row once the values end at the last row.
+        out[filled] = np.minimum.reduceat(per_item[: ends[-1]], starts[filled])
+    return out
+
+
+def mean_sampled_logprob(column: pa.ChunkedArray) -> np.ndarray:
+    values, offsets = _list_parts(column)
+    return _row_reduce(np.asarray(values, dtype=np.float64), offsets, "mean")
+
+
+def min_logprob(column: pa.ChunkedArray) -> np.ndarray:
+    values, offsets = _list_parts(column)
+    return _row_reduce(np.asarray(values, dtype=np.float64), offsets, "min")
+
+
+def mean_entropy(topk_logprobs: pa.ChunkedArray, tail_mass: pa.ChunkedArray) -> np.ndarray:
+    """Mean per-position entropy of top-k + tail bucket, in nats."""
+    positions, row_offsets = _list_parts(topk_logprobs)
+    values, pos_offsets = _list_parts(positions)
+    logp = np.asarray(values, dtype=np.float64)
+    terms = -np.exp(logp) * logp
+    sums = np.concatenate([[0.0], np.cumsum(terms)])
+    # Only the positions reachable from the (possibly sliced) rows.
+    first, last = row_offsets[0], row_offsets[-1]
+    pos = np.arange(first, last)
+    per_position = sums[pos_offsets[pos + 1]] - sums[pos_offsets[pos]]
+    tail_values, tail_offsets = _list_parts(tail_mass)
+    tail = np.clip(np.asarray(tail_values, dtype=np.float64), 0.0, 1.0)
+    t = tail[tail_offsets[0] : tail_offsets[-1]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_position = per_position + np.where(t > 0, -t * np.log(t), 0.0)
+    return _row_reduce(per_position, row_offsets - first, "mean")
+
+
+def letter_token_ids(tokenizer: Any, letters: str = "ABCD") -> dict[int, str]:
+    """{token id: letter} for every single-token spelling of each letter ("B", " B")."""
+    found: dict[int, str] = {}
+    for letter in letters:
+        for spelling in (letter, " " + letter):
+            ids = tokenizer.encode(spelling, add_special_tokens=False)
+            if len(ids) == 1:
+                found[ids[0]] = letter
+    return found
+
+
+def answer_logprob(
+    responses: list[str],
+    token_ids: pa.ChunkedArray,
+    sampled_logprob: pa.ChunkedArray,
+    letter_ids: dict[int, str],
+    letters: str = "ABCD",
+) -> np.ndarray:
+    ids, id_offsets = _list_parts(token_ids)
+    ids = np.asarray(ids)
+    lps, lp_offsets = _list_parts(sampled_logprob)
+    lps = np.asarray(lps, dtype=np.float64)
+    out = np.full(len(responses), np.nan)
+    for row, response in enumerate(responses):
+        extracted = extract_choice(response or "", letters)
+        if extracted is None:
+            continue
+        row_ids = ids[id_offsets[row] : id_offsets[row + 1]]
+        hits = [
+            t for t, tok in enumerate(row_ids.tolist()) if letter_ids.get(tok) == extracted.letter
+        ]
+        if hits:
+            out[row] = lps[lp_offsets[row] + hits[-1]]
+    return out
+
+
+def extracted_letters(responses: list[str], letters: str = "ABCD") -> list[str | None]:
+    found = (extract_choice(r or "", letters) for r in responses)
+    return [e.letter if e else None for e in found]
+
+
+def self_consistency(prompt_ids: list[str], answers: list[str | None]) -> np.ndarray:
+    by_prompt: dict[str, Counter[str | None]] = defaultdict(Counter)
+    for prompt_id, answer in zip(prompt_ids, answers, strict=True):
+        by_prompt[prompt_id][answer] += 1
+    out = np.full(len(answers), np.nan)
+    for row, (prompt_id, answer) in enumerate(zip(prompt_ids, answers, strict=True)):
+        counts = by_prompt[prompt_id]
+        total = sum(counts.values())
+        if total > 1:  # one sample agrees with itself: no information
+            out[row] = 0.0 if answer is None else counts[answer] / total
+    return out
+
+
+def compute_signals(
+    table: pa.Table, letter_ids: dict[int, str] | None = None, letters: str = "ABCD"
+) -> dict[str, np.ndarray]:
+    """Every signal the table's columns allow; answer_logprob only with `letter_ids`."""
+    responses = table.column("response_text").to_pylist()
+    answers = extracted_letters(responses, letters)
+    out = {
+        "mean_entropy": mean_entropy(table.column("topk_logprobs"), table.column("tail_mass")),
+        "min_logprob": min_logprob(table.column("sampled_logprob")),
+        "self_consistency": self_consistency(table.column("prompt_id").to_pylist(), answers),
+    }
+    if letter_ids:
+        out["answer_logprob"] = answer_logprob(
+            responses,
+            table.column("token_ids"),
+            table.column("sampled_logprob"),
+            letter_ids,
+            letters,
+        )
+    return out
+
+
+def is_wrong(responses: list[str], references: list[str | None], letters: str = "ABCD"):
+    """1.0 wrong / 0.0 right per row, NaN where the reference is not a choice letter."""
+    out = np.full(len(responses), np.nan)
+    for row, (response, reference) in enumerate(zip(responses, references, strict=True)):
+        letter = normalize_reference(reference, letters)
+        if letter is not None:
+            extracted = extract_choice(response or "", letters)
+            out[row] = 0.0 if extracted is not None and extracted.letter == letter else 1.0
+    return out
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """P(score of a random positive > score of a random negative), ties counted half.
+
+    Rank-based (Mann-Whitney U) with average ranks for ties; NaN with one class only.
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    sums = np.bincount(inverse, weights=ranks)
+    ranks = (sums / counts)[inverse]  # average rank within each tie group
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def signal_aurocs(signals: dict[str, np.ndarray], wrong: np.ndarray) -> dict[str, dict[str, Any]]:
+    """AUROC of each signal for predicting a wrong answer (0.5 = chance, 1 = perfect).
+
+    A signal is oriented so that low confidence predicts wrong; rows where the signal or
+    the label is NaN are left out, and `n` / `wrong` say how many rows were scored.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, values in signals.items():
+        usable = ~np.isnan(values) & ~np.isnan(wrong)
+        risk = -values[usable] if HIGHER_IS_CONFIDENT[name] else values[usable]
+        labels = wrong[usable].astype(bool)
+        value = auroc(risk, labels)
+        out[name] = {
+            "auroc": None if np.isnan(value) else round(value, 4),
+            "n": int(usable.sum()),
+            "wrong": int(labels.sum()),
+        }
+    return out
