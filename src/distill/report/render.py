@@ -47,6 +47,7 @@ def _rows_training(report: dict[str, Any]) -> list[list[str]]:
                 f"{first.get('kl', float('nan')):.4f}",
                 f"{held.get('kl', float('nan')):.4f}",
                 f"{held.get('nll', float('nan')):.4f}",
+                f"{run.get('heldout_rows', '-')} / {held.get('tokens', '-')}",
             ]
         )
     return rows
