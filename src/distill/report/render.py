@@ -63,6 +63,7 @@ TABLES = {
         "held-out KL before",
         "held-out KL after",
         "held-out NLL",
+        "held-out rows / tokens",
     ],
 }
 
