@@ -47,6 +47,9 @@ def gen(
     reference_field: Annotated[str | None, typer.Option("--reference-field")] = "reference",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     shard_size: Annotated[int, typer.Option("--shard-size", help="records per shard")] = 64,
+    codec: Annotated[
+        str, typer.Option(help="top-k storage: plain (schema 1) | packed (schema 2, ~3x smaller)")
+    ] = "plain",
 ) -> None:
     """Generate responses with the teacher's top-k log-probs; re-run to resume."""
     from distill.gen.prompts import FieldMapping
@@ -77,6 +80,7 @@ def gen(
             system_prompt=system_prompt,
             batch_size=batch_size,
             shard_size=shard_size,
+            codec=codec,
         )
     except (PromptError, FileNotFoundError, ValueError, NotImplementedError) as err:
         _fail(str(err))
@@ -109,6 +113,26 @@ def curate(
         return
     print_curation(result, Console())
     console.print(f"kept -> {result.kept_dir}; rejected -> {result.rejected_dir}")
+
+
+@app.command()
+def pack(
+    dataset: Annotated[Path, typer.Argument(help="a distill dataset (any kind)")],
+    out: Annotated[Path, typer.Option("--out", help="the rewritten dataset")],
+    codec: Annotated[str, typer.Option(help="packed (schema 2) | plain (schema 1)")] = "packed",
+) -> None:
+    """Rewrite a dataset's top-k with another codec; same rows, SRC recorded as parent."""
+    from distill.codec import pack_dataset
+
+    try:
+        result = pack_dataset(dataset, out, codec)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+        return
+    console.print(
+        f"{result.rows} rows, {result.bytes_before} -> {result.bytes_after} bytes "
+        f"({result.codec}) -> {result.out_dir}"
+    )
 
 
 @app.command()

@@ -23,11 +23,25 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill.schemas import SCHEMA_VERSION, Manifest, ParentRef, ShardInfo
+from distill.schemas import LATEST_SCHEMA_VERSION, Manifest, ParentRef, ShardInfo, codec_of
 
 MANIFEST_NAME = "manifest.json"
 DATA_DIR = "data"
 _SHARD_RE = re.compile(r"^part-(\d{5,})\.parquet$")
+
+# Parquet settings of packed (schema 2) shards, measured on SmolLM2 top-20 (bench/codec_bench.py,
+# docs/benchmarks.md): dictionary pages only help the repetitive string/int columns; on the
+# packed blobs and the float lists they cost 2.7 B/token. BYTE_STREAM_SPLIT made the float
+# lists 1-3 % larger, so they stay PLAIN. zstd 15 is 2.6 % smaller than level 3 at 10x the
+# write time (still ~250k tokens/s on one core); 19 saves 3.6 % more at 3x level 15's time.
+PACKED_ZSTD_LEVEL = 15
+_NO_DICTIONARY = {
+    "topk_ids_packed",
+    "topk_logprob_codes",
+    "topk_ref_logprob",
+    "tail_mass",
+    "sampled_logprob",
+}
 
 
 class DatasetError(ValueError):
@@ -76,6 +90,20 @@ def next_shard_path(dataset_dir: Path) -> Path:
     return Path(dataset_dir) / DATA_DIR / f"part-{index:05d}.parquet"
 
 
+def parquet_options(schema: pa.Schema) -> dict:
+    """`pq.write_table` settings for a shard with this schema (see PACKED_ZSTD_LEVEL).
+
+    Plain (schema 1) shards keep the writer's defaults with zstd, as they always had.
+    """
+    if codec_of(schema) == "plain":
+        return {"compression": "zstd"}
+    return {
+        "compression": "zstd",
+        "compression_level": PACKED_ZSTD_LEVEL,
+        "use_dictionary": [n for n in schema.names if n not in _NO_DICTIONARY],
+    }
+
+
 def write_shard(dataset_dir: Path, table: pa.Table, schema: pa.Schema) -> ShardInfo:
     """Write one shard atomically with the explicit schema; never infers types."""
     if not table.schema.equals(schema, check_metadata=False):
@@ -83,7 +111,7 @@ def write_shard(dataset_dir: Path, table: pa.Table, schema: pa.Schema) -> ShardI
     path = next_shard_path(dataset_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table.replace_schema_metadata(schema.metadata), tmp, compression="zstd")
+    pq.write_table(table.replace_schema_metadata(schema.metadata), tmp, **parquet_options(schema))
     with tmp.open("rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -117,10 +145,10 @@ def load_manifest(dataset_dir: Path) -> Manifest:
         manifest = Manifest.model_validate_json(path.read_text())
     except ValueError as exc:
         raise DatasetError(f"{path}: invalid manifest: {exc}") from exc
-    if manifest.schema_version > SCHEMA_VERSION:
+    if manifest.schema_version > LATEST_SCHEMA_VERSION:
         raise DatasetError(
             f"{path}: schema_version {manifest.schema_version} is newer than this distill "
-            f"understands ({SCHEMA_VERSION}); upgrade distill"
+            f"understands ({LATEST_SCHEMA_VERSION}); upgrade distill"
         )
     return manifest
 
@@ -150,10 +178,9 @@ def read_table(dataset_dir: Path, columns: list[str] | None = None) -> pa.Table:
         if not (Path(dataset_dir) / MANIFEST_NAME).is_file():
             raise DatasetError(f"{dataset_dir}: not a distill dataset (no manifest, no shards)")
         manifest = load_manifest(Path(dataset_dir))
-        from distill.schemas import RECORD_SCHEMA, REJECTED_SCHEMA
+        from distill.schemas import schema_for
 
-        schema = REJECTED_SCHEMA if manifest.kind == "rejected" else RECORD_SCHEMA
-        empty = schema.empty_table()
+        empty = schema_for(manifest, rejected=manifest.kind == "rejected").empty_table()
         return empty.select(columns) if columns else empty
     tables = [pq.read_table(p, columns=columns) for p in paths]
     return pa.concat_tables(tables)

@@ -23,14 +23,14 @@ from distill.gen.progress import GenProgress
 from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
 from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
 from distill.schemas import (
-    RECORD_SCHEMA,
-    SCHEMA_VERSION,
+    CODECS,
     Manifest,
     SamplingParams,
     TeacherInfo,
     TeacherRecord,
     make_record_id,
     records_to_table,
+    schema_for,
 )
 from distill.store import (
     load_manifest,
@@ -64,13 +64,18 @@ def sample_seed(seed: int, record_id: str) -> int:
     return int(hashlib.sha256(f"{seed}:{record_id}".encode()).hexdigest()[:15], 16)
 
 
-def _check_resumable(out_dir: Path, info: TeacherInfo) -> Manifest | None:
+def _check_resumable(out_dir: Path, info: TeacherInfo, codec: str = "plain") -> Manifest | None:
     """The existing manifest if out_dir may be resumed with these settings, else an error."""
     if not (out_dir / "manifest.json").is_file():
         return None  # a new output, or one that crashed before its first manifest
     manifest = load_manifest(out_dir)
     if manifest.kind != "generated":
         raise ValueError(f"{out_dir}: holds a '{manifest.kind}' dataset, not gen output")
+    if manifest.codec != codec:
+        raise ValueError(
+            f"{out_dir}: holds records written with --codec {manifest.codec}; "
+            f"resume with --codec {manifest.codec} or use another --out"
+        )
     old = manifest.teachers[0] if manifest.teachers else None
     if old is not None and old != info:
         diffs = [
@@ -106,11 +111,13 @@ def _manifest(
     params: dict,
     run_id: str,
     counts: dict[str, int],
+    codec: str = "plain",
 ) -> Manifest:
     shards = scan_shards(out_dir)
     run_ids = [*(previous.run_ids if previous else []), run_id]
     return Manifest(
-        schema_version=SCHEMA_VERSION,
+        schema_version=CODECS[codec],
+        codec=codec,
         kind="generated",
         dataset_id=previous.dataset_id if previous else new_dataset_id(),
         teachers=[info],
@@ -138,7 +145,11 @@ def generate_dataset(
     batch_size: int = 16,
     shard_size: int = 64,
     progress: bool = True,
+    codec: str = "plain",
 ) -> GenResult:
+    """`codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`)."""
+    if codec not in CODECS:
+        raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
     sampling = sampling or SamplingParams()
     out_dir = Path(out_dir)
     batch = load_prompts(prompts_path, fmt, mapping, system_prompt, skip_invalid, limit)
@@ -147,7 +158,7 @@ def generate_dataset(
         raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
     info = model.info(top_k, sampling)
     out_dir.mkdir(parents=True, exist_ok=True)
-    previous = _check_resumable(out_dir, info)
+    previous = _check_resumable(out_dir, info, codec)
     remove_stale_temporaries(out_dir)
     if batch.invalid:
         _write_invalid(out_dir, batch.invalid)
@@ -195,16 +206,17 @@ def generate_dataset(
             tokens += sum(len(g.token_ids) for g in gens)
             bar.advance(len(chunk), sum(len(g.token_ids) for g in gens))
             if len(pending) >= shard_size:
-                write_shard(out_dir, records_to_table(pending), RECORD_SCHEMA)
+                write_shard(out_dir, records_to_table(pending, codec), schema_for(codec))
                 written += len(pending)
                 pending = []
                 save_manifest(
-                    out_dir, _manifest(out_dir, previous, model, info, params, run_id, counts)
+                    out_dir,
+                    _manifest(out_dir, previous, model, info, params, run_id, counts, codec),
                 )
     if pending:
-        write_shard(out_dir, records_to_table(pending), RECORD_SCHEMA)
+        write_shard(out_dir, records_to_table(pending, codec), schema_for(codec))
         written += len(pending)
-    final = _manifest(out_dir, previous, model, info, params, run_id, counts)
+    final = _manifest(out_dir, previous, model, info, params, run_id, counts, codec)
     save_manifest(out_dir, final)
     _assert_unique(out_dir)
     return GenResult(

@@ -1,9 +1,19 @@
-"""The one explicit, versioned Arrow schema every shard is written with.
+"""The explicit, versioned Arrow schemas every shard is written with.
 
 Never inferred from data: a `None` in a later batch can't change a column's type
 after hours of generation (datatrove's Parquet writer infers from the first batch).
-Top-k ids and log-probs are top-level list columns (not a list of structs) so that
-they can be read as flat arrays and decoded into tensors without a Python loop.
+
+Two layouts of the same record, told apart by `distill.schema_version` and
+`distill.codec` in the schema metadata (and `schema_version` / `codec` in the manifest):
+
+  * version 1, codec "plain" (`RECORD_SCHEMA`): top-k ids and log-probs as top-level
+    `list<list<int32 | float32>>` columns, tail mass as `list<float32>`;
+  * version 2, codec "packed" (`RECORD_SCHEMA_V2`): the same top-k in ~30 % of the bytes
+    (see `distill.codec`): per row a bit-packed id blob, a blob of 8-bit log-prob codes, the
+    per-token best log-prob and a float16 tail. Every other column is unchanged and each
+    row still carries its own top-k, so filter / take on whole rows works on both.
+
+Either way the columns read as flat arrays and decode into tensors without a Python loop.
 """
 
 from __future__ import annotations
@@ -15,7 +25,10 @@ import pyarrow as pa
 
 from distill.schemas.records import TeacherRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the plain layout, RECORD_SCHEMA; what a v1-only writer produces
+SCHEMA_VERSION_PACKED = 2  # RECORD_SCHEMA_V2
+LATEST_SCHEMA_VERSION = SCHEMA_VERSION_PACKED  # the newest this distill can read
+CODECS = {"plain": SCHEMA_VERSION, "packed": SCHEMA_VERSION_PACKED}
 
 SAMPLING_TYPE = pa.struct(
     [
@@ -66,7 +79,38 @@ _FIELDS = [
     pa.field("teacher", TEACHER_TYPE, nullable=False),
 ]
 
-RECORD_SCHEMA = pa.schema(_FIELDS, metadata={b"distill.schema_version": str(SCHEMA_VERSION)})
+PLAIN_TOPK_COLUMNS = ["topk_ids", "topk_logprobs", "tail_mass"]
+# The packed top-k (see distill.codec.topk for what each holds), in place of the plain three.
+_PACKED_TOPK_FIELDS = [
+    pa.field("topk_k", pa.uint16(), nullable=False),  # k of every token of the row
+    pa.field("topk_id_bits", pa.uint8(), nullable=False),  # ceil(log2 vocab)
+    pa.field("topk_ids_packed", pa.binary(), nullable=False),
+    pa.field("topk_logprob_codes", pa.binary(), nullable=False),
+    pa.field("topk_ref_logprob", pa.list_(pa.float32()), nullable=False),
+    pa.field("tail_mass", pa.list_(pa.float16()), nullable=False),
+]
+PACKED_TOPK_COLUMNS = [f.name for f in _PACKED_TOPK_FIELDS]
+
+
+def _packed_fields(fields: list[pa.Field]) -> list[pa.Field]:
+    out: list[pa.Field] = []
+    for f in fields:
+        if f.name == "topk_ids":
+            out.extend(_PACKED_TOPK_FIELDS)
+        elif f.name not in PLAIN_TOPK_COLUMNS:
+            out.append(f)
+    return out
+
+
+def _metadata(codec: str) -> dict[bytes, bytes]:
+    return {
+        b"distill.schema_version": str(CODECS[codec]).encode(),
+        b"distill.codec": codec.encode(),
+    }
+
+
+RECORD_SCHEMA = pa.schema(_FIELDS, metadata=_metadata("plain"))
+RECORD_SCHEMA_V2 = pa.schema(_packed_fields(_FIELDS), metadata=_metadata("packed"))
 
 # A rejected row is a record plus why it was dropped, so nothing is ever lost.
 REJECT_COLUMNS = [
@@ -74,9 +118,37 @@ REJECT_COLUMNS = [
     pa.field("reject_reason", pa.string(), nullable=False),
     pa.field("reject_details", pa.string(), nullable=False),  # JSON object
 ]
-REJECTED_SCHEMA = pa.schema(
-    _FIELDS + REJECT_COLUMNS, metadata={b"distill.schema_version": str(SCHEMA_VERSION)}
+REJECTED_SCHEMA = pa.schema(_FIELDS + REJECT_COLUMNS, metadata=_metadata("plain"))
+REJECTED_SCHEMA_V2 = pa.schema(
+    _packed_fields(_FIELDS) + REJECT_COLUMNS, metadata=_metadata("packed")
 )
+
+
+def codec_of(source: pa.Schema | pa.Table | Any) -> str:
+    """ "plain" or "packed": from a manifest's `codec`, or a schema's / table's columns.
+
+    Columns, not metadata, decide for tables: a `select` or `from_pylist` may drop metadata.
+    """
+    if isinstance(source, pa.Table):
+        source = source.schema
+    if isinstance(source, pa.Schema):
+        return "packed" if "topk_ids_packed" in source.names else "plain"
+    codec = getattr(source, "codec", None)
+    if codec not in CODECS:
+        raise ValueError(f"unknown top-k codec {codec!r}; known: {sorted(CODECS)}")
+    return codec
+
+
+def schema_for(source: pa.Schema | pa.Table | Any | str, *, rejected: bool = False) -> pa.Schema:
+    """The record schema (or, with `rejected`, the rejected-row schema) for a codec name,
+    a manifest, a table or a schema: what a writer passes to `store.write_shard`/`write_dataset`.
+    """
+    codec = source if isinstance(source, str) else codec_of(source)
+    if codec not in CODECS:
+        raise ValueError(f"unknown top-k codec {codec!r}; known: {sorted(CODECS)}")
+    if rejected:
+        return REJECTED_SCHEMA_V2 if codec == "packed" else REJECTED_SCHEMA
+    return RECORD_SCHEMA_V2 if codec == "packed" else RECORD_SCHEMA
 
 
 def record_to_row(record: TeacherRecord) -> dict[str, Any]:
@@ -86,5 +158,11 @@ def record_to_row(record: TeacherRecord) -> dict[str, Any]:
     return row
 
 
-def records_to_table(records: Iterable[TeacherRecord]) -> pa.Table:
-    return pa.Table.from_pylist([record_to_row(r) for r in records], schema=RECORD_SCHEMA)
+def records_to_table(records: Iterable[TeacherRecord], codec: str = "plain") -> pa.Table:
+    """The records as a table with `schema_for(codec)`; "packed" encodes the top-k."""
+    table = pa.Table.from_pylist([record_to_row(r) for r in records], schema=RECORD_SCHEMA)
+    if codec == "plain":
+        return table
+    from distill.codec import encode_table
+
+    return encode_table(table, codec)

@@ -41,6 +41,10 @@ class TokenizerInfo(BaseModel):
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int
+    codec: Literal["plain", "packed"] = Field(
+        "plain",
+        description="how the shards store the top-k: plain lists (schema 1) or packed (schema 2)",
+    )
     kind: DatasetKind
     dataset_id: str
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -8,7 +8,9 @@ teacher targets are written at `len(prompt) + j - 1`, and `logits[:, t]` meets
 instead (aligned with `input_ids`; the model / trainer shift them), -100 on prompt and padding.
 
 Teacher token ids are used as they are: never decoded and re-tokenised. Everything is
-vectorised over pyarrow's flat list buffers; there is no per-token Python loop.
+vectorised over pyarrow's flat buffers; there is no per-token Python loop. The top-k is
+read with `distill.codec.decode_topk`, so plain (schema 1) and packed (schema 2) records
+collate to the same tensors (up to the packed codec's stated log-prob / tail rounding).
 """
 
 from __future__ import annotations
@@ -21,12 +23,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-TEACHER_COLUMNS = ["topk_ids", "topk_logprobs", "tail_mass"]
+from distill.codec import decode_topk
+from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS
+
+TEACHER_COLUMNS = PLAIN_TOPK_COLUMNS  # schema 1; `teacher_columns` picks per layout
 TOKEN_COLUMNS = ["prompt_token_ids", "token_ids"]
 IGNORE_INDEX = -100
 
 
-def _as_table(rows: pa.Table | Sequence[Mapping[str, Any]], columns: list[str]) -> pa.Table:
+def teacher_columns(names: Sequence[str]) -> list[str]:
+    """The top-k columns to read from a table (or row) with these column names."""
+    return PACKED_TOPK_COLUMNS if "topk_ids_packed" in names else PLAIN_TOPK_COLUMNS
+
+
+def _as_table(rows: pa.Table | Sequence[Mapping[str, Any]], with_teacher: bool) -> pa.Table:
+    names = rows.column_names if isinstance(rows, pa.Table) else (list(rows[0]) if rows else [])
+    columns = TOKEN_COLUMNS + (teacher_columns(names) if with_teacher else [])
     if isinstance(rows, pa.Table):
         return rows.select(columns)
     return pa.Table.from_pylist([{c: row[c] for c in columns} for row in rows])
@@ -59,8 +71,7 @@ def collate_rows(
 
     Top-k padding uses id 0 (a valid index for gather) with teacher_topk_mask False.
     """
-    columns = TOKEN_COLUMNS + (TEACHER_COLUMNS if with_teacher else [])
-    table = _as_table(rows, columns)
+    table = _as_table(rows, with_teacher)
     prompt_vals, prompt_len = _flat(table.column("prompt_token_ids"))
     resp_vals, resp_len = _flat(table.column("token_ids"))
     batch = table.num_rows
@@ -97,19 +108,14 @@ def _teacher_targets(
     predictable: np.ndarray,
     width: int,
 ) -> dict[str, torch.Tensor]:
-    ids_outer, ids_len = _flat(table.column("topk_ids"))
-    lps_outer, _ = _flat(table.column("topk_logprobs"))
-    tail_vals, tail_len = _flat(table.column("tail_mass"))
-    if not (np.array_equal(ids_len, resp_len) and np.array_equal(tail_len, resp_len)):
-        bad = np.flatnonzero((ids_len != resp_len) | (tail_len != resp_len))
+    topk = decode_topk(table)
+    if not np.array_equal(topk.tokens_per_row, resp_len):
+        bad = np.flatnonzero(topk.tokens_per_row != resp_len)
         raise ValueError(
             f"rows {bad[:5].tolist()}: topk_ids/tail_mass must have one entry per response token"
         )
-    ids_vals, k_len = _flat(ids_outer)
-    lps_vals, lp_len = _flat(lps_outer)
-    if not np.array_equal(k_len, lp_len):
-        raise ValueError("topk_ids and topk_logprobs differ in length at some position")
     batch = table.num_rows
+    k_len = topk.k_per_token
     k = max(int(k_len.max(initial=0)), 1)
 
     # Response token t (flat over the batch) lands at row tok_rows[t], position r_pos[t] - 1.
@@ -121,14 +127,23 @@ def _teacher_targets(
     teacher_tail = np.zeros((batch, width), dtype=np.float32)
     target_mask = np.zeros((batch, width), dtype=bool)
 
-    tok_of_entry, slot = _row_and_offset(k_len)  # which response token, which top-k slot
-    entry_ok = predictable[tok_of_entry]
-    er, ep, es = tok_rows[tok_of_entry][entry_ok], tok_pos[tok_of_entry][entry_ok], slot[entry_ok]
-    teacher_ids[er, ep, es] = ids_vals.to_numpy(zero_copy_only=False)[entry_ok]
-    teacher_lps[er, ep, es] = lps_vals.to_numpy(zero_copy_only=False)[entry_ok]
-    topk_mask[er, ep, es] = True
     tr, tp = tok_rows[predictable], tok_pos[predictable]
-    teacher_tail[tr, tp] = tail_vals.to_numpy(zero_copy_only=False)[predictable]
+    uniform = topk.uniform_k
+    if uniform is not None:  # every token has k entries: scatter whole [k] rows at once
+        ids, lps, _ = topk.padded()
+        teacher_ids[tr, tp, :uniform] = ids[predictable]
+        teacher_lps[tr, tp, :uniform] = lps[predictable]
+        topk_mask[tr, tp, :uniform] = True
+    else:
+        tok_of_entry = np.repeat(np.arange(k_len.size), k_len)
+        slot = np.arange(topk.ids.size) - np.repeat(np.cumsum(k_len) - k_len, k_len)
+        entry_ok = predictable[tok_of_entry]
+        er, ep = tok_rows[tok_of_entry][entry_ok], tok_pos[tok_of_entry][entry_ok]
+        es = slot[entry_ok]
+        teacher_ids[er, ep, es] = topk.ids[entry_ok]
+        teacher_lps[er, ep, es] = topk.logprobs[entry_ok]
+        topk_mask[er, ep, es] = True
+    teacher_tail[tr, tp] = topk.tail[predictable]
     target_mask[tr, tp] = True
     return {
         "teacher_ids": torch.from_numpy(teacher_ids),
@@ -153,7 +168,8 @@ class RecordCollator:
     """
 
     def __init__(self, table: pa.Table, *, with_teacher: bool = True, pad_token_id: int = 0):
-        self.table = table.select(TOKEN_COLUMNS + (TEACHER_COLUMNS if with_teacher else []))
+        teacher = teacher_columns(table.column_names) if with_teacher else []
+        self.table = table.select(TOKEN_COLUMNS + teacher)
         self.with_teacher = with_teacher
         self.pad_token_id = pad_token_id
 

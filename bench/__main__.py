@@ -1,0 +1,103 @@
+"""`python -m bench`: every figure the toolkit has, each as a ratio to a baseline measured
+in the same run.
+
+    python -m bench [--k20 DIR] [--k64 DIR] [--gen]
+
+  codec   bytes/token of the top-k columns and mean KL(exact || decoded) for k = 8, 20, 64,
+          against int32+float32 (schema 1) and int32+float16, on real teacher outputs
+          (k = 8 is the exact first 8 of the k = 20 set; see codec_bench.truncate_k)
+  loader  top-k positions/s into padded tensors, one thread: packed / plain
+  kd/sft  KD step time / SFT step time on the same synthetic batch (distill.train.losses)
+  --gen   also runs bench/gen_capture.py (capture on / off; ~1 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import runpy
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.codec_bench import codec_rows, truncate_k
+from bench.loader_bench import loader_rows
+from distill.store import read_table
+from distill.train.losses import distill_loss, hard_label_loss
+
+
+def kd_vs_sft_step(
+    vocab: int = 49152, hidden: int = 64, batch: int = 8, length: int = 128, k: int = 20
+) -> dict:
+    """Median forward + backward time of a tiny LM on one batch: KD loss vs cross-entropy."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(vocab, hidden), torch.nn.Linear(hidden, vocab))
+    tokens = torch.randint(0, vocab, (batch, length))
+    labels = torch.randint(0, vocab, (batch, length))
+    teacher = torch.randn(batch, length, vocab).topk(k, dim=-1)
+    lps = torch.log_softmax(teacher.values, -1) - 0.1
+    tail = torch.full((batch, length), 1 - float(torch.exp(torch.tensor(-0.1))))
+
+    def sft() -> None:
+        hard_label_loss(model(tokens), labels).backward()
+
+    def kd() -> None:
+        distill_loss(model(tokens), teacher.indices, lps, tail, labels).loss.backward()
+
+    times: dict[str, list[float]] = {"sft": [], "kd": []}
+    for _ in range(5):
+        for name, fn in (("sft", sft), ("kd", kd)):
+            model.zero_grad()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    med = {n: sorted(v)[len(v) // 2] for n, v in times.items()}
+    return {"sft_s": med["sft"], "kd_s": med["kd"], "ratio": med["kd"] / med["sft"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--k20", type=Path, default=Path("/tmp/demo1/gen"))
+    parser.add_argument("--k64", type=Path, default=Path("/tmp/codec_data/gen64"))
+    parser.add_argument("--gen", action="store_true", help="also run bench/gen_capture.py")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads")
+
+    sets = {}
+    if args.k20.is_dir():
+        t20 = read_table(args.k20)
+        sets["8"], sets["20"] = truncate_k(t20, 8), t20
+    if args.k64.is_dir():
+        sets["64"] = read_table(args.k64)
+    print("\n[codec] top-k bytes/token (zstd Parquet), ratio to int32+float32, mean KL nats")
+    print(f"{'k':>3s} {'layout':28s} {'B/token':>9s} {'ratio':>7s} {'mean KL':>9s}")
+    for k, table in sets.items():
+        for row in codec_rows(table):
+            print(
+                f"{k:>3s} {row['codec']:28s} {row['bytes_per_token']:9.2f} "
+                f"{row['ratio']:7.4f} {row['kl']:9.2e}"
+            )
+    if "20" in sets:
+        print("\n[loader] positions/s into padded tensors, 1 thread, ratio packed / plain")
+        for batch_size in (8, 64):
+            for row in loader_rows(sets["20"], batch_size=batch_size):
+                print(
+                    f"batch {batch_size:3d} {row['layout']:20s} collate "
+                    f"{row['collate_positions_per_s']:12,.0f}/s  ratio {row['ratio']:.4f}  "
+                    f"decode only {row['decode_positions_per_s']:14,.0f}/s"
+                )
+    step = kd_vs_sft_step()
+    print(
+        f"\n[kd/sft] step time, V=49152 B=8 L=128 k=20: sft {step['sft_s'] * 1e3:.1f} ms, "
+        f"kd {step['kd_s'] * 1e3:.1f} ms, ratio kd/sft {step['ratio']:.4f}"
+    )
+    if args.gen:
+        print("\n[gen] capture overhead (bench/gen_capture.py)")
+        sys.argv = ["gen_capture.py"]
+        runpy.run_path(str(Path(__file__).with_name("gen_capture.py")), run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
