@@ -21,7 +21,8 @@ What the kept dataset's manifest records (a report reads these keys):
 - any other `stats` key a step returns under `summary["stats"]` (e.g. `signal_auroc` from
   the `confidence` step), the last step's value winning.
 
-The rejected dataset (kind "rejected", REJECTED_SCHEMA) has the same `steps` and counts.
+The rejected dataset (kind "rejected", the rejected schema of the input's codec) has the
+same `steps` and counts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distill.curate.base import Decisions, Step, domain_of
 from distill.curate.recipe import Recipe, default_recipe
-from distill.schemas import RECORD_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION, Manifest
+from distill.schemas import Manifest, schema_for
 from distill.store import (
     DatasetError,
     load_manifest,
@@ -106,7 +107,7 @@ def _rejected_rows(table: pa.Table, step: Step, drops: Decisions) -> pa.Table:
         "reject_reason": pa.array(reasons, pa.string()),
         "reject_details": pa.array(details, pa.string()),
     }
-    for field in REJECTED_SCHEMA:
+    for field in schema_for(table, rejected=True):
         if field.name in extra:
             table = table.append_column(field, extra[field.name])
     return table
@@ -154,7 +155,7 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
     if parent.kind == "rejected":
         raise DatasetError(f"{input_dir}: is a rejected-rows dataset; curate its parent instead")
     verify_shards(input_dir, parent)
-    table = read_table(input_dir).select(RECORD_SCHEMA.names)
+    table = read_table(input_dir).select(schema_for(parent).names)
 
     kept, positions = table, np.arange(table.num_rows)
     rejected_parts: list[pa.Table] = []
@@ -172,7 +173,7 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
         order = np.argsort(np.concatenate(rejected_positions), kind="stable")
         rejected_all = rejected_all.take(order)
     else:
-        rejected_all = REJECTED_SCHEMA.empty_table()
+        rejected_all = schema_for(parent, rejected=True).empty_table()
 
     reason_counts: Counter[str] = Counter()
     for stats in all_stats:
@@ -200,7 +201,8 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
         results.update(stats.summary.get("stats", {}))
 
     common: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": parent.schema_version,
+        "codec": parent.codec,
         "teachers": parent.teachers,
         "tokenizer": parent.tokenizer,
         "top_k": parent.top_k,
@@ -212,7 +214,7 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
     kept_manifest = write_dataset(
         out_dir,
         kept,
-        RECORD_SCHEMA,
+        schema_for(parent),
         Manifest(
             kind="curated", dataset_id=new_dataset_id(), params=params, stats=results, **common
         ),
@@ -221,7 +223,7 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
     rejected_manifest = write_dataset(
         rejected_dir,
         rejected_all,
-        REJECTED_SCHEMA,
+        schema_for(parent, rejected=True),
         Manifest(
             kind="rejected",
             dataset_id=new_dataset_id(),

@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distill.codec.topk import decode_topk
 from distill.schemas import Manifest
 from distill.tokenizer_info import describe_tokenizer
 
@@ -90,10 +91,11 @@ def _topk_problems(manifest: Manifest, table: pa.Table | None) -> list[str]:
     fix = "KD needs the teacher's top-k: regenerate with top_k >= 1, or train with mode='sft'"
     if not manifest.top_k:
         return [f"the manifest's top_k is {manifest.top_k!r}; {fix}"]
-    if table is None or "topk_ids" not in table.column_names:
-        return [] if table is None else [f"the dataset has no topk_ids column; {fix}"]
-    per_token = pc.list_flatten(table.column("topk_ids"))
-    empty = int(pc.sum(pc.equal(pc.list_value_length(per_token), 0)).as_py() or 0)
+    if table is None:
+        return []
+    if not {"topk_ids", "topk_ids_packed"} & set(table.column_names):
+        return [f"the dataset has no top-k columns; {fix}"]
+    empty = int((decode_topk(table).k_per_token == 0).sum())
     if empty:
         return [f"{empty} response tokens have an empty top-k; {fix}"]
     return []
@@ -101,14 +103,14 @@ def _topk_problems(manifest: Manifest, table: pa.Table | None) -> list[str]:
 
 def _id_range_problems(table: pa.Table, vocab: int) -> list[str]:
     problems = []
-    columns = {"token_ids": 1, "prompt_token_ids": 1, "topk_ids": 2}
-    for name, depth in columns.items():
-        if name not in table.column_names:
-            continue
-        values = table.column(name)
-        for _ in range(depth):
-            values = pc.list_flatten(values)
-        top = pc.max(values).as_py()
+    tops: dict[str, int | None] = {}
+    for name in ("token_ids", "prompt_token_ids"):
+        if name in table.column_names:
+            tops[name] = pc.max(pc.list_flatten(table.column(name))).as_py()
+    if {"topk_ids", "topk_ids_packed"} & set(table.column_names):
+        ids = decode_topk(table).ids  # plain or packed: the codec decides the columns
+        tops["topk_ids"] = int(ids.max()) if ids.size else None
+    for name, top in tops.items():
         if top is not None and top >= vocab:
             problems.append(
                 f"{name}: id {top} is outside the student's vocabulary of {vocab}; "

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
 from distill.store import DatasetError, load_manifest, read_table, write_json
 from distill.train.compat import check_student_compat
 from distill.train.evaluate import heldout_metrics, split_heldout
@@ -26,7 +27,13 @@ from distill.train.kd_trainer import KDConfig, KDTrainer
 from distill.train.record_trainer import HardLabelTrainer
 from distill.train.student import build_random_student
 
-COLUMNS = ["record_id", "prompt_token_ids", "token_ids", "topk_ids", "topk_logprobs", "tail_mass"]
+BASE_COLUMNS = ["record_id", "prompt_token_ids", "token_ids"]
+
+
+def _columns(manifest: Manifest) -> list[str]:
+    """What training reads: the ids plus the top-k columns of the dataset's codec."""
+    topk = PACKED_TOPK_COLUMNS if manifest.codec == "packed" else PLAIN_TOPK_COLUMNS
+    return [*BASE_COLUMNS, *topk]
 
 
 class TrainResult(BaseModel):
@@ -110,7 +117,7 @@ def train_student(
     started = time.perf_counter()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     manifest = load_manifest(dataset_dir)
-    table = read_table(dataset_dir, columns=COLUMNS)
+    table = read_table(dataset_dir, columns=_columns(manifest))
     # A response with no token has nothing to learn from (and TRL would drop it, changing order).
     table = table.filter(pc.greater(pc.list_value_length(table.column("token_ids")), 0))
     if table.num_rows == 0:
