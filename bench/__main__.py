@@ -1,7 +1,7 @@
 """`python -m bench`: every figure the toolkit has, each as a ratio to a baseline measured
 in the same run.
 
-    python -m bench [--k20 DIR] [--k64 DIR] [--gen]
+    python -m bench [--k20 DIR_OR_PARQUET] [--k64 DIR] [--gen]
 
   codec   bytes/token of the top-k columns and mean KL(exact || decoded) for k = 8, 20, 64,
           against int32+float32 (schema 1) and int32+float16, on real teacher outputs
@@ -20,12 +20,15 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 
 from bench.codec_bench import codec_rows, truncate_k
-from bench.loader_bench import loader_rows
+from bench.loader_bench import loader_rows, synthetic_table
 from distill.store import read_table
 from distill.train.losses import distill_loss, hard_label_loss
+
+FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "smollm2_mmlu.parquet"
 
 
 def kd_vs_sft_step(
@@ -59,17 +62,22 @@ def kd_vs_sft_step(
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--k20", type=Path, default=Path("/tmp/demo1/gen"))
-    parser.add_argument("--k64", type=Path, default=Path("/tmp/codec_data/gen64"))
+    parser.add_argument(
+        "--k20",
+        type=Path,
+        default=FIXTURE,
+        help="a k=20 dataset dir (e.g. distill-demo/gen) or Parquet file; default: the "
+        "300 real SmolLM2 rows in tests/fixtures",
+    )
+    parser.add_argument("--k64", type=Path, default=None, help="a k=64 dataset dir, if any")
     parser.add_argument("--gen", action="store_true", help="also run bench/gen_capture.py")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads")
 
     sets = {}
-    if args.k20.is_dir():
-        t20 = read_table(args.k20)
-        sets["8"], sets["20"] = truncate_k(t20, 8), t20
-    if args.k64.is_dir():
+    t20 = read_table(args.k20) if args.k20.is_dir() else pq.read_table(args.k20)
+    sets["8"], sets["20"] = truncate_k(t20, 8), t20
+    if args.k64 is not None:
         sets["64"] = read_table(args.k64)
     print("\n[codec] top-k bytes/token (zstd Parquet), ratio to int32+float32, mean KL nats")
     print(f"{'k':>3s} {'layout':28s} {'B/token':>9s} {'ratio':>7s} {'mean KL':>9s}")
@@ -79,12 +87,13 @@ def main() -> None:
                 f"{k:>3s} {row['codec']:28s} {row['bytes_per_token']:9.2f} "
                 f"{row['ratio']:7.4f} {row['kl']:9.2e}"
             )
-    if "20" in sets:
-        print("\n[loader] positions/s into padded tensors, 1 thread, ratio packed / plain")
+    print("\n[loader] positions/s into padded tensors, 1 thread, ratio packed / plain")
+    cases = {"real (~11 tok/row)": sets["20"], "synthetic 256 tok/row": synthetic_table()}
+    for label, table in cases.items():
         for batch_size in (8, 64):
-            for row in loader_rows(sets["20"], batch_size=batch_size):
+            for row in loader_rows(table, batch_size=batch_size, vocab_size=49152):
                 print(
-                    f"batch {batch_size:3d} {row['layout']:20s} collate "
+                    f"{label:22s} batch {batch_size:3d} {row['layout']:18s} collate "
                     f"{row['collate_positions_per_s']:12,.0f}/s  ratio {row['ratio']:.4f}  "
                     f"decode only {row['decode_positions_per_s']:14,.0f}/s"
                 )

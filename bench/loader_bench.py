@@ -16,6 +16,37 @@ from distill.codec import decode_topk, encode_table
 from distill.train.collate import RecordCollator
 
 
+def synthetic_table(
+    rows: int = 128, prompt: int = 64, tokens: int = 256, k: int = 20, vocab: int = 49152
+) -> pa.Table:
+    """Plain (schema 1) columns the collator reads, with realistic response lengths: the
+    demo's MMLU answers are ~10 tokens, which measures per-batch overhead, not decoding."""
+    rng = np.random.default_rng(0)
+
+    def lists(values: pa.Array | np.ndarray, width: int) -> pa.ListArray:
+        count = len(values) // width
+        offsets = pa.array(np.arange(0, count * width + 1, width, dtype=np.int32))
+        return pa.ListArray.from_arrays(offsets, values)
+
+    per_token_ids = lists(pa.array(rng.integers(0, vocab, rows * tokens * k, dtype=np.int32)), k)
+    lps = -np.sort(rng.exponential(2.0, (rows * tokens, k)).astype(np.float32), axis=1) - 0.5
+    per_token_lps = lists(pa.array(lps.ravel()), k)
+    return pa.table(
+        {
+            "record_id": pa.array([f"r{i}" for i in range(rows)]),
+            "prompt_token_ids": lists(
+                pa.array(rng.integers(0, vocab, rows * prompt, dtype=np.int32)), prompt
+            ),
+            "token_ids": lists(
+                pa.array(rng.integers(0, vocab, rows * tokens, dtype=np.int32)), tokens
+            ),
+            "topk_ids": lists(per_token_ids, tokens),
+            "topk_logprobs": lists(per_token_lps, tokens),
+            "tail_mass": lists(pa.array(np.full(rows * tokens, 0.05, dtype=np.float32)), tokens),
+        }
+    )
+
+
 def _best_of(fn, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -25,7 +56,9 @@ def _best_of(fn, repeats: int) -> float:
     return best
 
 
-def loader_rows(table: pa.Table, batch_size: int = 8, repeats: int = 3) -> list[dict]:
+def loader_rows(
+    table: pa.Table, batch_size: int = 8, repeats: int = 3, vocab_size: int | None = None
+) -> list[dict]:
     """Positions/s through the collator and through the decoder, plain vs packed."""
     torch.set_num_threads(1)
     positions = int(decode_topk(table).tokens_per_row.sum())
@@ -36,7 +69,10 @@ def loader_rows(table: pa.Table, batch_size: int = 8, repeats: int = 3) -> list[
     ]
     rows = []
     base = None
-    for name, t in (("plain (schema 1)", table), ("packed (schema 2)", encode_table(table))):
+    for name, t in (
+        ("plain (schema 1)", table),
+        ("packed (schema 2)", encode_table(table, vocab_size=vocab_size)),
+    ):
         collator = RecordCollator(t)
 
         def collate_all(collator=collator) -> None:
