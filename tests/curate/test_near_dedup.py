@@ -103,3 +103,30 @@ def test_recipe_validates_near_dedup_keys() -> None:
         recipe_from_dict({"steps": [{"name": "near_dedup", "treshold": 0.5}]})
     with pytest.raises(ValueError, match="keep"):
         recipe_from_dict({"steps": [{"name": "near_dedup", "keep": "best"}]})
+
+
+def test_numpy_engine_jaccard_agrees_with_datasketch() -> None:
+    import numpy as np
+
+    from distill.curate.numpy_minhash import NumpyMinHasher, shingle_hashes
+
+    rng = np.random.default_rng(0)
+    hasher = NumpyMinHasher(num_perm=256, seed=1)
+    for overlap in (0.0, 0.3, 0.6, 0.9):
+        base = [f"t{i}" for i in rng.choice(10_000, 200, replace=False)]
+        keep = int(overlap * 200)
+        a, b = set(base), set(base[:keep] + [f"u{i}" for i in range(200 - keep)])
+        true = len(a & b) / len(a | b)
+        ours = hasher.sketch(shingle_hashes(a)).jaccard(hasher.sketch(shingle_hashes(b)))
+        theirs = minhash(a, 256, 1).jaccard(minhash(b, 256, 1))
+        # Standard error of a 256-permutation estimate is <= 0.5 / 16 = 0.031.
+        assert abs(ours - true) < 0.1 and abs(ours - theirs) < 0.12, (overlap, ours, theirs)
+
+
+def test_engines_make_the_same_decisions() -> None:
+    table = _table([("r0", "p0", "q", TEXT), ("r1", "p1", "q", OTHER), ("r2", "p2", "q", EDITED)])
+    numpy_engine = NearDedup(field="response", threshold=0.6).decide(table)
+    datasketch_engine = NearDedup(field="response", threshold=0.6, engine="datasketch")
+    assert [d is None for d in numpy_engine] == [d is None for d in datasketch_engine.decide(table)]
+    with pytest.raises(ValueError, match="engine"):
+        recipe_from_dict({"steps": [{"name": "near_dedup", "engine": "rust"}]})

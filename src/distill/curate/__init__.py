@@ -5,13 +5,15 @@
 
 A recipe is an ordered list of small steps (`exact_dedup`, `near_dedup`, `truncated`,
 `mcq_verify`, `math_verify`, `match_verify`, `user_filter`, `confidence`, `empty`,
-`length`, `repetition`, `refusal`, `domain_cap`); see `distill.curate.recipe` for the
+`length`, `repetition`, `refusal`, `decontaminate`, `domain_cap`, `domain_ratio`,
+`domain_token_budget`, `domain_temperature`); see `distill.curate.recipe` for the
 file format and `distill.curate.runner` for the manifest keys the runner writes.
 """
 
-from distill.curate.balance import DomainCap
+from distill.curate.balance import DomainCap, DomainRatio, DomainTemperature, DomainTokenBudget
 from distill.curate.base import DatasetStep, Drop, RejectReason, RowStep, Step
 from distill.curate.confidence import ConfidenceFilter
+from distill.curate.decontaminate import Decontaminate
 from distill.curate.dedup import ExactDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.mcq import McqVerify, extract_choice
@@ -25,8 +27,12 @@ __all__ = [
     "ConfidenceFilter",
     "CurateResult",
     "DatasetStep",
+    "Decontaminate",
     "DomainAccuracy",
     "DomainCap",
+    "DomainRatio",
+    "DomainTemperature",
+    "DomainTokenBudget",
     "Drop",
     "DropEmpty",
     "DropTruncated",

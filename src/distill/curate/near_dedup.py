@@ -12,7 +12,9 @@ found 16 % (tests/curate/test_injected_smollm2.py, docs/benchmarks.md). Shingles
 by most texts (`max_shingle_share`) are dropped first: an instruction template common to
 every prompt otherwise makes unrelated prompts look alike.
 
-MinHash and LSH are datasketch's (no vectorised re-implementation here).
+The MinHash signatures come from `engine`: "numpy" (default; one broadcast per document,
+`distill.curate.numpy_minhash`, ~2-4x faster, see docs/benchmarks.md) or "datasketch"
+(its `MinHash.update_batch`). Banding and candidate lookup are datasketch's `MinHashLSH`.
 
 Which member of a group survives is the `keep` policy:
 
@@ -45,6 +47,7 @@ from pydantic import Field, PositiveInt
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
 from distill.curate.dedup import last_user_message
 from distill.curate.mcq import extract_choice, normalize_reference
+from distill.curate.numpy_minhash import NumpyMinHasher, shingle_hashes
 from distill.curate.signals import mean_sampled_logprob
 
 _WORD = re.compile(r"\w+")
@@ -121,6 +124,9 @@ class NearDedup(DatasetStep):
         description="ignore shingles found in more than this share of the texts (a shared "
         "instruction template); None keeps every shingle",
     )
+    engine: Literal["numpy", "datasketch"] = Field(
+        "numpy", description="MinHash signatures: vectorised numpy, or datasketch's update_batch"
+    )
 
     def decide(self, table: pa.Table) -> Decisions:
         columns = {name: table.column(name).to_pylist() for name in self.columns}
@@ -193,8 +199,14 @@ class NearDedup(DatasetStep):
             common = {s for s, n in frequency.items() if n > limit}
             if common:
                 items = {text: found - common for text, found in items.items()}
+        if self.engine == "datasketch":
+            return {
+                text: minhash(found, self.num_perm, self.seed) if found else None
+                for text, found in items.items()
+            }
+        hasher = NumpyMinHasher(self.num_perm, self.seed)
         return {
-            text: minhash(found, self.num_perm, self.seed) if found else None
+            text: hasher.sketch(shingle_hashes(found)) if found else None
             for text, found in items.items()
         }
 

@@ -22,9 +22,10 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from distill.curate.balance import DomainCap
+from distill.curate.balance import DomainCap, DomainRatio, DomainTemperature, DomainTokenBudget
 from distill.curate.base import Step
 from distill.curate.confidence import ConfidenceFilter
+from distill.curate.decontaminate import Decontaminate
 from distill.curate.dedup import ExactDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.mcq import McqVerify
@@ -46,6 +47,10 @@ STEP_TYPES: dict[str, type[Step]] = {
     "repetition": RepetitionFilter,
     "refusal": RefusalFilter,
     "domain_cap": DomainCap,
+    "domain_ratio": DomainRatio,
+    "domain_token_budget": DomainTokenBudget,
+    "domain_temperature": DomainTemperature,
+    "decontaminate": Decontaminate,
 }
 
 StepConfig = Annotated[
@@ -61,7 +66,11 @@ StepConfig = Annotated[
     | LengthFilter
     | RepetitionFilter
     | RefusalFilter
-    | DomainCap,
+    | DomainCap
+    | DomainRatio
+    | DomainTokenBudget
+    | DomainTemperature
+    | Decontaminate,
     Field(discriminator="name"),
 ]
 
