@@ -1,7 +1,7 @@
 """`python -m bench`: every figure the toolkit has, each as a ratio to a baseline measured
 in the same run.
 
-    python -m bench [--k20 DIR_OR_PARQUET] [--k64 DIR] [--gen]
+    python -m bench [--k20 DIR_OR_PARQUET] [--k64 DIR] [--gen] [--dedup]
 
   codec   bytes/token of the top-k columns and mean KL(exact || decoded) for k = 8, 20, 64,
           against int32+float32 (schema 1) and int32+float16, on real teacher outputs
@@ -9,6 +9,7 @@ in the same run.
   loader  top-k positions/s into padded tensors, one thread: packed / plain
   kd/sft  KD step time / SFT step time on the same synthetic batch (distill.train.losses)
   --gen   also runs bench/gen_capture.py (capture on / off; ~1 min)
+  --dedup also runs bench/near_dedup.py --docs 20000 (vs datasketch per shingle, rensa)
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def main() -> None:
     )
     parser.add_argument("--k64", type=Path, default=None, help="a k=64 dataset dir, if any")
     parser.add_argument("--gen", action="store_true", help="also run bench/gen_capture.py")
+    parser.add_argument(
+        "--dedup", action="store_true", help="also run bench/near_dedup.py on 20k documents"
+    )
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads")
 
@@ -102,10 +106,13 @@ def main() -> None:
         f"\n[kd/sft] step time, V=49152 B=8 L=128 k=20: sft {step['sft_s'] * 1e3:.1f} ms, "
         f"kd {step['kd_s'] * 1e3:.1f} ms, ratio kd/sft {step['ratio']:.4f}"
     )
-    if args.gen:
-        print("\n[gen] capture overhead (bench/gen_capture.py)")
-        sys.argv = ["gen_capture.py"]
-        runpy.run_path(str(Path(__file__).with_name("gen_capture.py")), run_name="__main__")
+    extra = [("gen", "gen_capture.py", [], "capture overhead")]
+    extra.append(("dedup", "near_dedup.py", ["--docs", "20000"], "near-dup throughput"))
+    for flag, script, script_args, title in extra:
+        if getattr(args, flag):
+            print(f"\n[{flag}] {title} (bench/{script})")
+            sys.argv = [script, *script_args]
+            runpy.run_path(str(Path(__file__).with_name(script)), run_name="__main__")
 
 
 if __name__ == "__main__":
