@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distill.curate.confidence import ConfidenceFilter
 from distill.curate.signals import (
     compute_signals,
     extracted_letters,
@@ -25,15 +26,7 @@ from distill.curate.signals import (
 )
 from distill.store import read_table
 
-COLUMNS = [
-    "prompt_id",
-    "response_text",
-    "reference",
-    "token_ids",
-    "topk_logprobs",
-    "sampled_logprob",
-    "tail_mass",
-]
+COLUMNS = list(ConfidenceFilter.columns)  # exactly what the confidence step reads
 
 
 def load_tokenizer(path: str | None):
