@@ -180,6 +180,36 @@ def train(
     )
 
 
+@app.command(name="eval")
+def eval_(
+    models: Annotated[list[Path], typer.Argument(help="local Hugging Face model dirs")],
+    questions: Annotated[Path, typer.Option("--questions", help="MMLU-format JSONL")],
+    out: Annotated[Path, typer.Option("--out", help="JSON results file")] = Path("eval.json"),
+    limit: Annotated[int | None, typer.Option(help="use only the first N questions")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    seed: Annotated[int, typer.Option(help="seed of the option permutations")] = 0,
+) -> None:
+    """MCQ accuracy per domain, models side by side, and agreement under permuted options."""
+    from distill.train.eval_mcq import evaluate_mcq, mcq_table
+
+    try:
+        result = evaluate_mcq(
+            models,
+            questions,
+            out,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+        )
+    except (PromptError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+        return
+    Console().print(mcq_table(result))
+    console.print(f"eval -> {out}")
+
+
 @app.command()
 def report(
     dirs: Annotated[list[Path], typer.Argument(help="datasets, training runs, or a demo dir")],

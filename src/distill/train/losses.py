@@ -4,7 +4,8 @@ A record stores, per response token, the teacher's k most likely ids with their 
 log-probs and `tail_mass` = 1 - sum of those k probabilities. The student's full
 distribution is folded onto the same k + 1 buckets (its probability of each of the k ids,
 and everything else in one tail bucket), and the loss is the forward KL between the two
-(k + 1)-bucket distributions. With k == vocab size (tail 0) this is the exact dense KL.
+(k + 1)-bucket distributions (or reverse KL / generalised JSD, see `divergences`). With
+k == vocab size (tail 0) each is the exact dense divergence.
 
 Temperature T: the student is tempered exactly (log_softmax(logits / T) over the whole
 vocabulary, then bucketed). The teacher's tail is unknown token by token, so at T != 1 we
@@ -24,6 +25,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from distill.train.divergences import Divergence, bucket_divergence, interpolated_target
+
 # Floor for the student's tail bucket: when its k ids hold (numerically) all the mass,
 # log(1 - sum) would be log(0) = -inf and its gradient inf * 0 = nan.
 _TAIL_FLOOR = 1e-12
@@ -34,7 +37,7 @@ TAIL_NOISE = 1e-6
 
 class DistillLoss(NamedTuple):
     loss: Tensor  # what is optimised: alpha * T^2 * KD + (1 - alpha) * CE, reduced
-    kd: Tensor  # sparse KL(teacher || student) at T, reduced, without the T^2 factor
+    kd: Tensor  # sparse divergence (default KL(teacher || student)) at T, reduced, without T^2
     ce: Tensor  # cross-entropy of the teacher's tokens at T = 1, reduced
     num_tokens: Tensor  # valid positions in this (micro-)batch
 
@@ -79,6 +82,52 @@ def teacher_bucket_logprobs(
     return torch.log_softmax(buckets, dim=-1)
 
 
+def bucket_logprobs(
+    log_q: Tensor,
+    topk_ids: Tensor,
+    topk_logprobs: Tensor,
+    tail_mass: Tensor,
+    topk_mask: Tensor | None = None,
+    temperature: float = 1.0,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(student, teacher) log-distributions over the k + 1 buckets `[..., k + 1]`, and the
+    mask of real buckets (None when there is no top-k padding).
+
+    `log_q` is the student's tempered log_softmax over the vocabulary `[..., V]`.
+    """
+    q_k, q_tail = student_bucket_logprobs(log_q, topk_ids, topk_mask)
+    log_q_buckets = torch.cat([q_k, q_tail.unsqueeze(-1)], dim=-1)
+    log_p = teacher_bucket_logprobs(
+        topk_logprobs.float(), tail_mass.float(), topk_mask, temperature
+    )
+    keep = None
+    if topk_mask is not None:
+        keep = torch.cat([topk_mask, torch.ones_like(topk_mask[..., :1])], dim=-1)
+    return log_q_buckets, log_p, keep
+
+
+def sparse_divergence_per_token(
+    student_logits: Tensor,
+    topk_ids: Tensor,
+    topk_logprobs: Tensor,
+    tail_mass: Tensor,
+    topk_mask: Tensor | None = None,
+    temperature: float = 1.0,
+    divergence: Divergence = "forward_kl",
+    beta: float = 0.5,
+    taid_lambda: float | None = None,
+) -> Tensor:
+    """`divergence` over k + 1 buckets at each position: `[..., V]` logits -> `[...]`.
+
+    `taid_lambda` replaces the teacher by TAID's interpolated target (see `divergences`).
+    """
+    log_q = torch.log_softmax(student_logits.float() / temperature, dim=-1)
+    return _divergence_from_student_logprobs(
+        log_q, topk_ids, topk_logprobs, tail_mass, topk_mask, temperature, divergence, beta,
+        taid_lambda,
+    )  # fmt: skip
+
+
 def sparse_kl_per_token(
     student_logits: Tensor,
     topk_ids: Tensor,
@@ -88,29 +137,28 @@ def sparse_kl_per_token(
     temperature: float = 1.0,
 ) -> Tensor:
     """KL(teacher || student) over k + 1 buckets at each position: `[..., V]` logits -> `[...]`."""
-    log_q = torch.log_softmax(student_logits.float() / temperature, dim=-1)
-    return _kl_from_student_logprobs(
-        log_q, topk_ids, topk_logprobs, tail_mass, topk_mask, temperature
+    return sparse_divergence_per_token(
+        student_logits, topk_ids, topk_logprobs, tail_mass, topk_mask, temperature
     )
 
 
-def _kl_from_student_logprobs(
+def _divergence_from_student_logprobs(
     log_q: Tensor,
     topk_ids: Tensor,
     topk_logprobs: Tensor,
     tail_mass: Tensor,
     topk_mask: Tensor | None,
     temperature: float,
+    divergence: Divergence = "forward_kl",
+    beta: float = 0.5,
+    taid_lambda: float | None = None,
 ) -> Tensor:
-    q_k, q_tail = student_bucket_logprobs(log_q, topk_ids, topk_mask)
-    log_q_buckets = torch.cat([q_k, q_tail.unsqueeze(-1)], dim=-1)
-    log_p = teacher_bucket_logprobs(
-        topk_logprobs.float(), tail_mass.float(), topk_mask, temperature
+    log_q_b, log_p_b, keep = bucket_logprobs(
+        log_q, topk_ids, topk_logprobs, tail_mass, topk_mask, temperature
     )
-    p = log_p.exp()
-    # 0 * log 0 = 0: buckets the teacher gives no mass (padding, an empty tail) contribute nothing.
-    terms = torch.where(p > 0, p * (log_p - log_q_buckets), torch.zeros_like(p))
-    return terms.sum(-1)
+    if taid_lambda is not None:
+        log_p_b = interpolated_target(log_q_b, log_p_b, taid_lambda, keep)
+    return bucket_divergence(log_q_b, log_p_b, keep, divergence, beta)
 
 
 def _divisor(num_valid: Tensor, num_items_in_batch: int | Tensor | None, like: Tensor) -> Tensor:
@@ -146,15 +194,19 @@ def distill_loss(
     topk_mask: Tensor | None = None,
     temperature: float = 1.0,
     alpha: float = 0.5,
+    divergence: Divergence = "forward_kl",
+    beta: float = 0.5,
+    taid_lambda: float | None = None,
     num_items_in_batch: int | Tensor | None = None,
 ) -> DistillLoss:
-    """alpha * T^2 * sparse KL + (1 - alpha) * CE on the teacher's tokens, summed over valid
+    """alpha * T^2 * sparse divergence + (1 - alpha) * CE on the teacher's tokens, summed over valid
     positions and divided by `num_items_in_batch` (the valid positions of the whole
     accumulated batch, so gradient-accumulation micro-batches add up to the full-batch loss)
     or, when it is None, by this batch's valid positions.
 
     Shapes: logits `[..., V]`, topk `[..., k]`, tail/labels/mask `[...]`. A position is valid
-    where `mask` is True (default: `labels != -100`).
+    where `mask` is True (default: `labels != -100`). `divergence`, `beta`, `taid_lambda`:
+    see `divergences`; the defaults give the forward KL.
     """
     if mask is None:
         mask = labels != -100
@@ -164,14 +216,35 @@ def distill_loss(
     ids, lps, tail, tgt = topk_ids[mask], topk_logprobs[mask], tail_mass[mask], labels[mask]
     tmask = topk_mask[mask] if topk_mask is not None else None
     n_valid = mask.sum()
-
-    log_q1 = torch.log_softmax(logits, dim=-1)
-    ce_sum = -log_q1.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).sum()
-    # One log-softmax serves both terms at T = 1; only a tempered KD needs a second one.
-    log_qt = log_q1 if temperature == 1.0 else torch.log_softmax(logits / temperature, dim=-1)
-    kd_sum = _kl_from_student_logprobs(log_qt, ids, lps, tail, tmask, temperature).sum()
-
+    kd_sum, ce_sum = loss_sums(
+        logits, ids, lps, tail, tgt, tmask, temperature, divergence, beta, taid_lambda
+    )
     denom = _divisor(n_valid, num_items_in_batch, logits)
     kd, ce = kd_sum / denom, ce_sum / denom
     loss = alpha * temperature**2 * kd + (1.0 - alpha) * ce
     return DistillLoss(loss=loss, kd=kd, ce=ce, num_tokens=n_valid)
+
+
+def loss_sums(
+    logits: Tensor,
+    topk_ids: Tensor,
+    topk_logprobs: Tensor,
+    tail_mass: Tensor,
+    targets: Tensor,
+    topk_mask: Tensor | None,
+    temperature: float,
+    divergence: Divergence = "forward_kl",
+    beta: float = 0.5,
+    taid_lambda: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(divergence summed, CE summed) over `[N, V]` logits that are all valid positions."""
+    logits = logits.float()
+    log_q1 = torch.log_softmax(logits, dim=-1)
+    ce_sum = -log_q1.gather(-1, targets.unsqueeze(-1)).squeeze(-1).sum()
+    # One log-softmax serves both terms at T = 1; only a tempered KD needs a second one.
+    log_qt = log_q1 if temperature == 1.0 else torch.log_softmax(logits / temperature, dim=-1)
+    kd = _divergence_from_student_logprobs(
+        log_qt, topk_ids, topk_logprobs, tail_mass, topk_mask, temperature, divergence, beta,
+        taid_lambda,
+    )  # fmt: skip
+    return kd.sum(), ce_sum

@@ -58,6 +58,38 @@ def build_random_student(
     return out_dir
 
 
+def _plain_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """(backbone, LM head) when the logits are a plain projection of the last hidden state."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
+    plain_head = config is not None and not any(
+        getattr(config, name, None) not in (None, 1.0)
+        for name in ("final_logit_softcapping", "logit_scale", "logits_scaling")
+    )
+    backbone = getattr(model, "base_model", None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if plain_head and backbone is not None and backbone is not model and head is not None:
+        return backbone, head
+    return None
+
+
+def hidden_at(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    where: torch.Tensor,
+) -> tuple[torch.Tensor, torch.nn.Linear] | None:
+    """(last hidden states `[N, H]` at `where`, the linear LM head), or None when the
+    model's logits are not a plain linear projection (then use `logits_at`)."""
+    parts = _plain_head(model)
+    if parts is None or not isinstance(parts[1], torch.nn.Linear):
+        return None
+    backbone, head = parts
+    hidden = backbone(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+    ).last_hidden_state
+    return hidden[where], head
+
+
 def logits_at(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -70,14 +102,9 @@ def logits_at(
     the `[B, L, V]` logits (400 MB for 8 x 250 x 49k fp32) are never built. Models whose
     logits are not a plain projection (soft-capping, logit scales) use the full forward.
     """
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
-    plain_head = config is not None and not any(
-        getattr(config, name, None) not in (None, 1.0)
-        for name in ("final_logit_softcapping", "logit_scale", "logits_scaling")
-    )
-    backbone = getattr(model, "base_model", None)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if plain_head and backbone is not None and backbone is not model and head is not None:
+    parts = _plain_head(model)
+    if parts is not None:
+        backbone, head = parts
         hidden = backbone(
             input_ids=input_ids, attention_mask=attention_mask, use_cache=False
         ).last_hidden_state

@@ -1,0 +1,118 @@
+"""Divergences between two (k + 1)-bucket distributions, and the schedules that drive them.
+
+Both inputs are log-distributions over the same buckets `[..., k + 1]`: the teacher's k
+stored ids plus its tail, and the student's probability of those ids plus everything else
+(`losses.bucket_logprobs`). `keep` marks real buckets (False on padded top-k slots).
+
+- `forward_kl`: KL(p_teacher || q_student), mass-covering (Hinton et al., 2015).
+- `reverse_kl`: KL(q_student || p_teacher), mode-seeking (MiniLLM).
+- `jsd`: generalised JSD with TRL GKD's convention (`GKDTrainer.generalized_jsd_loss`):
+  m = beta * p + (1 - beta) * q and JSD = beta * KL(p || m) + (1 - beta) * KL(q || m).
+  As in TRL, beta = 0 is *defined* as forward KL and beta = 1 as reverse KL (the mixture
+  formula itself tends to 0 at both ends; these are the limits of JSD_beta / beta and
+  JSD_beta / (1 - beta), which is what TRL computes there).
+
+Reverse KL needs log p where the student has mass: a teacher bucket of probability 0 (an
+empty tail at k == V, a tail below `TAIL_NOISE`) is floored at `TAIL_FLOOR`, so the loss
+stays finite and strongly penalises student mass there instead of being infinite.
+
+TAID (Shing et al., 2025) trains on an interpolated target
+p_t = (1 - lambda_t) * stopgrad(q) + lambda_t * p with lambda_t rising towards 1. The paper
+adapts lambda_t with a momentum rule on the relative change of the loss; we use the
+simplification of a linear ramp from `start` to 1 over training (`taid_lambda`), which keeps
+the property that matters (a target that starts near the student and ends at the teacher).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
+AlphaSchedule = Literal["constant", "linear", "taid"]
+DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
+ALPHA_SCHEDULES: tuple[str, ...] = ("constant", "linear", "taid")
+
+# Smallest probability a teacher bucket is given inside reverse KL (see the module docstring).
+TAIL_FLOOR = 1e-12
+_LOG_FLOOR = math.log(TAIL_FLOOR)
+
+
+def _kl(log_a: Tensor, log_b: Tensor, keep: Tensor | None) -> Tensor:
+    """KL(a || b) per position; 0 * log 0 = 0 and buckets outside `keep` count nothing.
+
+    Values at a == 0 are replaced before the product (not masked after it), so neither the
+    loss nor its gradient ever sees -inf * 0.
+    """
+    a = log_a.exp()
+    if keep is not None:
+        a = a.masked_fill(~keep, 0.0)
+    safe_log_a = torch.where(a > 0, log_a, torch.zeros_like(log_a))
+    safe_log_b = torch.where(a > 0, log_b, torch.zeros_like(log_b))
+    return (a * (safe_log_a - safe_log_b)).sum(-1)
+
+
+def bucket_divergence(
+    log_q: Tensor,
+    log_p: Tensor,
+    keep: Tensor | None = None,
+    divergence: Divergence = "forward_kl",
+    beta: float = 0.5,
+) -> Tensor:
+    """Divergence between student `log_q` and teacher `log_p` `[..., k + 1]` -> `[...]`.
+
+    Gradients flow into `log_q` only if the caller passes a detached `log_p`.
+    """
+    if divergence == "jsd" and beta == 0.0:
+        divergence = "forward_kl"
+    elif divergence == "jsd" and beta == 1.0:
+        divergence = "reverse_kl"
+    if divergence == "forward_kl":
+        return _kl(log_p, log_q, keep)
+    if divergence == "reverse_kl":
+        return _kl(log_q, log_p.clamp(min=_LOG_FLOOR), keep)
+    if divergence == "jsd":
+        if not 0.0 < beta < 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta}")
+        log_m = torch.logaddexp(log_q + math.log1p(-beta), log_p + math.log(beta))
+        return beta * _kl(log_p, log_m, keep) + (1.0 - beta) * _kl(log_q, log_m, keep)
+    raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
+
+
+def interpolated_target(
+    log_q: Tensor, log_p: Tensor, lam: float, keep: Tensor | None = None
+) -> Tensor:
+    """TAID's target log(lam * p + (1 - lam) * stopgrad(q)) over the buckets `[..., k + 1]`."""
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lambda must be in [0, 1], got {lam}")
+    if lam == 1.0:
+        return log_p
+    student = log_q.detach() + math.log1p(-lam)
+    target = student if lam == 0.0 else torch.logaddexp(student, log_p + math.log(lam))
+    return target if keep is None else target.masked_fill(~keep, float("-inf"))
+
+
+def scheduled_alpha(
+    schedule: AlphaSchedule, progress: float, alpha: float, alpha_end: float | None = None
+) -> float:
+    """The KD weight at `progress` in [0, 1] of training.
+
+    `constant` and `taid` keep `alpha`; `linear` goes from `alpha` to `alpha_end`.
+    """
+    if schedule not in ALPHA_SCHEDULES:
+        raise ValueError(f"alpha_schedule must be one of {ALPHA_SCHEDULES}, got {schedule!r}")
+    if schedule != "linear":
+        return alpha
+    if alpha_end is None:
+        raise ValueError("the linear alpha schedule needs alpha_end")
+    t = min(max(progress, 0.0), 1.0)
+    return alpha + (alpha_end - alpha) * t
+
+
+def taid_lambda(progress: float, start: float = 0.4) -> float:
+    """TAID's interpolation weight: `start` at the first step, 1.0 (the teacher) at the end."""
+    t = min(max(progress, 0.0), 1.0)
+    return start + (1.0 - start) * t
