@@ -151,6 +151,16 @@ def train(
     learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-3,
     temperature: Annotated[float, typer.Option(help="KD temperature")] = 1.0,
     alpha: Annotated[float, typer.Option(help="KD weight; 1-alpha goes to cross-entropy")] = 0.5,
+    divergence: Annotated[str, typer.Option(help="KD: forward_kl | reverse_kl | jsd")] = (
+        "forward_kl"
+    ),
+    beta: Annotated[float, typer.Option(help="KD jsd: mixture weight (TRL's convention)")] = 0.5,
+    alpha_schedule: Annotated[
+        str, typer.Option("--alpha-schedule", help="KD: constant | linear | taid")
+    ] = "constant",
+    alpha_end: Annotated[
+        float | None, typer.Option("--alpha-end", help="KD linear schedule: final alpha")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train a student with TRL: SFT on the teacher's tokens or KD on its top-k."""
@@ -170,6 +180,12 @@ def train(
             temperature=temperature,
             alpha=alpha,
             seed=seed,
+            kd_options={
+                "divergence": divergence,
+                "beta": beta,
+                "alpha_schedule": alpha_schedule,
+                "alpha_end": alpha_end,
+            },
         )
     except (StudentMismatch, FileNotFoundError, ValueError) as err:
         _fail(str(err))

@@ -90,3 +90,22 @@ def test_incompatible_dataset_is_refused_before_training(tiny_student, tmp_path)
     with pytest.raises(StudentMismatch, match="tokenizer hash"):
         train_student(tmp_path / "ds", tmp_path / "out", "kd", student=tiny_student, max_steps=1)
     assert not (tmp_path / "out" / "model").exists()
+
+
+def test_kd_options_reach_the_trainer_and_the_metrics(real_vocab_dataset, tiny_student, tmp_path):
+    common = {"student": tiny_student, "max_steps": 2, "batch_size": 2, "seed": 0}
+    forward = train_student(real_vocab_dataset, tmp_path / "f", "kd", **common)
+    reverse = train_student(
+        real_vocab_dataset,
+        tmp_path / "r",
+        "kd",
+        kd_options={"divergence": "reverse_kl", "chunk_size": 4},
+        **common,
+    )
+    assert reverse.config["divergence"] == "reverse_kl" and reverse.config["chunk_size"] == 4
+    # a different divergence is a different loss from the first step on
+    assert reverse.loss_curve[0][1] != pytest.approx(forward.loss_curve[0][1], abs=1e-6)
+    with pytest.raises(ValueError, match="divergence"):
+        train_student(
+            real_vocab_dataset, tmp_path / "x", "kd", kd_options={"divergence": "nope"}, **common
+        )

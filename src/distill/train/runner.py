@@ -95,6 +95,7 @@ def train_student(
     temperature: float = 1.0,
     alpha: float = 0.5,
     sft_backend: Literal["records", "trl"] = "records",
+    kd_options: dict[str, Any] | None = None,
     **trainer_options: Any,
 ) -> TrainResult:
     """Train a student on a distill dataset with SFT (hard labels) or KD (sparse top-k).
@@ -104,7 +105,9 @@ def train_student(
     only teacher whose checkpoint we can find without network; datasets from another
     teacher must pass a student built on that teacher's tokenizer, and the compat check
     refuses the default otherwise. The default learning rate 1e-3 suits the tiny random
-    student; lower it for a pretrained one. Extra `trainer_options` go to the TRL config.
+    student; lower it for a pretrained one. Extra `trainer_options` go to the TRL config;
+    `kd_options` (KD only) go to `KDConfig`: divergence, beta, alpha_schedule, alpha_end,
+    taid_lambda_start, chunk_size.
 
     SFT runs `HardLabelTrainer` (same data path and forward as KD, ~1 s/step on CPU);
     `sft_backend="trl"` runs TRL's plain SFTTrainer with completion-only loss on the same
@@ -151,7 +154,7 @@ def train_student(
     }
     curve = _HeldoutCurve(heldout, eval_every)
     if mode == "kd":
-        config = KDConfig(**common, temperature=temperature, alpha=alpha)
+        config = KDConfig(**common, temperature=temperature, alpha=alpha, **(kd_options or {}))
         trainer: SFTTrainer = KDTrainer(
             model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[curve]
         )
@@ -201,7 +204,11 @@ def train_student(
             "seed": seed,
             "heldout_fraction": heldout_fraction,
             "eval_every": eval_every,
-            **({"temperature": temperature, "alpha": alpha} if mode == "kd" else {}),
+            **(
+                {"temperature": temperature, "alpha": alpha, **(kd_options or {})}
+                if mode == "kd"
+                else {}
+            ),
             **({"sft_backend": sft_backend} if mode == "sft" else {}),
             **{k: v for k, v in trainer_options.items() if isinstance(v, (int, float, str, bool))},
         },
