@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from datasketch import MinHash
 
 from distill.curate.base import RejectReason
 from distill.curate.near_dedup import NearDedup, minhash, shingles
+from distill.curate.numpy_minhash import BatchMinHashLSH, lsh_params, shingle_pairs
 from distill.curate.recipe import recipe_from_dict
 
 TEXT = (
@@ -105,22 +107,44 @@ def test_recipe_validates_near_dedup_keys() -> None:
         recipe_from_dict({"steps": [{"name": "near_dedup", "keep": "best"}]})
 
 
-def test_numpy_engine_jaccard_agrees_with_datasketch() -> None:
-    import numpy as np
+@pytest.mark.parametrize(("kind", "n"), [("word", 1), ("word", 3), ("char", 3), ("char", 5)])
+def test_vectorised_shingles_are_the_reference_sets(kind: str, n: int) -> None:
+    texts = [TEXT, EDITED, OTHER, "Hello,   WORLD!", "hi", "?!", "", "Straße ÉCOLE école", "a\x00b"]
+    for batch in (texts, [t for t in texts if t.isascii()]):  # regex and ASCII fast path
+        text_of, hashes = shingle_pairs(batch, kind, n)
+        assert np.all(np.diff(text_of) >= 0)
+        counts = np.bincount(text_of, minlength=len(batch)).tolist()
+        assert counts == [len(shingles(t.replace("\x00", " "), kind, n)) for t in batch]
+        assert np.all(hashes < 2**32)
 
-    from distill.curate.numpy_minhash import NumpyMinHasher, shingle_hashes
 
+def test_vectorised_jaccard_estimates_and_candidates() -> None:
     rng = np.random.default_rng(0)
-    hasher = NumpyMinHasher(num_perm=256, seed=1)
-    for overlap in (0.0, 0.3, 0.6, 0.9):
-        base = [f"t{i}" for i in rng.choice(10_000, 200, replace=False)]
+    base = [f"t{i}" for i in rng.choice(10_000, 200, replace=False)]
+    texts, true = [" ".join(base)], [1.0]
+    for overlap in (0.0, 0.3, 0.45, 0.6, 0.75, 0.9):
         keep = int(overlap * 200)
-        a, b = set(base), set(base[:keep] + [f"u{i}" for i in range(200 - keep)])
-        true = len(a & b) / len(a | b)
-        ours = hasher.sketch(shingle_hashes(a)).jaccard(hasher.sketch(shingle_hashes(b)))
-        theirs = minhash(a, 256, 1).jaccard(minhash(b, 256, 1))
-        # Standard error of a 256-permutation estimate is <= 0.5 / 16 = 0.031.
-        assert abs(ours - true) < 0.1 and abs(ours - theirs) < 0.12, (overlap, ours, theirs)
+        other = base[:keep] + [f"u{i}" for i in range(200 - keep)]
+        texts.append(" ".join(other))
+        true.append(keep / (400 - keep))
+    lsh = BatchMinHashLSH(num_perm=256, threshold=0.5, seed=1)
+    text_of, hashes = shingle_pairs(texts, "word", 1)
+    signatures = lsh.signatures(text_of, hashes, len(texts))
+    estimated = (signatures[0] == signatures).mean(axis=1)
+    # Standard error of a 256-permutation estimate is <= 0.5 / 16 = 0.031.
+    assert np.abs(estimated - np.array(true)).max() < 0.1, (estimated, true)
+    pairs, jaccards = lsh.similar_pairs(signatures, np.ones(len(texts), dtype=bool))
+    found = {tuple(p) for p in pairs.tolist() if 0 in p}
+    assert found == {(0, i) for i in range(1, len(texts)) if estimated[i] >= 0.5}
+    assert np.all(jaccards >= 0.5)
+
+
+def test_banding_parameters_are_datasketch_s() -> None:
+    from datasketch.lsh import _optimal_param
+
+    for threshold in (0.3, 0.5, 0.7, 0.9):
+        for num_perm in (64, 128):
+            assert lsh_params(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
 
 
 def test_engines_make_the_same_decisions() -> None:

@@ -3,10 +3,10 @@
     from distill.curate import curate_dataset, load_recipe
     result = curate_dataset(Path("gen"), Path("cur"), load_recipe("recipe.yaml"))
 
-A recipe is an ordered list of small steps (`exact_dedup`, `near_dedup`, `truncated`,
-`mcq_verify`, `math_verify`, `match_verify`, `user_filter`, `confidence`, `empty`,
-`length`, `repetition`, `refusal`, `decontaminate`, `domain_cap`, `domain_ratio`,
-`domain_token_budget`, `domain_temperature`); see `distill.curate.recipe` for the
+A recipe is an ordered list of small steps (`exact_dedup`, `near_dedup`, `semantic_dedup`,
+`truncated`, `mcq_verify`, `math_verify`, `match_verify`, `user_filter`, `confidence`,
+`empty`, `length`, `repetition`, `refusal`, `language`, `decontaminate`, `domain_cap`,
+`domain_ratio`, `domain_token_budget`, `domain_temperature`); see `distill.curate.recipe` for the
 file format and `distill.curate.runner` for the manifest keys the runner writes.
 """
 
@@ -16,10 +16,12 @@ from distill.curate.confidence import ConfidenceFilter
 from distill.curate.decontaminate import Decontaminate
 from distill.curate.dedup import ExactDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
+from distill.curate.language import LanguageFilter
 from distill.curate.mcq import McqVerify, extract_choice
 from distill.curate.near_dedup import NearDedup
 from distill.curate.recipe import Recipe, RecipeError, default_recipe, load_recipe
 from distill.curate.runner import CurateResult, DomainAccuracy, StepStats, curate_dataset
+from distill.curate.semantic_dedup import SemanticDedup
 from distill.curate.truncated import DropTruncated
 from distill.curate.verify import MatchVerify, MathVerify, UserFilter
 
@@ -37,6 +39,7 @@ __all__ = [
     "DropEmpty",
     "DropTruncated",
     "ExactDedup",
+    "LanguageFilter",
     "LengthFilter",
     "MatchVerify",
     "MathVerify",
@@ -48,6 +51,7 @@ __all__ = [
     "RejectReason",
     "RepetitionFilter",
     "RowStep",
+    "SemanticDedup",
     "Step",
     "StepStats",
     "UserFilter",

@@ -38,6 +38,8 @@ class RejectReason(StrEnum):
     REFUSAL = "refusal"
     CONTAMINATED = "contaminated"
     DOMAIN_BALANCE = "domain_balance"
+    SEMANTIC_DUPLICATE = "semantic_duplicate"
+    WRONG_LANGUAGE = "wrong_language"
 
 
 class Drop(NamedTuple):

