@@ -1,0 +1,20 @@
+"""The recipe shown in README.md must stay a valid recipe."""
+
+import json
+import re
+from pathlib import Path
+
+from distill.curate import load_recipe
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_recipe_loads(tmp_path: Path) -> None:
+    block = re.search(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    assert block, "README.md has no yaml recipe block"
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"question": " ".join(f"w{i}" for i in range(20))}) + "\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(block.group(1).replace("mmlu_test.jsonl", str(bench)))
+    names = [step.name for step in load_recipe(recipe).steps]
+    assert names[0] == "exact_dedup" and "mcq_verify" in names
