@@ -14,21 +14,18 @@ from typing import Any
 
 import torch
 
+from distill.gen.backend import Generation, encode_chat_ids
 from distill.gen.topk import capture_topk, sample_next
 from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
-from distill.tokenizer_info import chat_template_hash, tokenizer_hash, vocab_size
+from distill.schemas.manifest import TokenizerInfo
+from distill.tokenizer_info import (
+    chat_template_hash,
+    describe_tokenizer,
+    tokenizer_hash,
+    vocab_size,
+)
 
-
-@dataclass
-class Generation:
-    """One response with its per-token capture (lists are one entry per response token)."""
-
-    token_ids: list[int]
-    topk_ids: list[list[int]]
-    topk_logprobs: list[list[float]]
-    sampled_logprob: list[float]
-    tail_mass: list[float]
-    finish_reason: str
+__all__ = ["Generation", "HFTeacher", "generate_batch", "load_hf_teacher"]
 
 
 @dataclass
@@ -53,12 +50,23 @@ class HFTeacher:
         )
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True
-        )
-        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-            ids = ids["input_ids"]
-        return list(ids)
+        return encode_chat_ids(self.tokenizer, messages)
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        sampling: SamplingParams,
+        top_k: int,
+        seeds: list[int],
+        messages: list[list[dict[str, str]]] | None = None,
+    ) -> list[Generation]:
+        return generate_batch(self, prompts, sampling, top_k, seeds)
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def tokenizer_info(self) -> TokenizerInfo:
+        return describe_tokenizer(self.tokenizer, self.model.config)
 
 
 def weights_revision(model_dir: Path) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from distill.gen.hf_teacher import HFTeacher, generate_batch
+from distill.gen.backend import Generation, TeacherBackend
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
 from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
@@ -42,7 +42,6 @@ from distill.store import (
     shard_paths,
     write_shard,
 )
-from distill.tokenizer_info import describe_tokenizer
 
 INVALID_PROMPTS_FILE = "invalid_prompts.jsonl"
 
@@ -106,7 +105,7 @@ def _write_invalid(out_dir: Path, invalid: list) -> None:
 def _manifest(
     out_dir: Path,
     previous: Manifest | None,
-    teacher: HFTeacher,
+    teacher: TeacherBackend,
     info: TeacherInfo,
     params: dict,
     run_id: str,
@@ -121,7 +120,7 @@ def _manifest(
         kind="generated",
         dataset_id=previous.dataset_id if previous else new_dataset_id(),
         teachers=[info],
-        tokenizer=describe_tokenizer(teacher.tokenizer, teacher.model.config),
+        tokenizer=teacher.tokenizer_info(),
         top_k=info.top_k,
         params=params,
         counts={**counts, "rows": sum(s.rows for s in shards)},
@@ -135,7 +134,9 @@ def generate_dataset(
     out_dir: Path,
     *,
     fmt: PromptFormat | None = None,
-    teacher: str | HFTeacher = DEFAULT_TEACHER,
+    teacher: str | TeacherBackend = DEFAULT_TEACHER,
+    teacher_options: dict | None = None,
+    api_key_env: str | None = None,
     top_k: int = 20,
     sampling: SamplingParams | None = None,
     limit: int | None = None,
@@ -147,16 +148,24 @@ def generate_dataset(
     progress: bool = True,
     codec: str = "plain",
 ) -> GenResult:
-    """`codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`)."""
+    """`codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`).
+
+    `teacher` is a spec (`hf:PATH`, `vllm:DIR`, `openai:MODEL@URL`) or a loaded backend;
+    `teacher_options` configure the backend (see `distill.gen.teachers.load_teacher`) and
+    `api_key_env` names the environment variable an API backend reads its key from.
+    """
     if codec not in CODECS:
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
     sampling = sampling or SamplingParams()
     out_dir = Path(out_dir)
     batch = load_prompts(prompts_path, fmt, mapping, system_prompt, skip_invalid, limit)
-    model = load_teacher(teacher) if isinstance(teacher, str) else teacher
-    if top_k < 1 or top_k > model.model.config.vocab_size:
-        raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
+    if isinstance(teacher, str):
+        model = load_teacher(teacher, teacher_options, top_k=top_k, api_key_env=api_key_env)
+    else:
+        model = teacher
     info = model.info(top_k, sampling)
+    if top_k < 1 or (info.vocab_size and top_k > info.vocab_size):  # 0: unknown (an API)
+        raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
     out_dir.mkdir(parents=True, exist_ok=True)
     previous = _check_resumable(out_dir, info, codec)
     remove_stale_temporaries(out_dir)
@@ -172,6 +181,9 @@ def generate_dataset(
         "skip_invalid": skip_invalid,
         "batch_size": batch_size,
     }
+    if getattr(model, "hard_labels", False):
+        # No token ids from this teacher: records hold text only, and KD must refuse them.
+        params["hard_labels"] = True
     work = [
         (row, index, model.encode_chat(row.messages))
         for row in batch.rows
@@ -193,17 +205,20 @@ def generate_dataset(
         for start in range(0, len(work), batch_size):
             chunk = work[start : start + batch_size]
             ids = [make_record_id(row.prompt_id, index, info.teacher_id) for row, index, _ in chunk]
-            gens = generate_batch(
-                model,
+            gens = model.generate(
                 [p for _, _, p in chunk],
                 sampling,
                 top_k,
                 seeds=[sample_seed(sampling.seed, rid) for rid in ids],
+                messages=[row.messages for row, _, _ in chunk],
             )
             now = datetime.now(UTC)
             for (row, index, prompt_ids), rid, gen in zip(chunk, ids, gens, strict=True):
                 pending.append(_record(row, index, rid, prompt_ids, gen, model, info, run_id, now))
             tokens += sum(len(g.token_ids) for g in gens)
+            for gen in gens:
+                for key, value in gen.usage.items():
+                    counts[f"usage_{key}"] = counts.get(f"usage_{key}", 0) + value
             bar.advance(len(chunk), sum(len(g.token_ids) for g in gens))
             if len(pending) >= shard_size:
                 write_shard(out_dir, records_to_table(pending, codec), schema_for(codec))
@@ -237,8 +252,8 @@ def _record(
     index: int,
     record_id: str,
     prompt_ids: list[int],
-    gen,
-    model,
+    gen: Generation,
+    model: TeacherBackend,
     info: TeacherInfo,
     run_id: str,
     now: datetime,
@@ -256,7 +271,7 @@ def _record(
         reference=row.reference,
         messages=row.messages,
         prompt_token_ids=prompt_ids,
-        response_text=model.tokenizer.decode(gen.token_ids, skip_special_tokens=True),
+        response_text=gen.text if gen.text is not None else model.decode(gen.token_ids),
         token_ids=gen.token_ids,
         topk_ids=gen.topk_ids,
         topk_logprobs=gen.topk_logprobs,

@@ -1,0 +1,77 @@
+"""What `distill gen` needs from a teacher, whatever runs it (transformers, vLLM, an API).
+
+The runner (`distill.gen.runner`) only talks to this protocol: it asks the backend for its
+`TeacherInfo` (which keys the records and guards resume), tokenises each prompt with
+`encode_chat`, and hands batches of token-id prompts to `generate`, one seed per row
+(with the rows' chat messages too, for API backends that take messages, not ids).
+A backend draws exactly one sample per row; `n` samples per prompt are n rows with n
+seeds, so every (prompt, sample index) has its own record id and resumes on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from distill.schemas import SamplingParams, TeacherInfo
+from distill.schemas.manifest import TokenizerInfo
+
+
+@dataclass
+class Generation:
+    """One response with its per-token capture (lists are one entry per response token).
+
+    `text` is set by backends that get text back without token ids (an API with no
+    tokenizer): the record is then a hard-label record, with empty token and top-k lists.
+    """
+
+    token_ids: list[int]
+    topk_ids: list[list[int]]
+    topk_logprobs: list[list[float]]
+    sampled_logprob: list[float]
+    tail_mass: list[float]
+    finish_reason: str
+    text: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TeacherBackend(Protocol):
+    """A teacher `distill gen` can run. See `HFTeacher`, `VLLMTeacher`, `OpenAITeacher`."""
+
+    def info(self, top_k: int, sampling: SamplingParams) -> TeacherInfo: ...
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]: ...
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        sampling: SamplingParams,
+        top_k: int,
+        seeds: list[int],
+        messages: list[list[dict[str, str]]] | None = None,
+    ) -> list[Generation]: ...
+
+    def decode(self, token_ids: list[int]) -> str: ...
+
+    def tokenizer_info(self) -> TokenizerInfo | None: ...
+
+
+def encode_chat_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """The teacher's chat template applied to `messages`, with the generation prompt, as ids."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+        ids = ids["input_ids"]
+    return list(ids)
+
+
+def tail_from_topk(topk_logprobs: list[float]) -> float:
+    """Mass outside the top-k when the backend does not report it: 1 - sum(exp(top-k)),
+    clamped at 0 (rounding in the engine can make the top-k sum exceed 1 slightly).
+
+    Less precise than the transformers backend's logsumexp over the tail: when the top-k
+    covers nearly all the mass, the subtraction leaves only float32 rounding noise.
+    """
+    import math
+
+    return max(0.0, 1.0 - sum(math.exp(lp) for lp in topk_logprobs))

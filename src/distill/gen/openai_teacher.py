@@ -1,0 +1,252 @@
+"""An OpenAI-compatible API as teacher: `--teacher openai:MODEL@BASE_URL`.
+
+Requests go through the `openai` client's `AsyncOpenAI` (`pip install distill[api]`):
+chat completions with `logprobs=True, top_logprobs=k`, at most `concurrency` in flight
+(an `asyncio.Semaphore`), each with its own timeout; failed requests (429, 5xx, timeouts)
+are retried by the client itself (`max_retries`, exponential back-off that honours the
+server's Retry-After). A request that still fails stops the run; re-running resumes.
+
+The API key is read from the environment variable named by `--api-key-env NAME`; it is
+never a CLI value and is never written to the manifest, the records or the logs.
+
+Token ids, in order of exactness (`token_ids` option, "auto" picks the first that applies):
+  * "vllm": the server is vLLM (it answers GET /version); we ask for
+    `return_tokens_as_token_ids`, so every token comes back as "token_id:123": exact ids;
+  * "tokenizer": token strings are mapped to ids through the local tokenizer the user
+    names (`tokenizer=DIR`); a string several ids decode to maps to the lowest such id;
+  * "none": hard-label records (text only, no token or top-k lists); the manifest says
+    `params.hard_labels = true` and KD must refuse such data.
+APIs return at most 20 log-probs per token (api.openai.com refuses more), and no tail
+mass: it is 1 - sum(exp(top-k)), clamped at 0, as for vLLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from distill.gen.backend import Generation, encode_chat_ids, tail_from_topk
+from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
+from distill.schemas.manifest import TokenizerInfo
+from distill.tokenizer_info import chat_template_hash, describe_tokenizer, tokenizer_hash
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+OPENAI_MAX_TOP_LOGPROBS = 20
+TOKEN_ID_PREFIX = "token_id:"
+
+
+class OpenAIConfig(BaseModel):
+    """Options of the API teacher; pass them as `--teacher-opt KEY=VALUE`."""
+
+    model_config = ConfigDict(extra="forbid")
+    concurrency: int = Field(8, ge=1, description="requests in flight at once")
+    timeout_s: float = Field(120.0, gt=0, description="per-request timeout")
+    max_retries: int = Field(5, ge=0, description="the client's retries (429, 5xx, timeouts)")
+    tokenizer: str | None = Field(None, description="local tokenizer dir: prompt ids, id mapping")
+    token_ids: Literal["auto", "vllm", "tokenizer", "none"] = "auto"
+    revision: str = Field("api", description="a label for the served weights (keys records)")
+
+
+@dataclass
+class OpenAITeacher:
+    model: str
+    base_url: str
+    api_key: str = field(repr=False)
+    config: OpenAIConfig
+    mode: str
+    tokenizer: Any = None
+    _ids_by_text: dict[str, int] | None = field(default=None, repr=False)
+
+    @property
+    def hard_labels(self) -> bool:
+        return self.mode == "none"
+
+    def info(self, top_k: int, sampling: SamplingParams) -> TeacherInfo:
+        host = urlparse(self.base_url).hostname or ""
+        if host.endswith("api.openai.com") and top_k > OPENAI_MAX_TOP_LOGPROBS:
+            raise ValueError(
+                f"--top-k {top_k}: api.openai.com returns at most "
+                f"{OPENAI_MAX_TOP_LOGPROBS} log-probs per token"
+            )
+        tok = self.tokenizer
+        return TeacherInfo(
+            model_id=self.model,
+            revision=self.config.revision,
+            backend="openai",
+            tokenizer_hash=tokenizer_hash(tok) if tok is not None else "",
+            vocab_size=len(tok) if tok is not None else 0,
+            chat_template_hash=chat_template_hash(tok) if tok is not None else "",
+            # What an API reports is its own choice; vLLM servers default to raw log-probs.
+            logprobs_mode=LogprobsMode.RAW,
+            top_k=top_k,
+            sampling=sampling,
+        )
+
+    def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        # The server applies its own chat template; with a local tokenizer we record the
+        # ids that template gives (the same, when the tokenizer is the served model's).
+        return encode_chat_ids(self.tokenizer, messages) if self.tokenizer is not None else []
+
+    def decode(self, token_ids: list[int]) -> str:
+        if self.tokenizer is None:
+            return ""
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def tokenizer_info(self) -> TokenizerInfo | None:
+        return describe_tokenizer(self.tokenizer) if self.tokenizer is not None else None
+
+    def generate(
+        self,
+        prompts: list[list[int]],
+        sampling: SamplingParams,
+        top_k: int,
+        seeds: list[int],
+        messages: list[list[dict[str, str]]] | None = None,
+    ) -> list[Generation]:
+        if messages is None:
+            raise ValueError("the openai backend needs the chat messages of each prompt")
+        return asyncio.run(self._generate_all(messages, sampling, top_k, seeds))
+
+    async def _generate_all(
+        self,
+        messages: list[list[dict[str, str]]],
+        sampling: SamplingParams,
+        top_k: int,
+        seeds: list[int],
+    ) -> list[Generation]:
+        from openai import AsyncOpenAI
+
+        gate = asyncio.Semaphore(self.config.concurrency)
+        async with AsyncOpenAI(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            max_retries=self.config.max_retries,
+            timeout=self.config.timeout_s,
+        ) as client:
+
+            async def one(chat: list[dict[str, str]], seed: int) -> Generation:
+                async with gate:
+                    extra = {"return_tokens_as_token_ids": True} if self.mode == "vllm" else None
+                    response = await client.chat.completions.create(
+                        model=self.model,
+                        messages=chat,  # type: ignore[arg-type]
+                        max_completion_tokens=sampling.max_new_tokens,
+                        temperature=sampling.temperature,
+                        top_p=sampling.top_p,
+                        seed=seed % (1 << 31),
+                        n=1,
+                        logprobs=True,
+                        top_logprobs=top_k,
+                        extra_body=extra,
+                    )
+                return self._parse(response, top_k)
+
+            rows = zip(messages, seeds, strict=True)
+            return list(await asyncio.gather(*(one(m, s) for m, s in rows)))
+
+    def _token_id(self, token: str) -> int:
+        if self.mode == "vllm":
+            if not token.startswith(TOKEN_ID_PREFIX):
+                raise ValueError(f"server returned token {token!r}, not 'token_id:N'")
+            return int(token[len(TOKEN_ID_PREFIX) :])
+        if self._ids_by_text is None:
+            vocab = range(len(self.tokenizer))
+            by_text: dict[str, int] = {}
+            for i in vocab:
+                by_text.setdefault(self.tokenizer.decode([i]), i)
+            self._ids_by_text = by_text
+        if token not in self._ids_by_text:
+            raise ValueError(f"token {token!r} from the server is not in the local tokenizer")
+        return self._ids_by_text[token]
+
+    def _parse(self, response: Any, top_k: int) -> Generation:
+        choice = response.choices[0]
+        finish = "length" if choice.finish_reason == "length" else "stop"
+        usage = {}
+        if response.usage is not None:
+            usage = {
+                "prompt_tokens": int(response.usage.prompt_tokens or 0),
+                "completion_tokens": int(response.usage.completion_tokens or 0),
+            }
+        text = choice.message.content or ""
+        if self.mode == "none":
+            return Generation([], [], [], [], [], finish, text=text, usage=usage)
+        content = choice.logprobs.content if choice.logprobs is not None else None
+        if not content:
+            raise ValueError("server returned no log-probs (does it support logprobs=True?)")
+        gen = Generation([], [], [], [], [], finish, usage=usage)
+        for step in content:
+            gen.token_ids.append(self._token_id(step.token))
+            top = sorted(step.top_logprobs, key=lambda t: -t.logprob)[:top_k]
+            gen.topk_ids.append([self._token_id(t.token) for t in top])
+            gen.topk_logprobs.append([float(t.logprob) for t in top])
+            gen.sampled_logprob.append(float(step.logprob))
+            gen.tail_mass.append(tail_from_topk(gen.topk_logprobs[-1]))
+        return gen
+
+
+def parse_openai_target(target: str) -> tuple[str, str]:
+    """`MODEL@BASE_URL` -> (model, base_url); a bare MODEL uses api.openai.com."""
+    model, sep, base_url = target.partition("@http")
+    if not model:
+        raise ValueError(f"--teacher openai:{target}: expected openai:MODEL@BASE_URL")
+    return model, ("http" + base_url).rstrip("/") if sep else DEFAULT_BASE_URL
+
+
+def _is_vllm_server(base_url: str, timeout: float = 5.0) -> bool:
+    import json
+    import urllib.request
+
+    root = base_url.rstrip("/").removesuffix("/v1")
+    try:
+        with urllib.request.urlopen(f"{root}/version", timeout=timeout) as reply:
+            return reply.status == 200 and "version" in json.loads(reply.read())
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_mode(config: OpenAIConfig, base_url: str) -> str:
+    if config.token_ids != "auto":
+        if config.token_ids == "tokenizer" and config.tokenizer is None:
+            raise ValueError("token_ids=tokenizer needs --teacher-opt tokenizer=DIR")
+        return config.token_ids
+    host = urlparse(base_url).hostname or ""
+    if not host.endswith("api.openai.com") and _is_vllm_server(base_url):
+        return "vllm"
+    return "tokenizer" if config.tokenizer is not None else "none"
+
+
+def load_openai_teacher(
+    target: str, config: OpenAIConfig | None = None, api_key_env: str | None = None
+) -> OpenAITeacher:
+    config = config or OpenAIConfig()
+    model, base_url = parse_openai_target(target)
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise ValueError(f"--api-key-env {api_key_env}: that environment variable is not set")
+    elif (urlparse(base_url).hostname or "") in ("127.0.0.1", "localhost", "::1"):
+        api_key = "EMPTY"  # local servers (vllm serve) need no key
+    else:
+        raise ValueError(
+            f"{base_url}: name the environment variable holding the API key with --api-key-env"
+        )
+    tokenizer = None
+    if config.tokenizer is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(Path(config.tokenizer).expanduser())
+    return OpenAITeacher(
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        config=config,
+        mode=resolve_mode(config, base_url),
+        tokenizer=tokenizer,
+    )
