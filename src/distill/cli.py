@@ -28,7 +28,24 @@ def gen(
     prompts: Annotated[Path, typer.Argument(help="prompt file (JSONL, Parquet, CSV, HF dir)")],
     out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
     format: Annotated[str | None, typer.Option(help="mmlu|jsonl|parquet|csv|hf")] = None,
-    teacher: Annotated[str, typer.Option(help="hf:PATH or hf:embedded")] = "hf:embedded",
+    teacher: Annotated[
+        str, typer.Option(help="hf:PATH | hf:embedded | vllm:MODEL_DIR | openai:MODEL@BASE_URL")
+    ] = "hf:embedded",
+    teacher_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--teacher-opt",
+            help="backend option KEY=VALUE, repeatable (vllm: dtype, max_model_len, "
+            "enforce_eager...; openai: concurrency, timeout_s, max_retries, tokenizer...)",
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="name of the environment variable holding the API key (openai: teachers)",
+        ),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k")] = 20,
     n: Annotated[int, typer.Option("--n", help="samples per prompt")] = 1,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
@@ -67,11 +84,19 @@ def gen(
             domain=domain_field,
             reference=reference_field,
         )
+        options = {}
+        for item in teacher_opt or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ValueError(f"--teacher-opt {item!r}: expected KEY=VALUE")
+            options[key.strip()] = value
         result = generate_dataset(
             prompts,
             out,
             fmt=format,
             teacher=teacher,
+            teacher_options=options,
+            api_key_env=api_key_env,
             top_k=top_k,
             sampling=sampling,  # type: ignore[arg-type]
             limit=limit,
@@ -139,7 +164,12 @@ def pack(
 def train(
     dataset: Annotated[Path, typer.Argument(help="a curated (or generated) dataset")],
     out: Annotated[Path, typer.Option("--out")],
-    mode: Annotated[str, typer.Option(help="sft (hard labels) | kd (top-k soft targets)")],
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="sft (hard labels) | kd (top-k soft targets) | gkd (on-policy, live teacher)"
+        ),
+    ],
     student: Annotated[
         Path | None,
         typer.Option(
@@ -162,12 +192,26 @@ def train(
         float | None, typer.Option("--alpha-end", help="KD linear schedule: final alpha")
     ] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    lora_r: Annotated[
+        int | None,
+        typer.Option(
+            "--lora-r", help="train LoRA adapters of this rank (needs peft); saved merged"
+        ),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="student weights: float32 | bfloat16")] = "float32",
+    teacher: Annotated[
+        Path | None, typer.Option(help="gkd: live teacher model dir; default: embedded teacher")
+    ] = None,
+    lmbda: Annotated[float, typer.Option(help="gkd: fraction of on-policy steps")] = 0.5,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="gkd: length of on-policy samples")
+    ] = 128,
 ) -> None:
-    """Train a student with TRL: SFT on the teacher's tokens or KD on its top-k."""
+    """Train a student with TRL: SFT on the teacher's tokens, KD on its top-k, or on-policy GKD."""
     from distill.train import StudentMismatch, train_student
 
-    if mode not in ("sft", "kd"):
-        _fail(f"--mode {mode!r}: use sft or kd")
+    if mode not in ("sft", "kd", "gkd"):
+        _fail(f"--mode {mode!r}: use sft, kd or gkd")
     try:
         result = train_student(
             dataset,
@@ -185,9 +229,17 @@ def train(
                 "beta": beta,
                 "alpha_schedule": alpha_schedule,
                 "alpha_end": alpha_end,
-            },
+            }
+            if mode == "kd"
+            else None,
+            lora=None if lora_r is None else {"r": lora_r, "alpha": 2.0 * lora_r},
+            dtype=dtype,  # type: ignore[arg-type]
+            teacher=teacher,
+            gkd_options={"lmbda": lmbda, "beta": beta, "max_new_tokens": max_new_tokens}
+            if mode == "gkd"
+            else None,
         )
-    except (StudentMismatch, FileNotFoundError, ValueError) as err:
+    except (StudentMismatch, FileNotFoundError, ValueError, ImportError) as err:
         _fail(str(err))
         return
     console.print(

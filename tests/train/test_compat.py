@@ -107,3 +107,18 @@ def test_special_tokens_unknown_to_the_manifest_are_not_compared():
     manifest = manifest_for(tok)
     manifest.tokenizer = TokenizerInfo(**{**manifest.tokenizer.model_dump(), "special_tokens": {}})
     check_student_compat(manifest, tok, SimpleNamespace(vocab_size=FAKE_VOCAB))
+
+
+def test_kd_refuses_hard_label_datasets_from_api_teachers() -> None:
+    from distill.schemas import SCHEMA_VERSION, Manifest
+    from distill.train.compat import _topk_problems
+
+    manifest = Manifest(
+        schema_version=SCHEMA_VERSION,
+        kind="generated",
+        dataset_id="x",
+        top_k=5,
+        params={"hard_labels": True},
+    )
+    (problem,) = _topk_problems(manifest, None)
+    assert "hard labels only" in problem and "mode='sft'" in problem

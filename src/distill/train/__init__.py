@@ -10,6 +10,7 @@ from distill.train.compat import StudentMismatch, check_student_compat
 from distill.train.divergences import bucket_divergence, scheduled_alpha, taid_lambda
 from distill.train.evaluate import heldout_metrics, split_heldout
 from distill.train.kd_trainer import KDConfig, KDTrainer
+from distill.train.lora import LoraOptions
 from distill.train.losses import (
     DistillLoss,
     distill_loss,
@@ -26,6 +27,7 @@ __all__ = [
     "HardLabelTrainer",
     "KDConfig",
     "KDTrainer",
+    "LoraOptions",
     "RecordTrainer",
     "StudentMismatch",
     "TrainResult",

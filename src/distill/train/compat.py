@@ -91,6 +91,12 @@ def _topk_problems(manifest: Manifest, table: pa.Table | None) -> list[str]:
     fix = "KD needs the teacher's top-k: regenerate with top_k >= 1, or train with mode='sft'"
     if not manifest.top_k:
         return [f"the manifest's top_k is {manifest.top_k!r}; {fix}"]
+    if manifest.params.get("hard_labels"):
+        # An API teacher that returned no log-probs (or no token ids to key them by).
+        return [
+            "the dataset holds hard labels only (its teacher returned no token-id top-k); "
+            "train it with mode='sft', or regenerate with a teacher that returns log-probs"
+        ]
     if table is None:
         return []
     if not {"topk_ids", "topk_ids_packed"} & set(table.column_names):

@@ -2,7 +2,8 @@
 
 The thin runner around the trainers: load, check, split, evaluate, train, evaluate, save.
 SFT and KD share everything here (student init, split, seed, data order, optimiser and
-schedule); only the trainer's loss differs.
+schedule); only the trainer's loss differs. GKD (on-policy, a live teacher) and LoRA
+students plug into the same path (`gkd`, `lora`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
 from distill.store import DatasetError, load_manifest, read_table, write_json
 from distill.train.compat import check_student_compat
 from distill.train.evaluate import heldout_metrics, split_heldout
+from distill.train.gkd import check_gkd_options, gkd_classes, gkd_dataset, load_live_teacher
 from distill.train.kd_trainer import KDConfig, KDTrainer
+from distill.train.lora import LoraOptions, apply_lora, merged_for_saving, parameter_counts
 from distill.train.record_trainer import HardLabelTrainer
 from distill.train.student import build_random_student
 
 BASE_COLUMNS = ["record_id", "prompt_token_ids", "token_ids"]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+MODES = ("sft", "kd", "gkd")
 
 
 def _columns(manifest: Manifest) -> list[str]:
@@ -40,7 +45,7 @@ class TrainResult(BaseModel):
     """What `metrics.json` holds, plus where the model was written."""
 
     model_config = ConfigDict(extra="forbid")
-    mode: Literal["sft", "kd"]
+    mode: Literal["sft", "kd", "gkd"]
     steps: int
     loss_curve: list[tuple[int, float]]
     heldout: dict[str, float | int]
@@ -84,7 +89,7 @@ def sft_dataset(table: pa.Table) -> Dataset:
 def train_student(
     dataset_dir: Path,
     out_dir: Path,
-    mode: Literal["sft", "kd"],
+    mode: Literal["sft", "kd", "gkd"],
     student: Path | None = None,
     max_steps: int = 60,
     batch_size: int = 8,
@@ -96,6 +101,10 @@ def train_student(
     alpha: float = 0.5,
     sft_backend: Literal["records", "trl"] = "records",
     kd_options: dict[str, Any] | None = None,
+    lora: dict[str, Any] | None = None,
+    dtype: Literal["float32", "bfloat16"] = "float32",
+    teacher: Path | None = None,
+    gkd_options: dict[str, Any] | None = None,
     **trainer_options: Any,
 ) -> TrainResult:
     """Train a student on a distill dataset with SFT (hard labels) or KD (sparse top-k).
@@ -109,12 +118,26 @@ def train_student(
     `kd_options` (KD only) go to `KDConfig`: divergence, beta, alpha_schedule, alpha_end,
     taid_lambda_start, chunk_size.
 
+    `lora` (a `LoraOptions` dict: r, alpha, dropout, target_modules; `{}` takes the
+    defaults) trains peft LoRA adapters only; `model/` is then the merged full model
+    (`merge_and_unload`, loads without peft) and `adapter/` the adapter alone. `dtype`
+    is the student's weight dtype: "bfloat16" halves memory (with LoRA the frozen base is
+    bf16 and the adapters stay fp32; without, training is pure bf16), "float32" is exact.
+
+    `mode="gkd"` is on-policy GKD (TRL's GKDTrainer) against the live `teacher` model dir
+    (default: the embedded teacher); `gkd_options`: lmbda, beta, max_new_tokens, seq_kd, and
+    `temperature` is its sampling temperature. `alpha` and `kd_options` are KD only.
+
     SFT runs `HardLabelTrainer` (same data path and forward as KD, ~1 s/step on CPU);
     `sft_backend="trl"` runs TRL's plain SFTTrainer with completion-only loss on the same
     ids instead (same loss, but its fused LM head is ~9x slower on CPU).
     """
-    if mode not in ("sft", "kd"):
-        raise ValueError(f"mode must be 'sft' or 'kd', got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    lora_options = None if lora is None else LoraOptions(**lora)
+    check_gkd_options(gkd_options or {})
     if sft_backend not in ("records", "trl"):
         raise ValueError(f"sft_backend must be 'records' or 'trl', got {sft_backend!r}")
     started = time.perf_counter()
@@ -131,8 +154,15 @@ def train_student(
 
         student = build_random_student(embedded_teacher_dir(), out_dir / "student_init", seed=seed)
     tokenizer = AutoTokenizer.from_pretrained(student)
-    model = AutoModelForCausalLM.from_pretrained(student, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(student, dtype=DTYPES[dtype])
     check_student_compat(manifest, tokenizer, model.config, need_topk=mode == "kd", table=table)
+    if mode == "gkd":
+        from distill.gen.embedded import embedded_teacher_dir
+
+        teacher = Path(teacher) if teacher is not None else embedded_teacher_dir()
+        teacher_model = load_live_teacher(teacher, manifest, DTYPES[dtype])
+    if lora_options is not None:
+        model = apply_lora(model, lora_options)
 
     train, heldout = split_heldout(table, fraction=heldout_fraction, seed=seed)
     heldout_initial = heldout_metrics(model, heldout)
@@ -158,6 +188,17 @@ def train_student(
         trainer: SFTTrainer = KDTrainer(
             model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[curve]
         )
+    elif mode == "gkd":
+        gkd_config_class, gkd_trainer_class = gkd_classes()
+        config = gkd_config_class(**common, temperature=temperature, **(gkd_options or {}))
+        trainer = gkd_trainer_class(
+            model,
+            teacher_model,
+            args=config,
+            train_dataset=gkd_dataset(train),
+            processing_class=tokenizer,
+            callbacks=[curve],
+        )
     elif sft_backend == "records":
         config = SFTConfig(**common)
         trainer = HardLabelTrainer(
@@ -179,8 +220,11 @@ def train_student(
     trainer.train()
 
     heldout_final = heldout_metrics(model, heldout)
+    counts = parameter_counts(trainer.model)
     model_dir = out_dir / "model"
-    trainer.model.save_pretrained(model_dir)
+    if lora_options is not None:
+        trainer.model.save_pretrained(out_dir / "adapter")
+    merged_for_saving(trainer.model).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     loss_curve = [
         (int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e
@@ -210,6 +254,14 @@ def train_student(
                 else {}
             ),
             **({"sft_backend": sft_backend} if mode == "sft" else {}),
+            **(
+                {"teacher": str(teacher), "temperature": temperature, **(gkd_options or {})}
+                if mode == "gkd"
+                else {}
+            ),
+            "dtype": dtype,
+            "lora": None if lora_options is None else lora_options.model_dump(),
+            "parameters": counts,
             **{k: v for k, v in trainer_options.items() if isinstance(v, (int, float, str, bool))},
         },
         model_dir=str(model_dir),

@@ -59,7 +59,12 @@ def build_random_student(
 
 
 def _plain_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
-    """(backbone, LM head) when the logits are a plain projection of the last hidden state."""
+    """(backbone, LM head) when the logits are a plain projection of the last hidden state.
+
+    A peft-wrapped model is unwrapped first: its adapters live inside the backbone's layers.
+    """
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
     plain_head = config is not None and not any(
         getattr(config, name, None) not in (None, 1.0)
