@@ -62,6 +62,9 @@ def test_report_renders_table_html_and_json(run_dir: Path) -> None:
     html_path, json_path = write_report(report, run_dir / "out" / "report.html")
     page = html_path.read_text()
     assert "<svg" in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert "Each mode's own objective" in page
+    # the held-out chart starts at the untrained student's KL (9.0), so it is the top label
+    assert ">9<" in page.split("held-out KL to the teacher")[1]
     assert "<script" not in page
     assert json.loads(json_path.read_text())["summary"]["kd_heldout_kl"] == 2.0
 

@@ -104,6 +104,13 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _heldout_points(run: dict[str, Any]) -> list[list[float]]:
+    """The held-out KL curve, starting from the untrained student at step 0."""
+    points = [[h["step"], h["kl"]] for h in run.get("heldout_curve") or []]
+    initial = (run.get("heldout_initial") or {}).get("kl")
+    return ([[0, initial]] if initial is not None else []) + points
+
+
 def render_html(report: dict[str, Any]) -> str:
     parts = ["<h1>distill report</h1>"]
     for gen in report["generated"]:
@@ -117,11 +124,12 @@ def render_html(report: dict[str, Any]) -> str:
     train = report["training"]
     if train:
         series = {str(r.get("mode")): r.get("loss_curve") or [] for r in train}
-        parts.append("<h2>training loss</h2>" + line_chart(series, "step", "loss"))
-        held = {
-            str(r.get("mode")): [[h["step"], h["kl"]] for h in r.get("heldout_curve") or []]
-            for r in train
-        }
+        parts.append(
+            "<h2>training loss</h2><p>Each mode's own objective: SFT is cross-entropy on the "
+            "teacher's tokens, KD mixes the sparse KL with it; compare the held-out KL below, "
+            "not these values.</p>" + line_chart(series, "step", "loss")
+        )
+        held = {str(r.get("mode")): _heldout_points(r) for r in train if r.get("heldout_curve")}
         if any(held.values()):
             parts.append("<h2>held-out KL to the teacher</h2>" + line_chart(held, "step", "KL"))
     style = (
