@@ -6,8 +6,9 @@
 A recipe is an ordered list of small steps (`exact_dedup`, `near_dedup`, `semantic_dedup`,
 `truncated`, `mcq_verify`, `math_verify`, `match_verify`, `user_filter`, `confidence`,
 `empty`, `length`, `repetition`, `refusal`, `language`, `decontaminate`, `domain_cap`,
-`domain_ratio`, `domain_token_budget`, `domain_temperature`); see `distill.curate.recipe` for the
-file format and `distill.curate.runner` for the manifest keys the runner writes.
+`domain_ratio`, `domain_token_budget`, `domain_temperature`, `llm_judge`); see
+`distill.curate.recipe` for the file format and `distill.curate.runner` for the manifest
+keys the runner writes.
 """
 
 from distill.curate.balance import DomainCap, DomainRatio, DomainTemperature, DomainTokenBudget
@@ -17,6 +18,7 @@ from distill.curate.decontaminate import Decontaminate
 from distill.curate.dedup import ExactDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.language import LanguageFilter
+from distill.curate.llm_judge import LlmJudge, parse_score
 from distill.curate.mcq import McqVerify, extract_choice
 from distill.curate.near_dedup import NearDedup
 from distill.curate.recipe import Recipe, RecipeError, default_recipe, load_recipe
@@ -41,6 +43,7 @@ __all__ = [
     "ExactDedup",
     "LanguageFilter",
     "LengthFilter",
+    "LlmJudge",
     "MatchVerify",
     "MathVerify",
     "McqVerify",
@@ -59,4 +62,5 @@ __all__ = [
     "default_recipe",
     "extract_choice",
     "load_recipe",
+    "parse_score",
 ]

@@ -40,6 +40,8 @@ class RejectReason(StrEnum):
     DOMAIN_BALANCE = "domain_balance"
     SEMANTIC_DUPLICATE = "semantic_duplicate"
     WRONG_LANGUAGE = "wrong_language"
+    JUDGE_LOW_SCORE = "judge_low_score"
+    JUDGE_UNPARSED = "judge_unparsed"
 
 
 class Drop(NamedTuple):

@@ -29,6 +29,7 @@ from distill.curate.decontaminate import Decontaminate
 from distill.curate.dedup import ExactDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.language import LanguageFilter
+from distill.curate.llm_judge import LlmJudge
 from distill.curate.mcq import McqVerify
 from distill.curate.near_dedup import NearDedup
 from distill.curate.semantic_dedup import SemanticDedup
@@ -55,6 +56,7 @@ STEP_TYPES: dict[str, type[Step]] = {
     "domain_token_budget": DomainTokenBudget,
     "domain_temperature": DomainTemperature,
     "decontaminate": Decontaminate,
+    "llm_judge": LlmJudge,
 }
 
 StepConfig = Annotated[
@@ -76,7 +78,8 @@ StepConfig = Annotated[
     | DomainRatio
     | DomainTokenBudget
     | DomainTemperature
-    | Decontaminate,
+    | Decontaminate
+    | LlmJudge,
     Field(discriminator="name"),
 ]
 
