@@ -67,6 +67,12 @@ def gen(
     codec: Annotated[
         str, typer.Option(help="top-k storage: plain (schema 1) | packed (schema 2, ~3x smaller)")
     ] = "plain",
+    targets: Annotated[
+        str,
+        typer.Option(
+            help="topk (k most likely ids) | sampled (k draws with weights; hf teacher only)"
+        ),
+    ] = "topk",
 ) -> None:
     """Generate responses with the teacher's top-k log-probs; re-run to resume."""
     from distill.gen.prompts import FieldMapping
@@ -106,6 +112,7 @@ def gen(
             batch_size=batch_size,
             shard_size=shard_size,
             codec=codec,
+            targets=targets,
         )
     except (PromptError, FileNotFoundError, ValueError, NotImplementedError) as err:
         _fail(str(err))
@@ -119,6 +126,46 @@ def gen(
             f"[yellow]{result.invalid_prompts} invalid prompt rows[/yellow] -> "
             f"{result.out_dir / 'invalid_prompts.jsonl'}"
         )
+
+
+@app.command()
+def score(
+    source: Annotated[
+        Path, typer.Argument(help="prompt file with a response column, or a distill dataset")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
+    teacher: Annotated[str, typer.Option(help="hf:PATH | hf:embedded")] = "hf:embedded",
+    top_k: Annotated[int, typer.Option("--top-k")] = 20,
+    format: Annotated[str | None, typer.Option(help="jsonl|parquet|csv|hf")] = None,
+    prompt_field: Annotated[str, typer.Option("--prompt-field")] = "prompt",
+    messages_field: Annotated[str | None, typer.Option("--messages-field")] = None,
+    response_field: Annotated[str, typer.Option("--response-field")] = "response",
+    id_field: Annotated[str | None, typer.Option("--id-field")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+) -> None:
+    """Teacher-forced top-k for existing responses (SFT data -> KD data); re-run to resume."""
+    from distill.gen.score import ScoreMapping, score_dataset
+
+    try:
+        mapping = ScoreMapping(
+            prompt=prompt_field, messages=messages_field, response=response_field, id=id_field
+        )
+        result = score_dataset(
+            source,
+            out,
+            teacher=teacher,
+            top_k=top_k,
+            fmt=format,  # type: ignore[arg-type]
+            mapping=mapping,
+            batch_size=batch_size,
+        )
+    except (PromptError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+        return
+    console.print(
+        f"scored {result.records_written} records ({result.records_skipped_existing} already "
+        f"there), {result.tokens_generated} tokens in {result.seconds:.1f}s -> {result.out_dir}"
+    )
 
 
 @app.command()

@@ -186,3 +186,14 @@ def test_refuses_a_changed_shard(dataset: Path, tmp_path: Path) -> None:
     shard.write_bytes(shard.read_bytes() + b"x")
     with pytest.raises(DatasetError, match="sha256 differs"):
         curate_dataset(dataset, tmp_path / "out", RECIPE)
+
+
+def test_targets_and_codec_of_the_input_reach_both_outputs(tmp_path: Path) -> None:
+    """A curated sampled-targets dataset must still train with the sampled loss."""
+    records = [make_record(row=i, response=f"Answer: {'B' if i % 2 else 'C'}") for i in range(4)]
+    write_fake_dataset(tmp_path / "gen", records, targets="sampled")
+    result = curate_dataset(tmp_path / "gen", tmp_path / "out")
+    assert result.counts["rejected"] > 0
+    for path in (result.kept_dir, result.rejected_dir):
+        manifest = load_manifest(path)
+        assert (manifest.targets, manifest.codec) == ("sampled", "plain")

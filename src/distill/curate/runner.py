@@ -203,6 +203,7 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
     common: dict[str, Any] = {
         "schema_version": parent.schema_version,
         "codec": parent.codec,
+        "targets": parent.targets,
         "teachers": parent.teachers,
         "tokenizer": parent.tokenizer,
         "top_k": parent.top_k,

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from distill.gen.backend import Generation, encode_chat_ids
+from distill.gen.sampled_targets import TARGETS, sample_targets
 from distill.gen.topk import capture_topk, sample_next
 from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
 from distill.schemas.manifest import TokenizerInfo
@@ -35,6 +36,7 @@ class HFTeacher:
     model_id: str
     revision: str
     stop_ids: frozenset[int]
+    targets: str = "topk"  # "sampled": k draws per step (`sampled_targets`), not the top-k
 
     def info(self, top_k: int, sampling: SamplingParams) -> TeacherInfo:
         return TeacherInfo(
@@ -60,7 +62,7 @@ class HFTeacher:
         seeds: list[int],
         messages: list[list[dict[str, str]]] | None = None,
     ) -> list[Generation]:
-        return generate_batch(self, prompts, sampling, top_k, seeds)
+        return generate_batch(self, prompts, sampling, top_k, seeds, targets=self.targets)
 
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
@@ -125,11 +127,17 @@ def generate_batch(
     top_k: int,
     seeds: list[int],
     capture: bool = True,
+    targets: str = "topk",
 ) -> list[Generation]:
     """Decode a batch of tokenised prompts; top-k captured from the raw logits each step.
 
     `capture=False` skips the top-k work (the baseline in bench/gen_capture.py).
+    `targets="sampled"` stores k draws from the raw distribution with their weights instead
+    of the top-k (`distill.gen.sampled_targets`); the draws use their own generators (seeded
+    from each row's seed), so the sampled response is the same as with `targets="topk"`.
     """
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
     model = teacher.model
     pad_id = teacher.tokenizer.pad_token_id
     pad_id = pad_id if pad_id is not None else next(iter(teacher.stop_ids))
@@ -140,6 +148,7 @@ def generate_batch(
     ids, mask = _left_pad([list(p) for p in distinct], pad_id)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
+    target_gens = [torch.Generator().manual_seed(s ^ 0x5A3D) for s in seeds]
     # logits_to_keep=1: the prefill needs only the last position's logits, and the full
     # [B, prompt_len, V] tensor would dominate both time and memory for short answers.
     out = model(
@@ -165,6 +174,9 @@ def generate_batch(
             sampled_lp = step.logprobs_full.gather(-1, next_ids[:, None])[:, 0]
             top_ids, top_lp = step.ids.tolist(), step.logprobs.tolist()
             tails, sampled = step.tail_mass.tolist(), sampled_lp.tolist()
+            if targets == "sampled":
+                s_ids, s_lw, s_tail = sample_targets(logits, top_k, target_gens)
+                top_ids, top_lp, tails = s_ids.tolist(), s_lw.tolist(), s_tail.tolist()
         for row in range(rows):
             if done[row]:
                 continue

@@ -9,6 +9,7 @@ an existing output is refused, naming what differs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 from distill.gen.backend import Generation, TeacherBackend
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
+from distill.gen.sampled_targets import TARGETS
 from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
 from distill.schemas import (
     CODECS,
@@ -63,7 +65,7 @@ def sample_seed(seed: int, record_id: str) -> int:
     return int(hashlib.sha256(f"{seed}:{record_id}".encode()).hexdigest()[:15], 16)
 
 
-def _check_resumable(out_dir: Path, info: TeacherInfo, codec: str = "plain") -> Manifest | None:
+def check_resumable(out_dir: Path, info: TeacherInfo, codec: str = "plain") -> Manifest | None:
     """The existing manifest if out_dir may be resumed with these settings, else an error."""
     if not (out_dir / "manifest.json").is_file():
         return None  # a new output, or one that crashed before its first manifest
@@ -89,7 +91,7 @@ def _check_resumable(out_dir: Path, info: TeacherInfo, codec: str = "plain") -> 
     return manifest
 
 
-def _existing_ids(out_dir: Path) -> set[str]:
+def existing_record_ids(out_dir: Path) -> set[str]:
     if not shard_paths(out_dir):
         return set()
     return set(read_table(out_dir, columns=["record_id"]).column("record_id").to_pylist())
@@ -102,7 +104,7 @@ def _write_invalid(out_dir: Path, invalid: list) -> None:
             fh.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
 
 
-def _manifest(
+def build_manifest(
     out_dir: Path,
     previous: Manifest | None,
     teacher: TeacherBackend,
@@ -123,6 +125,7 @@ def _manifest(
         tokenizer=teacher.tokenizer_info(),
         top_k=info.top_k,
         params=params,
+        targets=params.get("targets", "topk"),
         counts={**counts, "rows": sum(s.rows for s in shards)},
         shards=shards,
         run_ids=list(dict.fromkeys(run_ids)),
@@ -147,8 +150,13 @@ def generate_dataset(
     shard_size: int = 64,
     progress: bool = True,
     codec: str = "plain",
+    targets: str = "topk",
 ) -> GenResult:
     """`codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`).
+
+    `targets`: "topk" (the teacher's k most likely ids) or "sampled" (k draws from its
+    distribution with importance weights, `distill.gen.sampled_targets`; hf teachers only),
+    recorded as the manifest's `targets` (and in `params`).
 
     `teacher` is a spec (`hf:PATH`, `vllm:DIR`, `openai:MODEL@URL`) or a loaded backend;
     `teacher_options` configure the backend (see `distill.gen.teachers.load_teacher`) and
@@ -163,15 +171,26 @@ def generate_dataset(
         model = load_teacher(teacher, teacher_options, top_k=top_k, api_key_env=api_key_env)
     else:
         model = teacher
+    if targets not in TARGETS:
+        raise ValueError(f"--targets {targets!r}: use one of {list(TARGETS)}")
+    if targets != "topk":
+        if not hasattr(model, "targets"):
+            raise ValueError(f"--targets {targets}: only the hf teacher backend supports it")
+        model = dataclasses.replace(model, targets=targets)
     info = model.info(top_k, sampling)
     if top_k < 1 or (info.vocab_size and top_k > info.vocab_size):  # 0: unknown (an API)
         raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
     out_dir.mkdir(parents=True, exist_ok=True)
-    previous = _check_resumable(out_dir, info, codec)
+    previous = check_resumable(out_dir, info, codec)
+    held = previous.targets if previous is not None else targets
+    if held != targets:
+        raise ValueError(
+            f"{out_dir}: holds {held} targets; resume with --targets {held} or use another --out"
+        )
     remove_stale_temporaries(out_dir)
     if batch.invalid:
         _write_invalid(out_dir, batch.invalid)
-    existing = _existing_ids(out_dir)
+    existing = existing_record_ids(out_dir)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     params = {
         "prompts": str(prompts_path),
@@ -180,6 +199,7 @@ def generate_dataset(
         "system_prompt": system_prompt,
         "skip_invalid": skip_invalid,
         "batch_size": batch_size,
+        "targets": targets,
     }
     if getattr(model, "hard_labels", False):
         # No token ids from this teacher: records hold text only, and KD must refuse them.
@@ -214,7 +234,9 @@ def generate_dataset(
             )
             now = datetime.now(UTC)
             for (row, index, prompt_ids), rid, gen in zip(chunk, ids, gens, strict=True):
-                pending.append(_record(row, index, rid, prompt_ids, gen, model, info, run_id, now))
+                pending.append(
+                    build_record(row, index, rid, prompt_ids, gen, model, info, run_id, now)
+                )
             tokens += sum(len(g.token_ids) for g in gens)
             for gen in gens:
                 for key, value in gen.usage.items():
@@ -226,14 +248,14 @@ def generate_dataset(
                 pending = []
                 save_manifest(
                     out_dir,
-                    _manifest(out_dir, previous, model, info, params, run_id, counts, codec),
+                    build_manifest(out_dir, previous, model, info, params, run_id, counts, codec),
                 )
     if pending:
         write_shard(out_dir, records_to_table(pending, codec), schema_for(codec))
         written += len(pending)
-    final = _manifest(out_dir, previous, model, info, params, run_id, counts, codec)
+    final = build_manifest(out_dir, previous, model, info, params, run_id, counts, codec)
     save_manifest(out_dir, final)
-    _assert_unique(out_dir)
+    assert_unique_ids(out_dir)
     return GenResult(
         out_dir=out_dir,
         records_total=final.counts["rows"],
@@ -247,7 +269,7 @@ def generate_dataset(
     )
 
 
-def _record(
+def build_record(
     row: PromptRow,
     index: int,
     record_id: str,
@@ -282,7 +304,7 @@ def _record(
     )
 
 
-def _assert_unique(out_dir: Path) -> None:
+def assert_unique_ids(out_dir: Path) -> None:
     ids = read_table(out_dir, columns=["record_id"]).column("record_id")
     if len(pc.unique(ids)) != len(ids):
         raise RuntimeError(f"{out_dir}: duplicate record ids after generation (a bug; report it)")

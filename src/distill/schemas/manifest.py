@@ -41,6 +41,12 @@ class TokenizerInfo(BaseModel):
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int
+    targets: Literal["topk", "sampled"] = Field(
+        "topk",
+        description="what the top-k columns hold: the teacher's k most likely ids (topk) or "
+        "k draws with importance weights (sampled, distill.gen.sampled_targets); describes "
+        "the data, so curation and packing carry it to their outputs",
+    )
     codec: Literal["plain", "packed"] = Field(
         "plain",
         description="how the shards store the top-k: plain lists (schema 1) or packed (schema 2)",

@@ -16,6 +16,13 @@ Reverse KL needs log p where the student has mass: a teacher bucket of probabili
 empty tail at k == V, a tail below `TAIL_NOISE`) is floored at `TAIL_FLOOR`, so the loss
 stays finite and strongly penalises student mass there instead of being infinite.
 
+`sampled_ce` is not a bucket divergence: it is the loss for *sampled* targets
+(`distill.gen.sampled_targets`, Anshumann et al., 2025), the cross-entropy
+-sum_i w_i log q(i) of the student against the stored importance weights w_i = count_i / k,
+with no tail bucket (`sampled_cross_entropy`). As E[w_i] = p_i, its expectation over the
+teacher's draws is the dense cross-entropy H(p, q) = KL(p || q) + H(p): the same gradient as
+the dense forward KL, unbiased, where top-k's is biased towards the head.
+
 TAID (Shing et al., 2025) trains on an interpolated target
 p_t = (1 - lambda_t) * stopgrad(q) + lambda_t * p with lambda_t rising towards 1. The paper
 adapts lambda_t with a momentum rule on the relative change of the loss; we use the
@@ -31,9 +38,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
+Divergence = Literal["forward_kl", "reverse_kl", "jsd", "sampled_ce"]
 AlphaSchedule = Literal["constant", "linear", "taid"]
-DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
+DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd", "sampled_ce")
 ALPHA_SCHEDULES: tuple[str, ...] = ("constant", "linear", "taid")
 
 # Smallest probability a teacher bucket is given inside reverse KL (see the module docstring).
@@ -79,7 +86,22 @@ def bucket_divergence(
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         log_m = torch.logaddexp(log_q + math.log1p(-beta), log_p + math.log(beta))
         return beta * _kl(log_p, log_m, keep) + (1.0 - beta) * _kl(log_q, log_m, keep)
+    if divergence == "sampled_ce":
+        raise ValueError("sampled_ce is not a bucket divergence; use sampled_cross_entropy")
     raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
+
+
+def sampled_cross_entropy(log_q_ids: Tensor, log_w: Tensor, keep: Tensor | None = None) -> Tensor:
+    """-sum_i w_i log q(i) over the stored ids `[..., k]` -> `[...]`.
+
+    `log_q_ids` is the student's log-prob of each stored id, `log_w` the stored log-weights
+    (-inf, weight 0, on padding slots); slots outside `keep` count nothing.
+    """
+    w = log_w.float().exp()
+    if keep is not None:
+        w = w.masked_fill(~keep, 0.0)
+    safe_log_q = torch.where(w > 0, log_q_ids, torch.zeros_like(log_q_ids))
+    return -(w * safe_log_q).sum(-1)
 
 
 def interpolated_target(

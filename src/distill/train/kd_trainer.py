@@ -56,11 +56,13 @@ class KDConfig(SFTConfig):
             "With alpha_schedule='linear' this is the weight at the first step."
         },
     )
-    divergence: Literal["forward_kl", "reverse_kl", "jsd"] = field(
+    divergence: Literal["forward_kl", "reverse_kl", "jsd", "sampled_ce"] = field(
         default="forward_kl",
         metadata={
             "help": "KD term over the k + 1 buckets: forward_kl = KL(teacher || student), "
-            "reverse_kl = KL(student || teacher), jsd = generalised JSD with `beta`."
+            "reverse_kl = KL(student || teacher), jsd = generalised JSD with `beta`; "
+            "sampled_ce = cross-entropy against sampled targets' weights (no tail), the "
+            "loss for datasets generated with --targets sampled."
         },
     )
     beta: float = field(

@@ -15,6 +15,11 @@ approximation otherwise (a tail spread over many tokens would gain more mass und
 than one pseudo-token does). The KD term is scaled by T**2 (Hinton et al., 2015) so its
 gradient magnitude does not shrink as T grows.
 
+Sampled targets (`distill.gen.sampled_targets`) use divergence "sampled_ce": the student's
+cross-entropy against the stored weights, no tail bucket, student tempered at T and the
+weights not (they estimate the teacher at T = 1; tempering an estimate is not unbiased), and
+the same T**2 scaling.
+
 Every function is pure: tensors in, tensors out, unit-tested on toy tensors.
 """
 
@@ -25,7 +30,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from distill.train.divergences import Divergence, bucket_divergence, interpolated_target
+from distill.train.divergences import (
+    Divergence,
+    bucket_divergence,
+    interpolated_target,
+    sampled_cross_entropy,
+)
 
 # Floor for the student's tail bucket: when its k ids hold (numerically) all the mass,
 # log(1 - sum) would be log(0) = -inf and its gradient inf * 0 = nan.
@@ -153,6 +163,11 @@ def _divergence_from_student_logprobs(
     beta: float = 0.5,
     taid_lambda: float | None = None,
 ) -> Tensor:
+    if divergence == "sampled_ce":
+        if taid_lambda is not None:
+            raise ValueError("TAID's interpolated target is not defined for sampled_ce")
+        log_q_ids, _ = student_bucket_logprobs(log_q, topk_ids, topk_mask)
+        return sampled_cross_entropy(log_q_ids, topk_logprobs, topk_mask)
     log_q_b, log_p_b, keep = bucket_logprobs(
         log_q, topk_ids, topk_logprobs, tail_mass, topk_mask, temperature
     )

@@ -86,6 +86,31 @@ def sft_dataset(table: pa.Table) -> Dataset:
     )
 
 
+def kd_options_for_targets(manifest: Manifest, kd_options: dict[str, Any] | None) -> dict:
+    """`kd_options` with the loss matching the dataset's targets (`manifest.targets`).
+
+    Sampled targets (`distill.gen.sampled_targets`) train with divergence "sampled_ce"; an
+    optional `kd_options["targets"]` must agree with the manifest, and a bucket divergence on
+    sampled targets (or sampled_ce on top-k ones) is refused rather than silently wrong.
+    """
+    options = dict(kd_options or {})
+    held = manifest.targets
+    asked = options.pop("targets", held)
+    if asked != held:
+        raise ValueError(f"kd_options targets={asked!r}, but the dataset holds {held!r} targets")
+    divergence = options.get("divergence")
+    if held == "sampled":
+        if divergence not in (None, "sampled_ce"):
+            raise ValueError(
+                f"divergence {divergence!r} needs top-k targets; this dataset holds sampled "
+                "targets (use sampled_ce)"
+            )
+        options["divergence"] = "sampled_ce"
+    elif divergence == "sampled_ce":
+        raise ValueError("divergence 'sampled_ce' needs a dataset generated with --targets sampled")
+    return options
+
+
 def train_student(
     dataset_dir: Path,
     out_dir: Path,
@@ -116,7 +141,8 @@ def train_student(
     refuses the default otherwise. The default learning rate 1e-3 suits the tiny random
     student; lower it for a pretrained one. Extra `trainer_options` go to the TRL config;
     `kd_options` (KD only) go to `KDConfig`: divergence, beta, alpha_schedule, alpha_end,
-    taid_lambda_start, chunk_size.
+    taid_lambda_start, chunk_size, and `targets` ("topk" | "sampled", checked against the
+    manifest's `targets`; sampled targets train with divergence "sampled_ce").
 
     `lora` (a `LoraOptions` dict: r, alpha, dropout, target_modules; `{}` takes the
     defaults) trains peft LoRA adapters only; `model/` is then the merged full model
@@ -184,6 +210,7 @@ def train_student(
     }
     curve = _HeldoutCurve(heldout, eval_every)
     if mode == "kd":
+        kd_options = kd_options_for_targets(manifest, kd_options)
         config = KDConfig(**common, temperature=temperature, alpha=alpha, **(kd_options or {}))
         trainer: SFTTrainer = KDTrainer(
             model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[curve]

@@ -1,0 +1,289 @@
+"""`distill score`: teacher-forced top-k for data that already has responses.
+
+Existing SFT data becomes KD data: instead of sampling, the teacher reads prompt + given
+response in ONE forward pass per batch (right-padded, no KV cache, the model's dtype,
+log-softmax in float32) and we keep its top-k at every response position. The logits at
+position P-1+j (P = prompt length) predict response token j.
+
+The source is a prompt file with a response column (JSONL, Parquet, CSV; fields as in
+`distill gen`, plus `response`), or an existing distill dataset, whose responses are
+re-scored by another teacher.
+
+Tokenisation: teacher forcing needs ids, so a text response is tokenised once here (no
+special tokens added) and the teacher's EOS is appended, so a record ends like a `gen`
+record with finish_reason "stop"; those ids are what the record stores. A distill dataset
+made with the same tokenizer keeps its stored token ids (and finish reasons) unchanged.
+
+Records, shards, manifest and resume are `distill gen`'s (`distill.gen.runner`): a
+record's id is (prompt id, sample index, teacher id), the manifest says params.mode
+"score", and re-running the same command scores only what is missing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from pydantic import ConfigDict
+
+from distill.gen.backend import Generation
+from distill.gen.hf_teacher import HFTeacher
+from distill.gen.progress import GenProgress
+from distill.gen.prompts import (
+    FieldMapping,
+    PromptError,
+    PromptFormat,
+    PromptRow,
+    _raw_rows,
+    detect_format,
+    load_prompts,
+)
+from distill.gen.runner import (
+    GenResult,
+    assert_unique_ids,
+    build_manifest,
+    build_record,
+    check_resumable,
+    existing_record_ids,
+)
+from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
+from distill.gen.topk import capture_topk
+from distill.schemas import (
+    SamplingParams,
+    TeacherRecord,
+    make_record_id,
+    records_to_table,
+    schema_for,
+)
+from distill.store import (
+    MANIFEST_NAME,
+    load_manifest,
+    read_table,
+    remove_stale_temporaries,
+    save_manifest,
+    write_shard,
+)
+
+SCORE_MODE = "score"
+
+
+class ScoreMapping(FieldMapping):
+    """`distill gen`'s field mapping plus the column that holds the response text."""
+
+    model_config = ConfigDict(extra="forbid")
+    response: str = "response"
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One row to score: its prompt, the response as text and, if known, as ids."""
+
+    row: PromptRow
+    sample_index: int
+    response_text: str
+    token_ids: list[int] | None = None  # None: tokenise response_text
+    finish_reason: str = "stop"
+
+
+def load_responses(
+    source: Path, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
+) -> list[ScoreItem]:
+    """Rows of a prompt file with a response column; a bad row raises `PromptError`."""
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: file not found")
+    fmt = fmt or detect_format(source)
+    mapping = mapping or ScoreMapping()
+    responses: dict[int, str] = {}
+    for line, raw in _raw_rows(source, fmt):
+        if isinstance(raw, str):
+            raise PromptError(str(source), line, "<line>", "not a JSON object")
+        if mapping.response not in raw or raw[mapping.response] is None:
+            raise PromptError(str(source), line, mapping.response, "missing")
+        text = raw[mapping.response]
+        if not isinstance(text, str) or not text.strip():
+            raise PromptError(str(source), line, mapping.response, "empty or not text")
+        responses[line] = text
+    prompt_mapping = FieldMapping(**mapping.model_dump(exclude={"response"}))
+    batch = load_prompts(source, fmt, prompt_mapping)
+    return [ScoreItem(row, 0, responses[row.source_row]) for row in batch.rows]
+
+
+def load_dataset_responses(source: Path, tokenizer_hash: str) -> list[ScoreItem]:
+    """Rows of a distill dataset; its token ids are kept if the tokenizer is the same."""
+    manifest = load_manifest(source)
+    same_tokenizer = manifest.tokenizer is not None and (
+        manifest.tokenizer.tokenizer_hash == tokenizer_hash
+    )
+    columns = [
+        "prompt_id",
+        "sample_index",
+        "source_file",
+        "source_row",
+        "domain",
+        "reference",
+        "messages",
+        "response_text",
+        "token_ids",
+        "finish_reason",
+    ]
+    items = []
+    for rec in read_table(source, columns=columns).to_pylist():
+        row = PromptRow(
+            prompt_id=rec["prompt_id"],
+            source_file=rec["source_file"],
+            source_row=rec["source_row"],
+            messages=[{"role": m["role"], "content": m["content"]} for m in rec["messages"]],
+            domain=rec["domain"],
+            reference=rec["reference"],
+        )
+        ids = list(rec["token_ids"]) if same_tokenizer and rec["token_ids"] else None
+        items.append(
+            ScoreItem(row, rec["sample_index"], rec["response_text"], ids, rec["finish_reason"])
+        )
+    return items
+
+
+def response_ids(teacher: HFTeacher, item: ScoreItem) -> list[int]:
+    """The ids the teacher is forced through: stored ids, or the text tokenised once + EOS."""
+    if item.token_ids is not None:
+        return item.token_ids
+    ids = list(teacher.tokenizer(item.response_text, add_special_tokens=False)["input_ids"])
+    eos = teacher.tokenizer.eos_token_id
+    if item.finish_reason == "stop" and eos is not None and (not ids or ids[-1] != eos):
+        ids.append(eos)
+    return ids
+
+
+@torch.inference_mode()
+def score_batch(
+    teacher: HFTeacher, pairs: list[tuple[list[int], list[int]]], top_k: int
+) -> list[Generation]:
+    """Top-k at each response position of (prompt ids, response ids), one forward pass.
+
+    Right padding keeps every real token at its natural position (0..len-1), so the
+    default position ids are right and the pad tail is masked out.
+    """
+    pad_id = teacher.tokenizer.pad_token_id
+    pad_id = pad_id if pad_id is not None else next(iter(teacher.stop_ids))
+    width = max(len(p) + len(r) for p, r in pairs)
+    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(pairs), width), dtype=torch.long)
+    for row, (prompt, response) in enumerate(pairs):
+        seq = prompt + response
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    logits = teacher.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    # Logits at P-1+j predict response token j; gather them for all rows, then one top-k.
+    rows = [logits[row, len(p) - 1 : len(p) - 1 + len(r)] for row, (p, r) in enumerate(pairs)]
+    step = capture_topk(torch.cat(rows), top_k)
+    targets = torch.tensor([t for _, r in pairs for t in r], dtype=torch.long)
+    sampled = step.logprobs_full.gather(-1, targets[:, None])[:, 0].tolist()
+    top_ids, top_lp, tails = step.ids.tolist(), step.logprobs.tolist(), step.tail_mass.tolist()
+    out, start = [], 0
+    for _, response in pairs:
+        end = start + len(response)
+        out.append(
+            Generation(
+                token_ids=list(response),
+                topk_ids=top_ids[start:end],
+                topk_logprobs=top_lp[start:end],
+                sampled_logprob=sampled[start:end],
+                tail_mass=tails[start:end],
+                finish_reason="stop",
+            )
+        )
+        start = end
+    return out
+
+
+def score_dataset(
+    source: Path,
+    out_dir: Path,
+    *,
+    teacher: str | HFTeacher = DEFAULT_TEACHER,
+    top_k: int = 20,
+    fmt: PromptFormat | None = None,
+    mapping: ScoreMapping | None = None,
+    batch_size: int = 8,
+    shard_size: int = 64,
+    progress: bool = True,
+) -> GenResult:
+    """Teacher-forced top-k for every (prompt, response) of `source`, written to `out_dir`.
+
+    `source`: a prompt file with a response column (see `ScoreMapping`) or a distill
+    dataset directory. Only transformers (`hf:`) teachers can score: it takes the logits
+    of the whole sequence, which the vLLM and API backends do not expose here.
+    """
+    source, out_dir = Path(source), Path(out_dir)
+    model = load_teacher(teacher, top_k=top_k) if isinstance(teacher, str) else teacher
+    if not isinstance(model, HFTeacher):
+        raise ValueError(f"--teacher {teacher!r}: scoring needs an hf: teacher")
+    info = model.info(top_k, SamplingParams())
+    if not 1 <= top_k <= info.vocab_size:
+        raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
+    if source.is_dir() and (source / MANIFEST_NAME).is_file():
+        items = load_dataset_responses(source, info.tokenizer_hash)
+    else:
+        items = load_responses(source, fmt, mapping)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = check_resumable(out_dir, info)
+    if previous is not None and previous.params.get("mode") != SCORE_MODE:
+        raise ValueError(f"{out_dir}: holds `distill gen` output; score into another --out")
+    remove_stale_temporaries(out_dir)
+    existing = existing_record_ids(out_dir)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    params = {"mode": SCORE_MODE, "source": str(source), "format": fmt, "batch_size": batch_size}
+    work = []
+    for item in items:
+        rid = make_record_id(item.row.prompt_id, item.sample_index, info.teacher_id)
+        if rid not in existing:
+            work.append(
+                (item, rid, model.encode_chat(item.row.messages), response_ids(model, item))
+            )
+    work.sort(key=lambda w: -(len(w[2]) + len(w[3])))  # less padding per batch
+    counts = {"prompts": len(items), "skipped_existing": len(items) - len(work)}
+    pending: list[TeacherRecord] = []
+    written = tokens = 0
+    schema = schema_for("plain")
+    with GenProgress(total=len(work), enabled=progress) as bar:
+        for start in range(0, len(work), batch_size):
+            chunk = work[start : start + batch_size]
+            gens = score_batch(model, [(p, r) for _, _, p, r in chunk], top_k)
+            now = datetime.now(UTC)
+            for (item, rid, prompt_ids, _), gen in zip(chunk, gens, strict=True):
+                gen.finish_reason, gen.text = item.finish_reason, item.response_text
+                pending.append(
+                    build_record(
+                        item.row, item.sample_index, rid, prompt_ids, gen, model, info, run_id, now
+                    )
+                )
+            batch_tokens = sum(len(g.token_ids) for g in gens)
+            tokens += batch_tokens
+            bar.advance(len(chunk), batch_tokens)
+            if len(pending) >= shard_size:
+                write_shard(out_dir, records_to_table(pending), schema)
+                written, pending = written + len(pending), []
+                save_manifest(
+                    out_dir, build_manifest(out_dir, previous, model, info, params, run_id, counts)
+                )
+    if pending:
+        write_shard(out_dir, records_to_table(pending), schema)
+        written += len(pending)
+    final = build_manifest(out_dir, previous, model, info, params, run_id, counts)
+    save_manifest(out_dir, final)
+    assert_unique_ids(out_dir)
+    return GenResult(
+        out_dir=out_dir,
+        records_total=final.counts["rows"],
+        records_written=written,
+        records_skipped_existing=counts["skipped_existing"],
+        prompts=len(items),
+        invalid_prompts=0,
+        tokens_generated=tokens,
+        seconds=bar.elapsed,
+        counts=final.counts,
+    )
