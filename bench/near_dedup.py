@@ -23,6 +23,7 @@ import argparse
 import platform
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
@@ -58,24 +59,14 @@ def make_docs(n: int, seed: int) -> tuple[list[str], list[int]]:
 
 def dedup_datasketch(texts: list[str]) -> list[int | None]:
     lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
-    kept: dict[int, MinHash] = {}
-    out: list[int | None] = []
-    for index, text in enumerate(texts):
+
+    def sketch_of(text: str) -> MinHash:
         sketch = MinHash(num_perm=NUM_PERM, seed=1)
         for item in shingles(text, SHINGLE, NGRAM):
             sketch.update(item.encode())
-        best, best_j = None, -1.0
-        for other in lsh.query(sketch):
-            j = sketch.jaccard(kept[other])
-            if j > best_j:
-                best, best_j = other, j
-        if best is not None and best_j >= THRESHOLD:
-            out.append(best)
-            continue
-        kept[index] = sketch
-        lsh.insert(index, sketch)
-        out.append(None)
-    return out
+        return sketch
+
+    return keep_first(texts, sketch_of, lsh)
 
 
 def dedup_rensa(texts: list[str]) -> list[int | None]:
@@ -83,11 +74,22 @@ def dedup_rensa(texts: list[str]) -> list[int | None]:
 
     # datasketch picks 25 bands of 5 for J >= 0.5; rensa needs a divisor of 128: 32 of 4.
     lsh = RMinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM, num_bands=32)
-    kept: dict[int, RMinHash] = {}
-    out: list[int | None] = []
-    for index, text in enumerate(texts):
+
+    def sketch_of(text: str) -> RMinHash:
         sketch = RMinHash(num_perm=NUM_PERM, seed=1)
         sketch.update(list(shingles(text, SHINGLE, NGRAM)))
+        return sketch
+
+    return keep_first(texts, sketch_of, lsh)
+
+
+def keep_first(texts: list[str], sketch_of: Callable[[str], Any], lsh: Any) -> list[int | None]:
+    """The same greedy pass for both libraries: a text is a duplicate of the most similar
+    earlier kept text at or above THRESHOLD, else it is kept and indexed."""
+    kept: dict[int, Any] = {}
+    out: list[int | None] = []
+    for index, text in enumerate(texts):
+        sketch = sketch_of(text)
         best, best_j = None, -1.0
         for other in lsh.query(sketch):
             j = sketch.jaccard(kept[other])
