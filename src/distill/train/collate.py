@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+from datasets import Dataset
 
 from distill.codec import decode_topk
 from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS
@@ -178,3 +179,20 @@ class RecordCollator:
         return collate_rows(
             self.table.take(indices), with_teacher=self.with_teacher, pad_token_id=self.pad_token_id
         )
+
+
+def sft_dataset(table: pa.Table) -> Dataset:
+    """Pre-tokenised prompt + response ids with a completion mask, for TRL's SFTTrainer.
+
+    The same ids the KD collator builds, so SFT sees exactly the sequences KD sees.
+    """
+    prompts = table.column("prompt_token_ids").to_pylist()
+    responses = table.column("token_ids").to_pylist()
+    return Dataset.from_dict(
+        {
+            "input_ids": [p + r for p, r in zip(prompts, responses, strict=True)],
+            "completion_mask": [
+                [0] * len(p) + [1] * len(r) for p, r in zip(prompts, responses, strict=True)
+            ],
+        }
+    )

@@ -25,6 +25,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from distill.schemas import Manifest
+from distill.train.collate import sft_dataset
 from distill.train.compat import StudentMismatch, check_student_compat
 
 GKD_OPTIONS = ("lmbda", "beta", "max_new_tokens", "seq_kd")
@@ -46,17 +47,8 @@ def gkd_dataset(table: pa.Table) -> Dataset:
     `prompt` is a placeholder: the collator reads it only to re-tokenise rows that carry
     no `input_ids`, and ours always do.
     """
-    prompts = table.column("prompt_token_ids").to_pylist()
-    responses = table.column("token_ids").to_pylist()
-    return Dataset.from_dict(
-        {
-            "input_ids": [p + r for p, r in zip(prompts, responses, strict=True)],
-            "completion_mask": [
-                [0] * len(p) + [1] * len(r) for p, r in zip(prompts, responses, strict=True)
-            ],
-            "prompt": [""] * len(prompts),
-        }
-    )
+    dataset = sft_dataset(table)  # the same ids and mask SFT and KD train on
+    return dataset.add_column("prompt", [""] * len(dataset))
 
 
 def load_live_teacher(teacher_dir: Path, manifest: Manifest, dtype: torch.dtype) -> Any:

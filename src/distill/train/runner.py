@@ -15,13 +15,13 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from datasets import Dataset
 from pydantic import BaseModel, ConfigDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
 from distill.store import DatasetError, load_manifest, read_table, write_json
+from distill.train.collate import sft_dataset
 from distill.train.compat import check_student_compat
 from distill.train.evaluate import heldout_metrics, split_heldout
 from distill.train.gkd import check_gkd_options, gkd_classes, gkd_dataset, load_live_teacher
@@ -67,23 +67,6 @@ class _HeldoutCurve(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every and self.heldout.num_rows and state.global_step % self.every == 0:
             self.points.append({"step": state.global_step, **heldout_metrics(model, self.heldout)})
-
-
-def sft_dataset(table: pa.Table) -> Dataset:
-    """Pre-tokenised prompt + response ids with a completion mask, for TRL's SFTTrainer.
-
-    The same ids the KD collator builds, so SFT sees exactly the sequences KD sees.
-    """
-    prompts = table.column("prompt_token_ids").to_pylist()
-    responses = table.column("token_ids").to_pylist()
-    return Dataset.from_dict(
-        {
-            "input_ids": [p + r for p, r in zip(prompts, responses, strict=True)],
-            "completion_mask": [
-                [0] * len(p) + [1] * len(r) for p, r in zip(prompts, responses, strict=True)
-            ],
-        }
-    )
 
 
 def kd_options_for_targets(manifest: Manifest, kd_options: dict[str, Any] | None) -> dict:
