@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,7 +192,7 @@ def generate_dataset(
     if batch.invalid:
         _write_invalid(out_dir, batch.invalid)
     existing = existing_record_ids(out_dir)
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     params = {
         "prompts": str(prompts_path),
         "format": fmt,
@@ -219,8 +220,13 @@ def generate_dataset(
         "skipped_header_rows": batch.skipped_headers,
         "skipped_existing": len(batch.rows) * sampling.n - len(work),
     }
-    pending: list[TeacherRecord] = []
-    written = tokens = 0
+    writer = ShardWriter(
+        out_dir,
+        codec,
+        shard_size,
+        lambda: build_manifest(out_dir, previous, model, info, params, run_id, counts, codec),
+    )
+    tokens = 0
     with GenProgress(total=len(work), enabled=progress) as bar:
         for start in range(0, len(work), batch_size):
             chunk = work[start : start + batch_size]
@@ -233,33 +239,23 @@ def generate_dataset(
                 messages=[row.messages for row, _, _ in chunk],
             )
             now = datetime.now(UTC)
-            for (row, index, prompt_ids), rid, gen in zip(chunk, ids, gens, strict=True):
-                pending.append(
-                    build_record(row, index, rid, prompt_ids, gen, model, info, run_id, now)
-                )
             tokens += sum(len(g.token_ids) for g in gens)
             for gen in gens:
                 for key, value in gen.usage.items():
                     counts[f"usage_{key}"] = counts.get(f"usage_{key}", 0) + value
             bar.advance(len(chunk), sum(len(g.token_ids) for g in gens))
-            if len(pending) >= shard_size:
-                write_shard(out_dir, records_to_table(pending, codec), schema_for(codec))
-                written += len(pending)
-                pending = []
-                save_manifest(
-                    out_dir,
-                    build_manifest(out_dir, previous, model, info, params, run_id, counts, codec),
-                )
-    if pending:
-        write_shard(out_dir, records_to_table(pending, codec), schema_for(codec))
-        written += len(pending)
-    final = build_manifest(out_dir, previous, model, info, params, run_id, counts, codec)
-    save_manifest(out_dir, final)
-    assert_unique_ids(out_dir)
+            # after the usage sums: a flush rewrites the manifest from `counts`
+            writer.add(
+                [
+                    build_record(row, index, rid, prompt_ids, gen, model, info, run_id, now)
+                    for (row, index, prompt_ids), rid, gen in zip(chunk, ids, gens, strict=True)
+                ]
+            )
+    final = writer.finish()
     return GenResult(
         out_dir=out_dir,
         records_total=final.counts["rows"],
-        records_written=written,
+        records_written=writer.written,
         records_skipped_existing=counts["skipped_existing"],
         prompts=len(batch.rows),
         invalid_prompts=len(batch.invalid),
@@ -302,6 +298,45 @@ def build_record(
         finish_reason=gen.finish_reason,
         teacher=info,
     )
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+class ShardWriter:
+    """Buffers records and writes a shard (then rewrites the manifest) every `shard_size`,
+    so a crash loses at most one shard's worth of work; `finish` flushes the rest, writes
+    the final manifest and checks that no record id appears twice. Shared by gen and score.
+    """
+
+    def __init__(
+        self, out_dir: Path, codec: str, shard_size: int, manifest: Callable[[], Manifest]
+    ) -> None:
+        self.out_dir, self.codec, self.shard_size = out_dir, codec, shard_size
+        self.manifest = manifest  # builds the manifest from the shards on disk
+        self.pending: list[TeacherRecord] = []
+        self.written = 0
+
+    def add(self, records: list[TeacherRecord]) -> None:
+        self.pending.extend(records)
+        if len(self.pending) >= self.shard_size:
+            self._flush()
+            save_manifest(self.out_dir, self.manifest())
+
+    def _flush(self) -> None:
+        if self.pending:
+            table = records_to_table(self.pending, self.codec)
+            write_shard(self.out_dir, table, schema_for(self.codec))
+            self.written += len(self.pending)
+            self.pending = []
+
+    def finish(self) -> Manifest:
+        self._flush()
+        final = self.manifest()
+        save_manifest(self.out_dir, final)
+        assert_unique_ids(self.out_dir)
+        return final
 
 
 def assert_unique_ids(out_dir: Path) -> None:

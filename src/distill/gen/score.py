@@ -21,7 +21,6 @@ record's id is (prompt id, sample index, teacher id), the manifest says params.m
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,28 +42,24 @@ from distill.gen.prompts import (
 )
 from distill.gen.runner import (
     GenResult,
-    assert_unique_ids,
+    ShardWriter,
     build_manifest,
     build_record,
     check_resumable,
     existing_record_ids,
+    new_run_id,
 )
 from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
 from distill.gen.topk import capture_topk
 from distill.schemas import (
     SamplingParams,
-    TeacherRecord,
     make_record_id,
-    records_to_table,
-    schema_for,
 )
 from distill.store import (
     MANIFEST_NAME,
     load_manifest,
     read_table,
     remove_stale_temporaries,
-    save_manifest,
-    write_shard,
 )
 
 SCORE_MODE = "score"
@@ -235,7 +230,7 @@ def score_dataset(
         raise ValueError(f"{out_dir}: holds `distill gen` output; score into another --out")
     remove_stale_temporaries(out_dir)
     existing = existing_record_ids(out_dir)
-    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     params = {"mode": SCORE_MODE, "source": str(source), "format": fmt, "batch_size": batch_size}
     work = []
     for item in items:
@@ -246,17 +241,22 @@ def score_dataset(
             )
     work.sort(key=lambda w: -(len(w[2]) + len(w[3])))  # less padding per batch
     counts = {"prompts": len(items), "skipped_existing": len(items) - len(work)}
-    pending: list[TeacherRecord] = []
-    written = tokens = 0
-    schema = schema_for("plain")
+    writer = ShardWriter(
+        out_dir,
+        "plain",
+        shard_size,
+        lambda: build_manifest(out_dir, previous, model, info, params, run_id, counts),
+    )
+    tokens = 0
     with GenProgress(total=len(work), enabled=progress) as bar:
         for start in range(0, len(work), batch_size):
             chunk = work[start : start + batch_size]
             gens = score_batch(model, [(p, r) for _, _, p, r in chunk], top_k)
             now = datetime.now(UTC)
+            records = []
             for (item, rid, prompt_ids, _), gen in zip(chunk, gens, strict=True):
                 gen.finish_reason, gen.text = item.finish_reason, item.response_text
-                pending.append(
+                records.append(
                     build_record(
                         item.row, item.sample_index, rid, prompt_ids, gen, model, info, run_id, now
                     )
@@ -264,22 +264,12 @@ def score_dataset(
             batch_tokens = sum(len(g.token_ids) for g in gens)
             tokens += batch_tokens
             bar.advance(len(chunk), batch_tokens)
-            if len(pending) >= shard_size:
-                write_shard(out_dir, records_to_table(pending), schema)
-                written, pending = written + len(pending), []
-                save_manifest(
-                    out_dir, build_manifest(out_dir, previous, model, info, params, run_id, counts)
-                )
-    if pending:
-        write_shard(out_dir, records_to_table(pending), schema)
-        written += len(pending)
-    final = build_manifest(out_dir, previous, model, info, params, run_id, counts)
-    save_manifest(out_dir, final)
-    assert_unique_ids(out_dir)
+            writer.add(records)
+    final = writer.finish()
     return GenResult(
         out_dir=out_dir,
         records_total=final.counts["rows"],
-        records_written=written,
+        records_written=writer.written,
         records_skipped_existing=counts["skipped_existing"],
         prompts=len(items),
         invalid_prompts=0,
