@@ -29,8 +29,13 @@ def gen(
     out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
     format: Annotated[str | None, typer.Option(help="mmlu|jsonl|parquet|csv|hf")] = None,
     teacher: Annotated[
-        str, typer.Option(help="hf:PATH | hf:embedded | vllm:MODEL_DIR | openai:MODEL@BASE_URL")
-    ] = "hf:embedded",
+        list[str] | None,
+        typer.Option(
+            help="hf:PATH | hf:embedded | vllm:MODEL_DIR | openai:MODEL@BASE_URL; repeat it "
+            "to run several teachers into one dataset, one after the other (default: "
+            "hf:embedded)"
+        ),
+    ] = None,
     teacher_opt: Annotated[
         list[str] | None,
         typer.Option(
@@ -96,31 +101,36 @@ def gen(
             if not sep or not key:
                 raise ValueError(f"--teacher-opt {item!r}: expected KEY=VALUE")
             options[key.strip()] = value
-        result = generate_dataset(
-            prompts,
-            out,
-            fmt=format,
-            teacher=teacher,
-            teacher_options=options,
-            api_key_env=api_key_env,
-            top_k=top_k,
-            sampling=sampling,  # type: ignore[arg-type]
-            limit=limit,
-            skip_invalid=skip_invalid,
-            mapping=mapping,
-            system_prompt=system_prompt,
-            batch_size=batch_size,
-            shard_size=shard_size,
-            codec=codec,
-            targets=targets,
-        )
+        results = [
+            generate_dataset(
+                prompts,
+                out,
+                fmt=format,
+                teacher=spec,
+                teacher_options=options,
+                api_key_env=api_key_env,
+                top_k=top_k,
+                sampling=sampling,  # type: ignore[arg-type]
+                limit=limit,
+                skip_invalid=skip_invalid,
+                mapping=mapping,
+                system_prompt=system_prompt,
+                batch_size=batch_size,
+                shard_size=shard_size,
+                codec=codec,
+                targets=targets,
+            )
+            for spec in teacher or ["hf:embedded"]
+        ]
     except (PromptError, FileNotFoundError, ValueError, NotImplementedError) as err:
         _fail(str(err))
         return
-    console.print(
-        f"wrote {result.records_written} records ({result.records_skipped_existing} already "
-        f"there), {result.tokens_generated} tokens in {result.seconds:.1f}s -> {result.out_dir}"
-    )
+    for spec, result in zip(teacher or ["hf:embedded"], results, strict=True):
+        console.print(
+            f"{spec}: wrote {result.records_written} records ({result.records_skipped_existing} "
+            f"already there), {result.tokens_generated} tokens in {result.seconds:.1f}s "
+            f"-> {result.out_dir}"
+        )
     if result.invalid_prompts:
         console.print(
             f"[yellow]{result.invalid_prompts} invalid prompt rows[/yellow] -> "

@@ -32,6 +32,7 @@ from distill.curate.language import LanguageFilter
 from distill.curate.llm_judge import LlmJudge
 from distill.curate.mcq import McqVerify
 from distill.curate.near_dedup import NearDedup
+from distill.curate.select_teacher import SelectTeacher
 from distill.curate.semantic_dedup import SemanticDedup
 from distill.curate.truncated import DropTruncated
 from distill.curate.verify import MatchVerify, MathVerify, UserFilter
@@ -57,6 +58,7 @@ STEP_TYPES: dict[str, type[Step]] = {
     "domain_temperature": DomainTemperature,
     "decontaminate": Decontaminate,
     "llm_judge": LlmJudge,
+    "select_teacher": SelectTeacher,
 }
 
 StepConfig = Annotated[
@@ -79,7 +81,8 @@ StepConfig = Annotated[
     | DomainTokenBudget
     | DomainTemperature
     | Decontaminate
-    | LlmJudge,
+    | LlmJudge
+    | SelectTeacher,
     Field(discriminator="name"),
 ]
 

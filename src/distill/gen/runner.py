@@ -3,8 +3,10 @@
 Resume rule (every backend): a record's key is (prompt id, sample index, teacher id).
 On start we read the record ids already in the output's shards and send only what is
 missing, so re-running the same command after a crash or Ctrl-C completes the dataset
-with no duplicates. A run that would mix settings (another teacher, k or sampling) into
-an existing output is refused, naming what differs.
+with no duplicates. Rows an API could not answer are listed in failed.jsonl (see
+`distill.gen.failures`) and, having no record, are retried by the rerun too. A run that
+would mix settings (another teacher, k or sampling) into an existing output is refused,
+naming what differs.
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
-from distill.gen.backend import Generation, TeacherBackend
+from distill.gen.backend import Generation, TeacherBackend, TeacherUnavailableError
+from distill.gen.failures import (
+    FAILED_FILE,
+    append_failures,
+    cost_usd,
+    failure_entry,
+    start_failure_log,
+    tally,
+)
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
 from distill.gen.sampled_targets import TARGETS
@@ -60,6 +70,12 @@ class GenResult:
     tokens_generated: int
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
+    failed: int = 0  # rows with no record, listed in failed.jsonl
+    stats: dict[str, float] = field(default_factory=dict)  # cost_usd when prices were given
+
+    @property
+    def failed_path(self) -> Path:
+        return self.out_dir / FAILED_FILE
 
 
 def sample_seed(seed: int, record_id: str) -> int:
@@ -78,8 +94,9 @@ def check_resumable(out_dir: Path, info: TeacherInfo, codec: str = "plain") -> M
             f"{out_dir}: holds records written with --codec {manifest.codec}; "
             f"resume with --codec {manifest.codec} or use another --out"
         )
-    old = manifest.teachers[0] if manifest.teachers else None
-    if old is not None and old != info:
+    same = [t for t in manifest.teachers if t.teacher_id == info.teacher_id]
+    if same and same[0] != info:
+        old = same[0]
         diffs = [
             f"{key}: existing {getattr(old, key)!r} vs now {getattr(info, key)!r}"
             for key in type(info).model_fields
@@ -89,7 +106,31 @@ def check_resumable(out_dir: Path, info: TeacherInfo, codec: str = "plain") -> M
             f"{out_dir}: already holds records made with other settings; use another --out "
             "or the same settings to resume. Differences:\n  " + "\n  ".join(diffs)
         )
+    if not same and manifest.teachers:
+        check_joinable(out_dir, manifest.teachers[0], info)
     return manifest
+
+
+# What every teacher of one dataset must share: the student trains on their token ids
+# and top-k with one tokenizer and one loss, so these must mean the same for all rows.
+JOINT_FIELDS = ("tokenizer_hash", "vocab_size", "chat_template_hash", "logprobs_mode", "top_k")
+
+
+def check_joinable(out_dir: Path, first: TeacherInfo, info: TeacherInfo) -> None:
+    """A new teacher may add its records to a dataset if its rows mean the same things."""
+    diffs = [
+        f"{key}: dataset {getattr(first, key)!r} vs {info.teacher_id} {getattr(info, key)!r}"
+        for key in JOINT_FIELDS
+        if getattr(first, key) != getattr(info, key)
+    ]
+    if first.sampling.n != info.sampling.n:
+        diffs.append(f"n: dataset {first.sampling.n} vs {info.teacher_id} {info.sampling.n}")
+    if diffs:
+        raise ValueError(
+            f"{out_dir}: teacher {info.teacher_id} can't join this dataset's teachers "
+            f"({first.teacher_id}, ...): a student trains on one tokenizer and one k. "
+            "Use another --out. Differences:\n  " + "\n  ".join(diffs)
+        )
 
 
 def existing_record_ids(out_dir: Path) -> set[str]:
@@ -122,8 +163,12 @@ def build_manifest(
         codec=codec,
         kind="generated",
         dataset_id=previous.dataset_id if previous else new_dataset_id(),
-        teachers=[info],
-        tokenizer=teacher.tokenizer_info(),
+        teachers=[*previous.teachers, *([] if info in previous.teachers else [info])]
+        if previous
+        else [info],
+        tokenizer=previous.tokenizer
+        if previous and previous.tokenizer
+        else teacher.tokenizer_info(),
         top_k=info.top_k,
         params=params,
         targets=params.get("targets", "topk"),
@@ -152,6 +197,8 @@ def generate_dataset(
     progress: bool = True,
     codec: str = "plain",
     targets: str = "topk",
+    price_input: float | None = None,
+    price_output: float | None = None,
 ) -> GenResult:
     """`codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`).
 
@@ -162,6 +209,12 @@ def generate_dataset(
     `teacher` is a spec (`hf:PATH`, `vllm:DIR`, `openai:MODEL@URL`) or a loaded backend;
     `teacher_options` configure the backend (see `distill.gen.teachers.load_teacher`) and
     `api_key_env` names the environment variable an API backend reads its key from.
+
+    `price_input` / `price_output`: USD per 1M prompt / completion tokens; with either, the
+    manifest's `stats.cost_usd` is this run's cost from the usage the API reported.
+    A row the backend could not get is not written but listed in failed.jsonl; if every row
+    of the first batch fails, or the teacher refuses the key or model, the run stops with
+    `TeacherUnavailableError` (the rows already written are kept).
     """
     if codec not in CODECS:
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
@@ -202,6 +255,9 @@ def generate_dataset(
         "batch_size": batch_size,
         "targets": targets,
     }
+    if price_input is not None or price_output is not None:
+        params["price_input_usd_per_1m"] = price_input
+        params["price_output_usd_per_1m"] = price_output
     if getattr(model, "hard_labels", False):
         # No token ids from this teacher: records hold text only, and KD must refuse them.
         params["hard_labels"] = True
@@ -219,38 +275,66 @@ def generate_dataset(
         "invalid_prompts": len(batch.invalid),
         "skipped_header_rows": batch.skipped_headers,
         "skipped_existing": len(batch.rows) * sampling.n - len(work),
+        "written": 0,
+        "failed": 0,
+        "retries": 0,
     }
-    writer = ShardWriter(
-        out_dir,
-        codec,
-        shard_size,
-        lambda: build_manifest(out_dir, previous, model, info, params, run_id, counts, codec),
-    )
+    stats: dict[str, float] = {}
+
+    def manifest() -> Manifest:
+        built = build_manifest(out_dir, previous, model, info, params, run_id, counts, codec)
+        return built.model_copy(update={"stats": {**built.stats, **stats}})
+
+    writer = ShardWriter(out_dir, codec, shard_size, manifest)
+    failed_log = start_failure_log(out_dir)
     tokens = 0
     with GenProgress(total=len(work), enabled=progress) as bar:
         for start in range(0, len(work), batch_size):
             chunk = work[start : start + batch_size]
             ids = [make_record_id(row.prompt_id, index, info.teacher_id) for row, index, _ in chunk]
-            gens = model.generate(
-                [p for _, _, p in chunk],
-                sampling,
-                top_k,
-                seeds=[sample_seed(sampling.seed, rid) for rid in ids],
-                messages=[row.messages for row, _, _ in chunk],
-            )
+            try:
+                gens = model.generate(
+                    [p for _, _, p in chunk],
+                    sampling,
+                    top_k,
+                    seeds=[sample_seed(sampling.seed, rid) for rid in ids],
+                    messages=[row.messages for row, _, _ in chunk],
+                )
+            except TeacherUnavailableError:
+                writer.finish()  # keep the rows already answered, then stop
+                raise
             now = datetime.now(UTC)
             tokens += sum(len(g.token_ids) for g in gens)
-            for gen in gens:
-                for key, value in gen.usage.items():
-                    counts[f"usage_{key}"] = counts.get(f"usage_{key}", 0) + value
+            tally(counts, gens)
+            cost = cost_usd(counts, price_input, price_output)
+            if cost is not None:
+                stats["cost_usd"] = cost
             bar.advance(len(chunk), sum(len(g.token_ids) for g in gens))
-            # after the usage sums: a flush rewrites the manifest from `counts`
+            rows = list(zip(chunk, ids, gens, strict=True))
+            append_failures(
+                failed_log,
+                [
+                    failure_entry(row.prompt_id, index, rid, info.teacher_id, gen, run_id)
+                    for (row, index, _), rid, gen in rows
+                    if gen.failure is not None
+                ],
+            )
+            # after the tally: a flush rewrites the manifest from `counts`
             writer.add(
                 [
                     build_record(row, index, rid, prompt_ids, gen, model, info, run_id, now)
-                    for (row, index, prompt_ids), rid, gen in zip(chunk, ids, gens, strict=True)
+                    for (row, index, prompt_ids), rid, gen in rows
+                    if gen.failure is None
                 ]
             )
+            if counts["written"] == 0 and counts["failed"] >= min(batch_size, len(work)):
+                # Nothing has worked (wrong URL, server down): stop rather than fail every row.
+                writer.finish()
+                first = next(g.failure for g in gens if g.failure is not None)
+                raise TeacherUnavailableError(
+                    f"all {counts['failed']} requests failed so far, none succeeded; first: "
+                    f"{first.reason if first else '?'} (every failure is in {failed_log})"
+                )
     final = writer.finish()
     return GenResult(
         out_dir=out_dir,
@@ -262,6 +346,8 @@ def generate_dataset(
         tokens_generated=tokens,
         seconds=bar.elapsed,
         counts=final.counts,
+        failed=counts["failed"],
+        stats=dict(stats),
     )
 
 
