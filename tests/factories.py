@@ -104,7 +104,7 @@ def write_fake_dataset(
         schema_version=SCHEMA_VERSION,
         kind="generated",
         dataset_id=new_dataset_id(),
-        teachers=[teacher],
+        teachers=manifest_fields.pop("teachers", [teacher]),
         tokenizer=tokenizer
         or TokenizerInfo(
             tokenizer_hash=teacher.tokenizer_hash,

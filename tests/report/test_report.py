@@ -72,3 +72,19 @@ def test_report_renders_table_html_and_json(run_dir: Path) -> None:
 def test_report_on_a_folder_with_nothing_names_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="holds no distill dataset"):
         collect_report([tmp_path])
+
+
+def test_every_teacher_of_a_dataset_is_named(tmp_path: Path) -> None:
+    from tests.factories import fake_teacher
+
+    first = fake_teacher()
+    second = first.model_copy(update={"model_id": "second-teacher"})
+    write_fake_dataset(
+        tmp_path / "gen", [make_record(row=0, teacher=first)], teachers=[first, second]
+    )
+    report = collect_report([tmp_path / "gen"])
+    entry = report["generated"][0]
+    assert entry["teachers"] == [first.teacher_id, second.teacher_id]
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    assert second.teacher_id in console.export_text()

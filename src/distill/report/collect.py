@@ -19,12 +19,14 @@ METRICS_NAME = "metrics.json"
 
 def _dataset_entry(path: Path) -> dict[str, Any]:
     manifest = load_manifest(path)
-    teacher = manifest.teachers[0] if manifest.teachers else None
+    teachers = [t.teacher_id for t in manifest.teachers]
     return {
         "path": str(path),
         "kind": manifest.kind,
         "dataset_id": manifest.dataset_id,
-        "teacher": teacher.teacher_id if teacher else None,
+        # one string for the tables; a run with several teachers lists them all
+        "teacher": ", ".join(teachers) if teachers else None,
+        "teachers": teachers,
         "top_k": manifest.top_k,
         "counts": manifest.counts,
         "params": manifest.params,
