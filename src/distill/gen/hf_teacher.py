@@ -87,14 +87,18 @@ def load_hf_teacher(
     model_id: str | None = None,
     revision: str | None = None,
     dtype: torch.dtype = torch.float32,
+    device: str = "cpu",
 ) -> HFTeacher:
+    """`device`: "cpu", "cuda", "cuda:N" or "auto" (the first GPU when there is one)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a Hugging Face checkpoint (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
     model.eval()
     eos = model.generation_config.eos_token_id
     stop = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -144,8 +148,10 @@ def generate_batch(
     # With n samples per prompt the same prompt appears n times in a batch: prefill each
     # distinct prompt once, then copy its KV cache rows (prefill dominates short answers).
     distinct: dict[tuple[int, ...], int] = {}
+    device = model.device
     owner = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts])
     ids, mask = _left_pad([list(p) for p in distinct], pad_id)
+    ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     target_gens = [torch.Generator().manual_seed(s ^ 0x5A3D) for s in seeds]
@@ -165,8 +171,8 @@ def generate_batch(
     next_pos = positions[:, -1] + 1
     rows = len(prompts)
     results = [Generation([], [], [], [], [], "length") for _ in range(rows)]
-    done = torch.zeros(rows, dtype=torch.bool)
-    stop = torch.tensor(sorted(teacher.stop_ids), dtype=torch.long)
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    stop = torch.tensor(sorted(teacher.stop_ids), dtype=torch.long, device=device)
     for _ in range(sampling.max_new_tokens):
         next_ids = sample_next(logits, sampling.temperature, sampling.top_p, generators)
         if capture:
@@ -177,11 +183,12 @@ def generate_batch(
             if targets == "sampled":
                 s_ids, s_lw, s_tail = sample_targets(logits, top_k, target_gens)
                 top_ids, top_lp, tails = s_ids.tolist(), s_lw.tolist(), s_tail.tolist()
+        finished, chosen = done.tolist(), next_ids.tolist()  # one device sync per step
         for row in range(rows):
-            if done[row]:
+            if finished[row]:
                 continue
             res = results[row]
-            res.token_ids.append(int(next_ids[row]))
+            res.token_ids.append(chosen[row])
             if capture:
                 res.topk_ids.append(top_ids[row])
                 res.topk_logprobs.append(top_lp[row])
@@ -194,7 +201,7 @@ def generate_batch(
         if bool(done.all()):
             break
         next_ids = torch.where(done, torch.full_like(next_ids, pad_id), next_ids)
-        mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype)], dim=-1)
+        mask = torch.cat([mask, torch.ones((rows, 1), dtype=mask.dtype, device=device)], dim=-1)
         out = model(
             input_ids=next_ids[:, None],
             attention_mask=mask,

@@ -39,7 +39,8 @@ def sample_targets(
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    # On the CPU, where the per-row generators are (see `topk.sample_next`).
+    logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
     probs = logprobs.exp()
     rows, vocab = probs.shape
     if k > vocab:
@@ -68,5 +69,5 @@ def sample_targets(
         torch.log(picked.clamp(min=1.0)) - math.log(k),
         torch.full_like(picked, -math.inf),
     )
-    tail = torch.zeros(rows, dtype=torch.float32, device=logits.device)
+    tail = torch.zeros(rows, dtype=torch.float32)
     return order, log_weights, tail

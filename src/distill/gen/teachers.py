@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from distill.gen.backend import TeacherBackend
 from distill.gen.embedded import EMBEDDED_MODEL_ID, embedded_gguf_path, embedded_teacher_dir
@@ -56,9 +59,7 @@ def load_teacher(
         from distill.gen.openai_teacher import OpenAIConfig, load_openai_teacher
 
         return load_openai_teacher(parsed.target, OpenAIConfig(**options), api_key_env)
-    if options:
-        raise ValueError(f"--teacher '{spec}': the hf backend takes no --teacher-opt options")
-    return _load_hf(spec, parsed)
+    return _load_hf(spec, parsed, HFOptions(**options))
 
 
 def _load_vllm(spec: str, target: str, options: dict[str, Any], top_k: int) -> TeacherBackend:
@@ -77,17 +78,34 @@ def _load_vllm(spec: str, target: str, options: dict[str, Any], top_k: int) -> T
     return load_vllm_teacher(path, VLLMEngineConfig(**options), max_logprobs=top_k)
 
 
-def _load_hf(spec: str, parsed: TeacherSpec) -> HFTeacher:
+class HFOptions(BaseModel):
+    """`--teacher-opt` keys of the transformers backend; a typo is an error naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+    device: str = Field("cpu", description="cpu | cuda | cuda:N | auto (a GPU when present)")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="weights and compute; the stored log-probs are always float32"
+    )
+
+
+def _load_hf(spec: str, parsed: TeacherSpec, options: HFOptions) -> HFTeacher:
+    dtype = getattr(torch, options.dtype)
+    # Half-precision weights give other log-probs than float32 ones: name them apart, so
+    # records of the two never share a teacher id (and a resume can't mix them). The
+    # device is not named: float32 on a GPU agrees with the CPU to ~1e-5.
+    suffix = "" if options.dtype == "float32" else f"+{options.dtype}"
     if parsed.is_embedded:
         from distill.store import sha256_file
 
         # The GGUF file's hash names the weights: it is what the user installed.
         return load_hf_teacher(
             embedded_teacher_dir(),
-            model_id=EMBEDDED_MODEL_ID,
+            model_id=EMBEDDED_MODEL_ID + suffix,
             revision=sha256_file(embedded_gguf_path()),
+            dtype=dtype,
+            device=options.device,
         )
     path = Path(parsed.target).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"--teacher '{spec}': {path} is not a checkpoint directory")
-    return load_hf_teacher(path)
+    return load_hf_teacher(path, model_id=path.name + suffix, dtype=dtype, device=options.device)

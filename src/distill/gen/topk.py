@@ -60,6 +60,10 @@ def sample_next(
         return torch.argmax(logits, dim=-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     probs = _top_p_filter(probs, top_p)
+    # The per-row generators live on the CPU, so a draw is the same whatever device ran
+    # the model (and a resumed run on another machine draws the same tokens); [B, V]
+    # floats cross over per step, small next to a forward pass of a model worth a GPU.
+    probs = probs.cpu()
     picks = [
         torch.multinomial(probs[row], 1, generator=generators[row]) for row in range(probs.shape[0])
     ]
