@@ -115,3 +115,23 @@ def write_fake_dataset(
         **manifest_fields,
     )
     return write_dataset(dataset_dir, records_to_table(records), RECORD_SCHEMA, manifest)
+
+
+def write_toy_checkpoint(out_dir: Path, vocab: int, **config: Any) -> Path:
+    """A checkpoint dir with only a Llama config and a word-level toy tokenizer ("w2"...):
+    the template `build_random_student` copies, when no real tokenizer file is at hand
+    (a GPU machine with nothing to download)."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from tokenizers.pre_tokenizers import Whitespace
+    from transformers import LlamaConfig, PreTrainedTokenizerFast
+
+    words = {"<pad>": 0, "<eos>": 1, **{f"w{i}": i for i in range(2, vocab)}}
+    core = Tokenizer(WordLevel(words, unk_token="<pad>"))
+    core.pre_tokenizer = Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>")
+    tokenizer.save_pretrained(out_dir)
+    LlamaConfig(
+        vocab_size=vocab, bos_token_id=1, eos_token_id=1, pad_token_id=0, **config
+    ).save_pretrained(out_dir)
+    return Path(out_dir)
