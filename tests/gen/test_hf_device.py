@@ -80,7 +80,7 @@ def test_gpu_draws_the_same_tokens_as_the_cpu(targets: str) -> None:
 def test_hf_options_are_checked_and_half_precision_is_another_teacher() -> None:
     with pytest.raises(ValueError, match="devcie"):
         load_teacher("hf:embedded", {"devcie": "cuda"})
-    assert HFOptions().device == "cpu"
+    assert HFOptions().device == "auto"
     fp32 = load_teacher("hf:embedded")
     bf16 = load_teacher("hf:embedded", {"dtype": "bfloat16"})
     sampling = SamplingParams()

@@ -82,7 +82,9 @@ class HFOptions(BaseModel):
     """`--teacher-opt` keys of the transformers backend; a typo is an error naming it."""
 
     model_config = ConfigDict(extra="forbid")
-    device: str = Field("cpu", description="cpu | cuda | cuda:N | auto (a GPU when present)")
+    device: str = Field(
+        "auto", description="auto (a GPU when present, as `distill train`) | cpu | cuda | cuda:N"
+    )
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="weights and compute; the stored log-probs are always float32"
     )
