@@ -3,11 +3,15 @@
 The fake speaks just enough of the chat-completions API (with vLLM's `token_id:N` tokens
 and GET /version), answers a chosen prompt's first request with 429 + Retry-After and
 another's with 500, and records timings and how many requests were in flight at once.
+It can also answer every request with one status (401, 404), or return given token
+strings (`FakeState.steps`) as a server that is not vLLM does. The faults of a real server
+are in test_fault_proxy.py.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections import defaultdict
@@ -16,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from distill.gen.backend import TeacherUnavailableError
+from distill.gen.failures import FAILED_FILE
 from distill.gen.openai_teacher import OpenAIConfig, load_openai_teacher, parse_openai_target
 from distill.gen.runner import generate_dataset
 from distill.schemas import SamplingParams
@@ -38,6 +44,8 @@ class FakeState:
         self.times: dict[str, list[float]] = defaultdict(list)
         self.bodies: list[dict] = []
         self.auth: set[str] = set()
+        self.status: int | None = None  # answer every chat request with this status
+        self.steps: list[dict] | None = None  # logprobs.content to return, verbatim
 
 
 def make_handler(state: FakeState):
@@ -73,6 +81,10 @@ def make_handler(state: FakeState):
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
             try:
                 time.sleep(0.05)
+                if state.status is not None:
+                    return self._send(state.status, {"error": {"message": "no"}})
+                if state.steps is not None:
+                    return self._send(200, completion(body, state.steps))
                 if "RATE-LIMIT" in prompt and attempt == 1:
                     headers = {"Retry-After": str(RETRY_AFTER_S)}
                     return self._send(429, {"error": {"message": "slow down"}}, headers)
@@ -86,9 +98,11 @@ def make_handler(state: FakeState):
     return Handler
 
 
-def completion(body: dict) -> dict:
+def completion(body: dict, steps: list[dict] | None = None) -> dict:
     k = body["top_logprobs"]
     as_ids = body.get("return_tokens_as_token_ids")
+    if steps is not None:
+        return completion_with(body, steps)
     steps = []
     for tid in RESPONSE_IDS:
         name = f"token_id:{tid}" if as_ids else "x"
@@ -97,6 +111,10 @@ def completion(body: dict) -> dict:
             for j in range(k)
         ]
         steps.append({"token": name, "logprob": -0.1, "bytes": None, "top_logprobs": top})
+    return completion_with(body, steps)
+
+
+def completion_with(body: dict, steps: list[dict]) -> dict:
     return {
         "id": "cmpl-1",
         "object": "chat.completion",
@@ -220,3 +238,120 @@ def test_openai_refuses_k_over_20_and_missing_key(monkeypatch):
 def test_parse_target():
     assert parse_openai_target("m@http://127.0.0.1:8000/v1/") == ("m", "http://127.0.0.1:8000/v1")
     assert parse_openai_target("gpt-4o")[1] == "https://api.openai.com/v1"
+
+
+def test_token_strings_mapped_through_the_tokenizer(
+    fake_server, prompts_file, tmp_path, embedded_teacher
+):
+    """A server that is not vLLM returns token text (+ bytes); the named tokenizer maps it.
+
+    Each step's top-k holds the sampled token as text, another token in its byte-level
+    vocabulary form ('Ġworld') and a string no token has. The response includes the two
+    byte tokens of '☃' after 'Ġâ': their text is '\\ufffd', which many ids decode to, so
+    only their bytes say which id they are (the old rule took the lowest such id).
+    """
+    from transformers import AutoTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    from distill.gen.embedded import embedded_teacher_dir
+
+    tok = AutoTokenizer.from_pretrained(embedded_teacher_dir())
+    byte_of = {c: b for b, c in bytes_to_unicode().items()}
+    response = tok.encode(" hello ☃", add_special_tokens=False)
+    world = tok.convert_tokens_to_ids("Ġworld")
+    assert len(response) == 4 and tok.decode(response[2:3]) == "\ufffd"
+
+    def entry(tid: int, logprob: float) -> dict:
+        piece = tok.convert_ids_to_tokens(tid)
+        raw = [byte_of[c] for c in piece]
+        return {"token": tok.decode([tid]), "logprob": logprob, "bytes": raw}
+
+    base_url, state = fake_server
+    top = [
+        {"token": "Ġworld", "logprob": -2.0, "bytes": None},
+        {"token": "<<no such token>>", "logprob": -3.0, "bytes": None},
+    ]
+    state.steps = [{**entry(t, -1.0), "top_logprobs": [entry(t, -1.0), *top]} for t in response]
+    out = tmp_path / "out"
+    generate_dataset(
+        prompts_file,
+        out,
+        teacher=f"openai:fake-model@{base_url}",
+        teacher_options={"token_ids": "tokenizer", "tokenizer": str(embedded_teacher_dir())},
+        top_k=3,
+        sampling=SamplingParams(max_new_tokens=8),
+        progress=False,
+    )
+    rows = read_table(out).to_pylist()
+    assert len(rows) == len(PROMPTS)
+    for row in rows:
+        assert row["token_ids"] == response
+        assert row["topk_ids"] == [[t, world] for t in response]
+        assert row["response_text"] == " hello ☃"
+        # The unmapped entry's probability is left in the tail mass.
+        expected_tail = 1 - math.exp(-1.0) - math.exp(-2.0)
+        assert row["tail_mass"] == pytest.approx([expected_tail] * 4, abs=1e-6)
+    counts = load_manifest(out).counts
+    assert counts["unmapped_topk_entries"] == len(response) * len(PROMPTS)
+    assert counts["written"] == len(PROMPTS) and counts["failed"] == 0
+
+
+def test_unmappable_sampled_token_fails_the_row(fake_server, prompts_file, tmp_path):
+    from distill.gen.embedded import embedded_teacher_dir
+
+    base_url, state = fake_server
+    state.steps = [{"token": "<<no such token>>", "logprob": -0.1, "top_logprobs": []}]
+    out = tmp_path / "out"
+    with pytest.raises(TeacherUnavailableError, match="sampled token"):
+        generate_dataset(
+            prompts_file,
+            out,
+            teacher=f"openai:fake-model@{base_url}",
+            teacher_options={"token_ids": "tokenizer", "tokenizer": str(embedded_teacher_dir())},
+            top_k=3,
+            sampling=SamplingParams(max_new_tokens=8),
+            progress=False,
+        )
+    failed = [json.loads(line) for line in (out / FAILED_FILE).read_text().splitlines()]
+    assert {f["kind"] for f in failed} == {"unmapped_token"} and len(failed) == len(PROMPTS)
+    # The replies came back and are billed: their usage is counted all the same.
+    assert load_manifest(out).counts["usage_completion_tokens"] == 3 * len(PROMPTS)
+
+
+@pytest.mark.parametrize(("status", "message"), [(401, "refused the API key"), (404, "not found")])
+def test_auth_or_model_error_stops_at_once(fake_server, prompts_file, tmp_path, status, message):
+    base_url, state = fake_server
+    state.status = status
+    with pytest.raises(TeacherUnavailableError, match=message):
+        generate_dataset(
+            prompts_file,
+            tmp_path / "out",
+            teacher=f"openai:fake-model@{base_url}",
+            teacher_options={"token_ids": "none", "concurrency": 1, "max_retries": 3},
+            top_k=3,
+            progress=False,
+        )
+    assert len(state.bodies) == 1  # not retried, and no other row was sent
+
+
+def test_every_request_failing_stops_loudly(prompts_file, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "out"
+    with pytest.raises(TeacherUnavailableError, match=f"all {len(PROMPTS)} requests failed"):
+        generate_dataset(
+            prompts_file,
+            out,
+            teacher=f"openai:fake-model@http://127.0.0.1:{port}/v1",
+            teacher_options={"token_ids": "none", "max_retries": 0, "timeout_s": 5},
+            top_k=3,
+            progress=False,
+        )
+    failed = [json.loads(line) for line in (out / FAILED_FILE).read_text().splitlines()]
+    assert [f["kind"] for f in failed] == ["connection"] * len(PROMPTS)
+    assert all(f["attempts"] == 1 and f["reason"].startswith("APIConnectionError") for f in failed)
+    counts = load_manifest(out).counts
+    assert (counts["written"], counts["failed"], counts["failed_connection"]) == (0, 7, 7)

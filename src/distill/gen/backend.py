@@ -6,6 +6,11 @@ The runner (`distill.gen.runner`) only talks to this protocol: it asks the backe
 (with the rows' chat messages too, for API backends that take messages, not ids).
 A backend draws exactly one sample per row; `n` samples per prompt are n rows with n
 seeds, so every (prompt, sample index) has its own record id and resumes on its own.
+
+Failures: a backend whose requests can fail one by one (an API) returns, for such a row,
+a `Generation` with `failure` set and empty lists; the runner writes no record for it and
+lists it in `failed.jsonl`, so a rerun retries it. Local backends never do. A failure that
+would hit every row (bad key, unknown model) is raised as `TeacherUnavailableError`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,24 @@ from typing import Any, Protocol, runtime_checkable
 
 from distill.schemas import SamplingParams, TeacherInfo
 from distill.schemas.manifest import TokenizerInfo
+
+
+class TeacherUnavailableError(RuntimeError):
+    """The teacher refuses every request (auth, unknown model, all requests failing): stop."""
+
+
+@dataclass(frozen=True)
+class RequestFailure:
+    """Why one row got no response after the backend's retries.
+
+    `kind` is a short constant (it names the `failed_<kind>` count): timeout, connection,
+    rate_limited, server_error, bad_request, bad_response. `reason` is the exception class,
+    the HTTP status and a short message; it never holds request headers (the API key).
+    """
+
+    kind: str
+    reason: str
+    status: int | None = None
 
 
 @dataclass
@@ -33,6 +56,13 @@ class Generation:
     finish_reason: str
     text: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
+    attempts: int = 1  # requests sent for this row (1 + the backend's retries)
+    unmapped: int = 0  # returned tokens that could not be mapped to an id (dropped)
+    failure: RequestFailure | None = None
+
+    @classmethod
+    def failed(cls, failure: RequestFailure, attempts: int) -> Generation:
+        return cls([], [], [], [], [], "error", attempts=attempts, failure=failure)
 
 
 @runtime_checkable

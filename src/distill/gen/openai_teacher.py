@@ -2,9 +2,13 @@
 
 Requests go through the `openai` client's `AsyncOpenAI` (`pip install distill[api]`):
 chat completions with `logprobs=True, top_logprobs=k`, at most `concurrency` in flight
-(an `asyncio.Semaphore`), each with its own timeout; failed requests (429, 5xx, timeouts)
-are retried by the client itself (`max_retries`, exponential back-off that honours the
-server's Retry-After). A request that still fails stops the run; re-running resumes.
+(an `asyncio.Semaphore`), each with its own timeout; failed requests (429, 5xx, timeouts,
+dropped connections) are retried by the client itself (`max_retries`, exponential back-off
+that honours the server's Retry-After). A request that still fails becomes a failed
+`Generation` (its `RequestFailure` names the kind, status and message): the runner lists it
+in failed.jsonl and a rerun retries it. Errors that every request would hit stop the run at
+once: 401/403 (the key) and 404 (the model or URL), as `TeacherUnavailableError`.
+An httpx request hook counts each row's attempts (retries = attempts - 1).
 
 The API key is read from the environment variable named by `--api-key-env NAME`; it is
 never a CLI value and is never written to the manifest, the records or the logs.
@@ -12,8 +16,10 @@ never a CLI value and is never written to the manifest, the records or the logs.
 Token ids, in order of exactness (`token_ids` option, "auto" picks the first that applies):
   * "vllm": the server is vLLM (it answers GET /version); we ask for
     `return_tokens_as_token_ids`, so every token comes back as "token_id:123": exact ids;
-  * "tokenizer": token strings are mapped to ids through the local tokenizer the user
-    names (`tokenizer=DIR`); a string several ids decode to maps to the lowest such id;
+  * "tokenizer": token strings (or their bytes) are mapped to ids through the local
+    tokenizer the user names (`tokenizer=DIR`), see `distill.gen.token_strings`; a top-k
+    entry that cannot be mapped is dropped and counted (`Generation.unmapped`), a sampled
+    token that cannot be mapped fails the row (kind "unmapped_token");
   * "none": hard-label records (text only, no token or top-k lists); the manifest says
     `params.hard_labels = true` and KD must refuse such data.
 APIs return at most 20 log-probs per token (api.openai.com refuses more), and no tail
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +38,14 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from distill.gen.backend import Generation, encode_chat_ids, tail_from_topk
+from distill.gen.backend import (
+    Generation,
+    RequestFailure,
+    TeacherUnavailableError,
+    encode_chat_ids,
+    tail_from_topk,
+)
+from distill.gen.token_strings import TokenStringMap, build_token_map
 from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
 from distill.schemas.manifest import TokenizerInfo
 from distill.tokenizer_info import chat_template_hash, describe_tokenizer, tokenizer_hash
@@ -39,6 +53,18 @@ from distill.tokenizer_info import chat_template_hash, describe_tokenizer, token
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_MAX_TOP_LOGPROBS = 20
 TOKEN_ID_PREFIX = "token_id:"
+REASON_CHARS = 300
+# This row's attempt counter: each gathered request runs in its own task, hence its own context.
+_ATTEMPTS: ContextVar[list[int] | None] = ContextVar("distill_attempts", default=None)
+
+
+class BadResponse(ValueError):
+    """A 200 reply we cannot turn into a record (no log-probs, an unmappable token)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.usage: dict[str, int] = {}  # the reply's tokens are billed all the same
 
 
 class OpenAIConfig(BaseModel):
@@ -61,7 +87,7 @@ class OpenAITeacher:
     config: OpenAIConfig
     mode: str
     tokenizer: Any = None
-    _ids_by_text: dict[str, int] | None = field(default=None, repr=False)
+    _token_map: TokenStringMap | None = field(default=None, repr=False)
 
     @property
     def hard_labels(self) -> bool:
@@ -120,75 +146,153 @@ class OpenAITeacher:
         top_k: int,
         seeds: list[int],
     ) -> list[Generation]:
-        from openai import AsyncOpenAI
+        import openai
 
         gate = asyncio.Semaphore(self.config.concurrency)
-        async with AsyncOpenAI(
+        http = openai.DefaultAsyncHttpxClient(event_hooks={"request": [_count_attempt]})
+        async with openai.AsyncOpenAI(
             api_key=self.api_key,
             base_url=self.base_url,
             max_retries=self.config.max_retries,
             timeout=self.config.timeout_s,
+            http_client=http,
         ) as client:
 
             async def one(chat: list[dict[str, str]], seed: int) -> Generation:
+                attempts = [0]
+                _ATTEMPTS.set(attempts)
                 async with gate:
                     extra = {"return_tokens_as_token_ids": True} if self.mode == "vllm" else None
-                    response = await client.chat.completions.create(
-                        model=self.model,
-                        messages=chat,  # type: ignore[arg-type]
-                        max_completion_tokens=sampling.max_new_tokens,
-                        temperature=sampling.temperature,
-                        top_p=sampling.top_p,
-                        seed=seed % (1 << 31),
-                        n=1,
-                        logprobs=True,
-                        top_logprobs=top_k,
-                        extra_body=extra,
-                    )
-                return self._parse(response, top_k)
+                    try:
+                        response = await client.chat.completions.create(
+                            model=self.model,
+                            messages=chat,  # type: ignore[arg-type]
+                            max_completion_tokens=sampling.max_new_tokens,
+                            temperature=sampling.temperature,
+                            top_p=sampling.top_p,
+                            seed=seed % (1 << 31),
+                            n=1,
+                            logprobs=True,
+                            top_logprobs=top_k,
+                            extra_body=extra,
+                        )
+                        gen = self._parse(response, top_k)
+                    except (openai.APIError, BadResponse) as err:
+                        failed = Generation.failed(self.classify(err), attempts[0])
+                        failed.usage = getattr(err, "usage", {})
+                        return failed
+                gen.attempts = attempts[0]
+                return gen
 
-            rows = zip(messages, seeds, strict=True)
-            return list(await asyncio.gather(*(one(m, s) for m, s in rows)))
+            tasks = [asyncio.create_task(one(m, s)) for m, s in zip(messages, seeds, strict=True)]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                # A fatal error (or Ctrl-C): stop the requests still in flight before closing.
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
-    def _token_id(self, token: str) -> int:
+    def classify(self, err: Exception) -> RequestFailure:
+        """What went wrong with one row, or `TeacherUnavailableError` if every row would fail."""
+        import openai
+
+        status = getattr(err, "status_code", None)
+        message = self._redact(str(getattr(err, "message", err)))
+        cause = err.__cause__
+        if cause is not None:  # e.g. the httpx error under "Connection error."
+            message += f" ({type(cause).__name__}: {self._redact(str(cause))})"
+        reason = f"{type(err).__name__}" + (f" {status}" if status else "") + f": {message}"
+        reason = reason[:REASON_CHARS]
+        if isinstance(err, openai.AuthenticationError | openai.PermissionDeniedError):
+            raise TeacherUnavailableError(
+                f"{self.base_url} refused the API key ({reason}); check --api-key-env"
+            ) from None
+        if isinstance(err, openai.NotFoundError):
+            raise TeacherUnavailableError(
+                f"{self.base_url}: model {self.model!r} or the endpoint was not found "
+                f"({reason}); check openai:MODEL@BASE_URL (the URL usually ends in /v1)"
+            ) from None
+        if isinstance(err, BadResponse):
+            kind = err.kind
+        elif isinstance(err, openai.APIResponseValidationError):
+            kind = "bad_response"
+        elif isinstance(err, openai.APITimeoutError):
+            kind = "timeout"
+        elif isinstance(err, openai.APIConnectionError):
+            kind = "connection"
+        elif isinstance(err, openai.RateLimitError):
+            kind = "rate_limited"
+        elif isinstance(err, openai.InternalServerError):
+            kind = "server_error"
+        elif status == 400:
+            kind = "bad_request"
+        else:
+            kind = "http_error"
+        return RequestFailure(kind=kind, reason=reason, status=status)
+
+    def _redact(self, text: str) -> str:
+        # A server may echo the request back in an error body; never pass the key on.
+        return text.replace(self.api_key, "***") if len(self.api_key) >= 8 else text
+
+    def _token_id(self, token: str, raw: list[int] | None = None) -> int | None:
         if self.mode == "vllm":
             if not token.startswith(TOKEN_ID_PREFIX):
-                raise ValueError(f"server returned token {token!r}, not 'token_id:N'")
+                raise BadResponse("bad_response", f"token {token!r} is not 'token_id:N'")
             return int(token[len(TOKEN_ID_PREFIX) :])
-        if self._ids_by_text is None:
-            vocab = range(len(self.tokenizer))
-            by_text: dict[str, int] = {}
-            for i in vocab:
-                by_text.setdefault(self.tokenizer.decode([i]), i)
-            self._ids_by_text = by_text
-        if token not in self._ids_by_text:
-            raise ValueError(f"token {token!r} from the server is not in the local tokenizer")
-        return self._ids_by_text[token]
+        if self._token_map is None:
+            self._token_map = build_token_map(self.tokenizer)
+        return self._token_map.lookup(token, raw)
 
     def _parse(self, response: Any, top_k: int) -> Generation:
+        try:
+            return self._parse_reply(response, top_k)
+        except BadResponse as err:
+            err.usage = usage_of(response)
+            raise
+
+    def _parse_reply(self, response: Any, top_k: int) -> Generation:
         choice = response.choices[0]
         finish = "length" if choice.finish_reason == "length" else "stop"
-        usage = {}
-        if response.usage is not None:
-            usage = {
-                "prompt_tokens": int(response.usage.prompt_tokens or 0),
-                "completion_tokens": int(response.usage.completion_tokens or 0),
-            }
+        usage = usage_of(response)
         text = choice.message.content or ""
         if self.mode == "none":
             return Generation([], [], [], [], [], finish, text=text, usage=usage)
         content = choice.logprobs.content if choice.logprobs is not None else None
         if not content:
-            raise ValueError("server returned no log-probs (does it support logprobs=True?)")
+            raise BadResponse("bad_response", "no log-probs (does it support logprobs=True?)")
         gen = Generation([], [], [], [], [], finish, usage=usage)
         for step in content:
-            gen.token_ids.append(self._token_id(step.token))
+            sampled = self._token_id(step.token, step.bytes)
+            if sampled is None:
+                raise BadResponse("unmapped_token", f"sampled token {step.token!r} has no id")
+            gen.token_ids.append(sampled)
             top = sorted(step.top_logprobs, key=lambda t: -t.logprob)[:top_k]
-            gen.topk_ids.append([self._token_id(t.token) for t in top])
-            gen.topk_logprobs.append([float(t.logprob) for t in top])
+            mapped = [(self._token_id(t.token, t.bytes), float(t.logprob)) for t in top]
+            kept = [(i, lp) for i, lp in mapped if i is not None]
+            gen.unmapped += len(mapped) - len(kept)
+            gen.topk_ids.append([i for i, _ in kept])
+            gen.topk_logprobs.append([lp for _, lp in kept])
             gen.sampled_logprob.append(float(step.logprob))
+            # An unmapped entry's mass is counted in the tail, where it belongs.
             gen.tail_mass.append(tail_from_topk(gen.topk_logprobs[-1]))
         return gen
+
+
+def usage_of(response: Any) -> dict[str, int]:
+    if getattr(response, "usage", None) is None:
+        return {}
+    return {
+        "prompt_tokens": int(response.usage.prompt_tokens or 0),
+        "completion_tokens": int(response.usage.completion_tokens or 0),
+    }
+
+
+async def _count_attempt(request: Any) -> None:
+    counter = _ATTEMPTS.get()
+    if counter is not None:
+        counter[0] += 1
 
 
 def parse_openai_target(target: str) -> tuple[str, str]:

@@ -286,7 +286,7 @@ def generate_dataset(
         return built.model_copy(update={"stats": {**built.stats, **stats}})
 
     writer = ShardWriter(out_dir, codec, shard_size, manifest)
-    failed_log = start_failure_log(out_dir)
+    failed_log = start_failure_log(out_dir, info.teacher_id)
     tokens = 0
     with GenProgress(total=len(work), enabled=progress) as bar:
         for start in range(0, len(work), batch_size):
@@ -330,10 +330,10 @@ def generate_dataset(
             if counts["written"] == 0 and counts["failed"] >= min(batch_size, len(work)):
                 # Nothing has worked (wrong URL, server down): stop rather than fail every row.
                 writer.finish()
-                first = next(g.failure for g in gens if g.failure is not None)
+                first = next(g.failure.reason for g in gens if g.failure is not None)
                 raise TeacherUnavailableError(
                     f"all {counts['failed']} requests failed so far, none succeeded; first: "
-                    f"{first.reason if first else '?'} (every failure is in {failed_log})"
+                    f"{first} (every failure is in {failed_log})"
                 )
     final = writer.finish()
     return GenResult(
