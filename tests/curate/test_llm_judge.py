@@ -7,10 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from distill.curate import curate_dataset
-from distill.curate.base import RejectReason
+from distill.curate.base import Drop, RejectReason
 from distill.curate.llm_judge import LlmJudge, parse_score
 from distill.curate.recipe import Recipe, recipe_from_dict
-from distill.gen.backend import Generation
+from distill.gen.backend import Generation, RequestFailure
 from distill.schemas import SamplingParams, TeacherInfo
 from distill.schemas.arrow import records_to_table
 from distill.store import read_table
@@ -20,7 +20,7 @@ from tests.factories import fake_teacher, make_record, write_fake_dataset
 class QueuedJudge:
     """A deterministic judge: replies are queued and handed out in order (simonw/llm style)."""
 
-    def __init__(self, replies: list[str]) -> None:
+    def __init__(self, replies: list[str | RequestFailure]) -> None:
         self.replies = list(replies)
         self.calls: list[dict] = []
 
@@ -36,8 +36,11 @@ class QueuedJudge:
         )
         out = []
         for _ in prompts:
-            text = self.replies.pop(0)
-            out.append(Generation([], [], [], [], [], "stop", text=text))
+            reply = self.replies.pop(0)
+            if isinstance(reply, RequestFailure):  # an API request that failed for good
+                out.append(Generation.failed(reply, attempts=3))
+            else:
+                out.append(Generation([], [], [], [], [], "stop", text=reply))
         return out
 
     def decode(self, token_ids: list[int]) -> str:
@@ -112,6 +115,20 @@ def test_thresholds_reasons_and_details() -> None:
     assert summary["mean_score"] == pytest.approx(10 / 3, abs=1e-4)
     # Wrong answers (rows 1 and 3) scored 2 and 3, the right one 5: low score predicts wrong.
     assert summary["stats"]["judge_auroc"] == {"auroc": 1.0, "n": 3, "wrong": 2}
+
+
+def test_a_failed_judge_request_is_its_own_reason_never_a_score() -> None:
+    timeout = RequestFailure("timeout", "APITimeoutError: Request timed out.")
+    step = LlmJudge(min_score=3).using(QueuedJudge(["Score: 5", timeout, "Score: 1"]))
+    decisions = step.decide(_table(["Answer: B"] * 3))
+    assert decisions[0] is None
+    assert decisions[1] == Drop(
+        RejectReason.JUDGE_FAILED,
+        {"judge": fake_teacher(top_k=1).teacher_id, "kind": "timeout", "reason": timeout.reason},
+    )
+    assert decisions[2].reason == RejectReason.JUDGE_LOW_SCORE
+    kept = LlmJudge(keep_unparsed=True).using(QueuedJudge([timeout])).decide(_table(["x"]))
+    assert kept == [None]
 
 
 def test_keep_unparsed_keeps_but_counts() -> None:

@@ -42,6 +42,7 @@ class RejectReason(StrEnum):
     WRONG_LANGUAGE = "wrong_language"
     JUDGE_LOW_SCORE = "judge_low_score"
     JUDGE_UNPARSED = "judge_unparsed"
+    JUDGE_FAILED = "judge_failed"
     NOT_SELECTED = "not_selected"
 
 

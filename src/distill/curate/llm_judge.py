@@ -11,6 +11,9 @@ The judge is loaded once per run of the step and decodes greedily with a fixed s
 row. Its reply is parsed for a score (`Score: 4`, `4/5`, `4 out of 5`, or a bare `4`);
 a reply with no score in 1..max_score is dropped as `judge_unparsed` with the raw reply
 in the details (or kept and counted, with `keep_unparsed`), never treated as if scored.
+A row whose judge request failed after the backend's retries (an API timeout, say) is
+dropped as `judge_failed` with the failure's kind and reason (kept with `keep_unparsed`):
+it was never judged, and a rerun of the recipe asks again.
 The step summary holds the judge's id, the score histogram and mean, and — when the rows
 carry multiple-choice references — `stats["judge_auroc"]`: how well a low score predicts
 a wrong answer (0.5 = chance), which reaches the curated manifest's stats.
@@ -30,6 +33,7 @@ from pydantic import Field, PrivateAttr, field_validator
 from distill.curate.base import Decisions, Drop, RejectReason, Step
 from distill.curate.dedup import last_user_message
 from distill.curate.signals import auroc, is_wrong
+from distill.gen.backend import RequestFailure
 from distill.schemas import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -118,10 +122,12 @@ class LlmJudge(Step):
 
         return load_teacher(self.teacher, top_k=1)
 
-    def replies(self, backend: Any, prompts: list[str], responses: list[str]) -> list[str]:
-        """The judge's reply to each row, in batches of `batch_size`."""
+    def replies(
+        self, backend: Any, prompts: list[str], responses: list[str]
+    ) -> list[str | RequestFailure]:
+        """The judge's reply to each row (or why it has none), in batches of `batch_size`."""
         sampling = self._sampling()
-        out: list[str] = []
+        out: list[str | RequestFailure] = []
         for start in range(0, len(prompts), self.batch_size):
             end = min(start + self.batch_size, len(prompts))
             messages = [
@@ -131,7 +137,14 @@ class LlmJudge(Step):
             ids = [backend.encode_chat(m) for m in messages]
             seeds = [self.seed + row for row in range(start, end)]
             gens = backend.generate(ids, sampling, 1, seeds, messages=messages)
-            out.extend(g.text if g.text is not None else backend.decode(g.token_ids) for g in gens)
+            out.extend(
+                g.failure
+                if g.failure is not None
+                else g.text
+                if g.text is not None
+                else backend.decode(g.token_ids)
+                for g in gens
+            )
             log.info("llm_judge: %d/%d rows judged", end, len(prompts))
         return out
 
@@ -146,6 +159,12 @@ class LlmJudge(Step):
         replies = self.replies(backend, prompts, [row["response_text"] or "" for row in rows])
         decisions: Decisions = []
         for reply in replies:
+            if isinstance(reply, RequestFailure):
+                self._scores.append(None)
+                details = {"judge": self._judge_id, "kind": reply.kind, "reason": reply.reason}
+                failed = Drop(RejectReason.JUDGE_FAILED, details)
+                decisions.append(None if self.keep_unparsed else failed)
+                continue
             score = parse_score(reply, self.max_score)
             self._scores.append(score)
             if score is None:
