@@ -14,8 +14,8 @@ from distill.curate import curate_dataset
 from distill.curate.recipe import Recipe
 from distill.curate.select_teacher import SelectTeacher
 from distill.gen.embedded import embedded_teacher_dir
-from distill.gen.runner import check_joinable
-from distill.schemas import TeacherInfo
+from distill.gen.resume import check_joinable, run_history
+from distill.schemas import Manifest, TeacherInfo
 from distill.store import load_manifest, read_table
 from distill.train.student import build_random_student
 from tests.factories import fake_teacher
@@ -71,6 +71,12 @@ def test_two_teachers_one_dataset_resume_and_select(second_teacher, tmp_path: Pa
     assert again.output.count("wrote 0 records") == 2
     assert read_table(out).num_rows == 12
     assert [t.teacher_id for t in load_manifest(out).teachers] == ids
+    # Every run is kept with its teacher and counts, not only the latest one.
+    runs = load_manifest(out).stats["runs"]
+    assert [(r["teacher_id"], r["written"]) for r in runs] == [
+        (ids[0], 6), (ids[1], 6), (ids[0], 0), (ids[1], 0)
+    ]  # fmt: skip
+    assert len({r["run_id"] for r in runs}) == 4
     # Per prompt, one row survives; the drops name the row and teacher kept instead.
     recipe = Recipe(steps=[SelectTeacher(keep="most_confident")])
     curated = curate_dataset(out, tmp_path / "cur", recipe)
@@ -94,3 +100,24 @@ def test_teacher_with_other_tokenizer_or_k_cannot_join(tmp_path: Path) -> None:
     assert "other" in str(err.value)
     with pytest.raises(ValueError, match="top_k"):
         check_joinable(tmp_path, first, fake_teacher(top_k=8).model_copy(update={"model_id": "o"}))
+
+
+def test_run_history_sums_the_cost_of_every_priced_run() -> None:
+    first = fake_teacher()
+    manifest = None
+    for run, cost in (("r1", 0.25), ("r2", None), ("r3", 0.5)):
+        stats = run_history(
+            manifest,
+            first,
+            run,
+            {"written": 2, "prompts": 9},
+            {} if cost is None else {"cost_usd": cost},
+        )
+        manifest = Manifest(schema_version=1, kind="generated", dataset_id="d", stats=stats)
+    assert manifest is not None
+    assert [r["run_id"] for r in manifest.stats["runs"]] == ["r1", "r2", "r3"]
+    assert "prompts" not in manifest.stats["runs"][0]  # a property of the file, not the run
+    assert manifest.stats["cost_usd"] == 0.75
+    # A mid-run rewrite replaces the run's entry rather than adding one.
+    again = run_history(manifest, first, "r3", {"written": 5}, {"cost_usd": 1.0})
+    assert [r["written"] for r in again["runs"]] == [2, 2, 5] and again["cost_usd"] == 1.25

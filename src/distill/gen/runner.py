@@ -14,13 +14,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pyarrow.compute as pc
 
 from distill.gen.backend import Generation, TeacherBackend, TeacherUnavailableError
 from distill.gen.failures import (
@@ -33,7 +29,9 @@ from distill.gen.failures import (
 )
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
+from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
 from distill.gen.sampled_targets import TARGETS
+from distill.gen.shards import ShardWriter, new_run_id
 from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
 from distill.schemas import (
     CODECS,
@@ -42,19 +40,8 @@ from distill.schemas import (
     TeacherInfo,
     TeacherRecord,
     make_record_id,
-    records_to_table,
-    schema_for,
 )
-from distill.store import (
-    load_manifest,
-    new_dataset_id,
-    read_table,
-    remove_stale_temporaries,
-    save_manifest,
-    scan_shards,
-    shard_paths,
-    write_shard,
-)
+from distill.store import remove_stale_temporaries
 
 INVALID_PROMPTS_FILE = "invalid_prompts.jsonl"
 
@@ -82,100 +69,11 @@ def sample_seed(seed: int, record_id: str) -> int:
     return int(hashlib.sha256(f"{seed}:{record_id}".encode()).hexdigest()[:15], 16)
 
 
-def check_resumable(out_dir: Path, info: TeacherInfo, codec: str = "plain") -> Manifest | None:
-    """The existing manifest if out_dir may be resumed with these settings, else an error."""
-    if not (out_dir / "manifest.json").is_file():
-        return None  # a new output, or one that crashed before its first manifest
-    manifest = load_manifest(out_dir)
-    if manifest.kind != "generated":
-        raise ValueError(f"{out_dir}: holds a '{manifest.kind}' dataset, not gen output")
-    if manifest.codec != codec:
-        raise ValueError(
-            f"{out_dir}: holds records written with --codec {manifest.codec}; "
-            f"resume with --codec {manifest.codec} or use another --out"
-        )
-    same = [t for t in manifest.teachers if t.teacher_id == info.teacher_id]
-    if same and same[0] != info:
-        old = same[0]
-        diffs = [
-            f"{key}: existing {getattr(old, key)!r} vs now {getattr(info, key)!r}"
-            for key in type(info).model_fields
-            if getattr(old, key) != getattr(info, key)
-        ]
-        raise ValueError(
-            f"{out_dir}: already holds records made with other settings; use another --out "
-            "or the same settings to resume. Differences:\n  " + "\n  ".join(diffs)
-        )
-    if not same and manifest.teachers:
-        check_joinable(out_dir, manifest.teachers[0], info)
-    return manifest
-
-
-# What every teacher of one dataset must share: the student trains on their token ids
-# and top-k with one tokenizer and one loss, so these must mean the same for all rows.
-JOINT_FIELDS = ("tokenizer_hash", "vocab_size", "chat_template_hash", "logprobs_mode", "top_k")
-
-
-def check_joinable(out_dir: Path, first: TeacherInfo, info: TeacherInfo) -> None:
-    """A new teacher may add its records to a dataset if its rows mean the same things."""
-    diffs = [
-        f"{key}: dataset {getattr(first, key)!r} vs {info.teacher_id} {getattr(info, key)!r}"
-        for key in JOINT_FIELDS
-        if getattr(first, key) != getattr(info, key)
-    ]
-    if first.sampling.n != info.sampling.n:
-        diffs.append(f"n: dataset {first.sampling.n} vs {info.teacher_id} {info.sampling.n}")
-    if diffs:
-        raise ValueError(
-            f"{out_dir}: teacher {info.teacher_id} can't join this dataset's teachers "
-            f"({first.teacher_id}, ...): a student trains on one tokenizer and one k. "
-            "Use another --out. Differences:\n  " + "\n  ".join(diffs)
-        )
-
-
-def existing_record_ids(out_dir: Path) -> set[str]:
-    if not shard_paths(out_dir):
-        return set()
-    return set(read_table(out_dir, columns=["record_id"]).column("record_id").to_pylist())
-
-
 def _write_invalid(out_dir: Path, invalid: list) -> None:
     path = out_dir / INVALID_PROMPTS_FILE
     with path.open("w", encoding="utf-8") as fh:
         for item in invalid:
             fh.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
-
-
-def build_manifest(
-    out_dir: Path,
-    previous: Manifest | None,
-    teacher: TeacherBackend,
-    info: TeacherInfo,
-    params: dict,
-    run_id: str,
-    counts: dict[str, int],
-    codec: str = "plain",
-) -> Manifest:
-    shards = scan_shards(out_dir)
-    run_ids = [*(previous.run_ids if previous else []), run_id]
-    return Manifest(
-        schema_version=CODECS[codec],
-        codec=codec,
-        kind="generated",
-        dataset_id=previous.dataset_id if previous else new_dataset_id(),
-        teachers=[*previous.teachers, *([] if info in previous.teachers else [info])]
-        if previous
-        else [info],
-        tokenizer=previous.tokenizer
-        if previous and previous.tokenizer
-        else teacher.tokenizer_info(),
-        top_k=info.top_k,
-        params=params,
-        targets=params.get("targets", "topk"),
-        counts={**counts, "rows": sum(s.rows for s in shards)},
-        shards=shards,
-        run_ids=list(dict.fromkeys(run_ids)),
-    )
 
 
 def generate_dataset(
@@ -282,8 +180,9 @@ def generate_dataset(
     stats: dict[str, float] = {}
 
     def manifest() -> Manifest:
-        built = build_manifest(out_dir, previous, model, info, params, run_id, counts, codec)
-        return built.model_copy(update={"stats": {**built.stats, **stats}})
+        return build_manifest(
+            out_dir, previous, model, info, params, run_id, counts, codec, run_stats=stats
+        )
 
     writer = ShardWriter(out_dir, codec, shard_size, manifest)
     failed_log = start_failure_log(out_dir, info.teacher_id)
@@ -384,48 +283,3 @@ def build_record(
         finish_reason=gen.finish_reason,
         teacher=info,
     )
-
-
-def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-class ShardWriter:
-    """Buffers records and writes a shard (then rewrites the manifest) every `shard_size`,
-    so a crash loses at most one shard's worth of work; `finish` flushes the rest, writes
-    the final manifest and checks that no record id appears twice. Shared by gen and score.
-    """
-
-    def __init__(
-        self, out_dir: Path, codec: str, shard_size: int, manifest: Callable[[], Manifest]
-    ) -> None:
-        self.out_dir, self.codec, self.shard_size = out_dir, codec, shard_size
-        self.manifest = manifest  # builds the manifest from the shards on disk
-        self.pending: list[TeacherRecord] = []
-        self.written = 0
-
-    def add(self, records: list[TeacherRecord]) -> None:
-        self.pending.extend(records)
-        if len(self.pending) >= self.shard_size:
-            self._flush()
-            save_manifest(self.out_dir, self.manifest())
-
-    def _flush(self) -> None:
-        if self.pending:
-            table = records_to_table(self.pending, self.codec)
-            write_shard(self.out_dir, table, schema_for(self.codec))
-            self.written += len(self.pending)
-            self.pending = []
-
-    def finish(self) -> Manifest:
-        self._flush()
-        final = self.manifest()
-        save_manifest(self.out_dir, final)
-        assert_unique_ids(self.out_dir)
-        return final
-
-
-def assert_unique_ids(out_dir: Path) -> None:
-    ids = read_table(out_dir, columns=["record_id"]).column("record_id")
-    if len(pc.unique(ids)) != len(ids):
-        raise RuntimeError(f"{out_dir}: duplicate record ids after generation (a bug; report it)")
