@@ -88,3 +88,17 @@ def test_every_teacher_of_a_dataset_is_named(tmp_path: Path) -> None:
     console = Console(record=True, width=200)
     print_report(report, console)
     assert second.teacher_id in console.export_text()
+
+
+def test_gen_runs_table_shows_each_run_with_failures_and_cost(tmp_path: Path) -> None:
+    runs = [
+        {"run_id": "r1", "teacher_id": "openai:m@x", "written": 7, "failed": 5,
+         "failed_timeout": 2, "failed_connection": 3, "retries": 11, "cost_usd": 0.0123},
+        {"run_id": "r2", "teacher_id": "openai:m@x", "written": 5, "failed": 0, "retries": 0},
+    ]  # fmt: skip
+    write_fake_dataset(tmp_path / "gen", [make_record(row=0)], stats={"runs": runs})
+    console = Console(record=True, width=200)
+    print_report(collect_report([tmp_path / "gen"]), console)
+    text = console.export_text()
+    assert "5 (connection: 3, timeout: 2)" in text
+    assert "0.0123" in text and "r2" in text

@@ -53,7 +53,32 @@ def _rows_training(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _rows_gen_runs(report: dict[str, Any]) -> list[list[str]]:
+    """One row per gen run: which teacher, what it wrote, what failed, what it cost."""
+    rows = []
+    for gen in report["generated"]:
+        for run in gen.get("stats", {}).get("runs", []):
+            failed = ", ".join(
+                f"{key.removeprefix('failed_')}: {value}"
+                for key, value in sorted(run.items())
+                if key.startswith("failed_")
+            )
+            cost = run.get("cost_usd")
+            rows.append(
+                [
+                    run["run_id"],
+                    run["teacher_id"],
+                    str(run.get("written", "-")),
+                    f"{run.get('failed', 0)}" + (f" ({failed})" if failed else ""),
+                    str(run.get("retries", 0)),
+                    "-" if cost is None else f"{cost:.4f}",
+                ]
+            )
+    return rows
+
+
 TABLES = {
+    "gen runs": ["run", "teacher", "written", "failed", "retries", "cost USD"],
     "steps": ["step", "in", "kept", "dropped (reason: rows)"],
     "domains": ["domain", "before", "after", "teacher accuracy"],
     "training": [
@@ -70,6 +95,9 @@ TABLES = {
 
 def _tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
     tables: dict[str, list[list[str]]] = {}
+    runs = _rows_gen_runs(report)
+    if runs:
+        tables["gen runs"] = runs
     if report["curated"]:
         tables["steps"] = _rows_steps(report["curated"][0])
         tables["domains"] = _rows_domains(report["curated"][0])
