@@ -21,13 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 SERVED_MODEL = "teacher"
 SERVED_MAX_LOGPROBS = 5  # --max-logprobs: the largest --top-k the served tests may ask for
-requires_vllm = [
-    pytest.mark.vllm,
-    pytest.mark.skipif(
-        not VLLM_PYTHON.is_file(),
-        reason=".venv-vllm missing: run `bash scripts/setup_vllm.sh` to enable the vLLM tests",
-    ),
-]
+skip_without_vllm = pytest.mark.skipif(
+    not VLLM_PYTHON.is_file(),
+    reason=".venv-vllm missing: run `bash scripts/setup_vllm.sh` to enable the vLLM tests",
+)
+requires_vllm = [pytest.mark.vllm, skip_without_vllm]
 
 
 def vllm_env() -> dict[str, str]:

@@ -1,9 +1,13 @@
 """`distill score`: teacher-forced top-k for data that already has responses.
 
 Existing SFT data becomes KD data: instead of sampling, the teacher reads prompt + given
-response in ONE forward pass per batch (right-padded, no KV cache, the model's dtype,
-log-softmax in float32) and we keep its top-k at every response position. The logits at
-position P-1+j (P = prompt length) predict response token j.
+response and we keep its top-k at every response position. Two teachers can score:
+- `hf:` (transformers): ONE forward pass per batch (right-padded, no KV cache, the model's
+  dtype, log-softmax in float32); the logits at position P-1+j (P = prompt length) predict
+  response token j. The tail mass is exact (a logsumexp outside the top-k).
+- `vllm:` the offline engine's `prompt_logprobs` over prompt + response (raw log-probs, see
+  `VLLMTeacher.score`). The tail mass is 1 - sum(exp(top-k)), as in vLLM `gen` records:
+  vLLM returns only the top-k. Same records otherwise.
 
 The source is a prompt file with a response column (JSONL, Parquet, CSV; fields as in
 `distill gen`, plus `response`), or an existing distill dataset, whose responses are
@@ -21,9 +25,12 @@ record's id is (prompt id, sample index, teacher id), the manifest says params.m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import ConfigDict
@@ -40,17 +47,12 @@ from distill.gen.prompts import (
     detect_format,
     load_prompts,
 )
-from distill.gen.runner import (
-    GenResult,
-    ShardWriter,
-    build_manifest,
-    build_record,
-    check_resumable,
-    existing_record_ids,
-    new_run_id,
-)
+from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
+from distill.gen.runner import GenResult, build_record
+from distill.gen.shards import ShardWriter, new_run_id
 from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
 from distill.gen.topk import capture_topk
+from distill.gen.vllm_teacher import VLLMTeacher
 from distill.schemas import (
     SamplingParams,
     make_record_id,
@@ -142,7 +144,7 @@ def load_dataset_responses(source: Path, tokenizer_hash: str) -> list[ScoreItem]
     return items
 
 
-def response_ids(teacher: HFTeacher, item: ScoreItem) -> list[int]:
+def response_ids(teacher: HFTeacher | VLLMTeacher, item: ScoreItem) -> list[int]:
     """The ids the teacher is forced through: stored ids, or the text tokenised once + EOS."""
     if item.token_ids is not None:
         return item.token_ids
@@ -195,11 +197,25 @@ def score_batch(
     return out
 
 
+Scorer = Callable[[list[tuple[list[int], list[int]]], int], list[Generation]]
+
+
+def scorer_for(teacher: Any, spec: Any) -> Scorer:
+    """The teacher-forcing function of a backend that has one (hf: and vllm:)."""
+    if isinstance(teacher, HFTeacher):
+        return partial(score_batch, teacher)
+    if isinstance(teacher, VLLMTeacher):
+        return teacher.score
+    # An API returns log-probs of the tokens it generates, not of tokens it is given.
+    raise ValueError(f"--teacher {spec!r}: scoring needs an hf: or vllm: teacher")
+
+
 def score_dataset(
     source: Path,
     out_dir: Path,
     *,
-    teacher: str | HFTeacher = DEFAULT_TEACHER,
+    teacher: str | HFTeacher | VLLMTeacher = DEFAULT_TEACHER,
+    teacher_options: dict | None = None,
     top_k: int = 20,
     fmt: PromptFormat | None = None,
     mapping: ScoreMapping | None = None,
@@ -210,13 +226,15 @@ def score_dataset(
     """Teacher-forced top-k for every (prompt, response) of `source`, written to `out_dir`.
 
     `source`: a prompt file with a response column (see `ScoreMapping`) or a distill
-    dataset directory. Only transformers (`hf:`) teachers can score: it takes the logits
-    of the whole sequence, which the vLLM and API backends do not expose here.
+    dataset directory. `teacher`: an `hf:` or `vllm:` spec (with `teacher_options`, the
+    `--teacher-opt` of the backend) or a loaded teacher.
     """
     source, out_dir = Path(source), Path(out_dir)
-    model = load_teacher(teacher, top_k=top_k) if isinstance(teacher, str) else teacher
-    if not isinstance(model, HFTeacher):
-        raise ValueError(f"--teacher {teacher!r}: scoring needs an hf: teacher")
+    if isinstance(teacher, str):
+        model = load_teacher(teacher, teacher_options, top_k=top_k)
+    else:
+        model = teacher
+    scorer = scorer_for(model, teacher)
     info = model.info(top_k, SamplingParams())
     if not 1 <= top_k <= info.vocab_size:
         raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
@@ -251,7 +269,7 @@ def score_dataset(
     with GenProgress(total=len(work), enabled=progress) as bar:
         for start in range(0, len(work), batch_size):
             chunk = work[start : start + batch_size]
-            gens = score_batch(model, [(p, r) for _, _, p, r in chunk], top_k)
+            gens = scorer([(p, r) for _, _, p, r in chunk], top_k)
             now = datetime.now(UTC)
             records = []
             for (item, rid, prompt_ids, _), gen in zip(chunk, gens, strict=True):

@@ -12,6 +12,9 @@ k + 1 when it is not. We keep the entries of rank 1..k as the top-k and read the
 token's log-prob from its own entry. vLLM does not return the mass outside the top-k, so
 `tail_mass` is 1 - sum(exp(top-k)), clamped at 0 (see `backend.tail_from_topk`).
 
+`distill score` (teacher forcing) uses `prompt_logprobs` over prompt + response, read the
+same way (see `VLLMTeacher.score`).
+
 Log-probs are the raw distribution (`logprobs_mode="raw_logprobs"`: log_softmax of the
 logits before temperature / top-p), the same as the transformers backend records.
 """
@@ -115,6 +118,27 @@ class VLLMTeacher:
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [generation_from_vllm(out.outputs[0], top_k) for out in outputs]
 
+    def score(self, pairs: list[tuple[list[int], list[int]]], top_k: int) -> list[Generation]:
+        """Teacher-forced top-k at each response position of (prompt ids, response ids).
+
+        vLLM's `prompt_logprobs` over prompt + response: one prefill per row, and the one
+        token it must generate is discarded. They are always log_softmax of the raw logits
+        (no sampler runs on prompt positions), so only the raw mode can score.
+        """
+        from vllm import SamplingParams as VLLMSamplingParams
+
+        if self.config.logprobs_mode != "raw":
+            raise ValueError("scoring records raw log-probs; drop logprobs_mode=processed")
+        # detokenize=False: nobody reads the top-k tokens' strings, and decoding k of them
+        # at every prompt position would cost more than the forward pass of a small model.
+        params = VLLMSamplingParams(max_tokens=1, prompt_logprobs=top_k, detokenize=False)
+        requests = [{"prompt_token_ids": list(p) + list(r)} for p, r in pairs]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [
+            generation_from_prompt_logprobs(out.prompt_logprobs, len(p), list(r), top_k)
+            for out, (p, r) in zip(outputs, pairs, strict=True)
+        ]
+
 
 def generation_from_vllm(completion: Any, top_k: int) -> Generation:
     """A `Generation` from one vLLM `CompletionOutput` (token ids + per-token logprob dicts)."""
@@ -128,6 +152,33 @@ def generation_from_vllm(completion: Any, top_k: int) -> Generation:
         tails.append(tail_from_topk(lps))
     finish = "stop" if completion.finish_reason == "stop" else "length"
     return Generation(token_ids, top_ids, top_lps, sampled, tails, finish)
+
+
+def generation_from_prompt_logprobs(
+    prompt_logprobs: list[dict[int, Any] | None], prompt_len: int, response: list[int], top_k: int
+) -> Generation:
+    """A `Generation` for `response` from vLLM's prompt log-probs over prompt + response.
+
+    Entry i is the distribution of token i given tokens < i (entry 0, with no context, is
+    None), so response token j, at position prompt_len + j, reads entry prompt_len + j;
+    that entry holds the actual token too, with its rank, even outside the top-k.
+    """
+    if prompt_len < 1 or len(prompt_logprobs) != prompt_len + len(response):
+        raise ValueError(
+            f"prompt log-probs cover {len(prompt_logprobs)} positions, expected "
+            f"{prompt_len} + {len(response)} (a non-empty prompt, then the response)"
+        )
+    top_ids, top_lps, actual, tails = [], [], [], []
+    for j, token in enumerate(response):
+        position = prompt_logprobs[prompt_len + j]
+        if position is None:
+            raise ValueError(f"no prompt log-probs at response position {j}")
+        ids, lps, token_lp = split_position(position, token, top_k)
+        top_ids.append(ids)
+        top_lps.append(lps)
+        actual.append(token_lp)
+        tails.append(tail_from_topk(lps))
+    return Generation(list(response), top_ids, top_lps, actual, tails, "stop")
 
 
 def split_position(
