@@ -100,6 +100,9 @@ def test_kd_config_validates(tmp_path):
         {"alpha_schedule": "linear"},  # no alpha_end
         {"alpha_schedule": "cosine"},
         {"taid_lambda_start": -0.1},
+        {"alpha_schedule": "taid_adaptive", "taid_momentum": 1.0},
+        {"alpha_schedule": "taid_adaptive", "taid_step_size": -1.0},
+        {"alpha_schedule": "taid_adaptive", "divergence": "sampled_ce"},
         {"chunk_size": 0},
     ):
         with pytest.raises(ValueError):

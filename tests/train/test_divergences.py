@@ -21,8 +21,8 @@ def dense_reference(student, teacher, divergence, beta, temperature=1.0, lam=Non
     """The same divergence over all V tokens, from the definitions."""
     q = torch.softmax(student / temperature, -1)
     p = torch.softmax(teacher / temperature, -1)
-    if lam is not None:
-        p = lam * p + (1 - lam) * q.detach()
+    if lam is not None:  # TAID: a mix of log-probs, renormalised; the student side detached
+        p = torch.softmax(lam * p.log() + (1 - lam) * q.detach().log(), -1)
 
     def kl(a, b):
         return (a * (a.log() - b.log())).sum(-1)
@@ -144,7 +144,8 @@ def test_taid_target_endpoints_and_normalisation():
     torch.testing.assert_close(interpolated_target(log_q, log_p, 1.0), log_p)
     torch.testing.assert_close(interpolated_target(log_q, log_p, 0.0), log_q)
     mid = interpolated_target(log_q, log_p, 0.3).exp()
-    torch.testing.assert_close(mid, 0.3 * log_p.exp() + 0.7 * log_q.exp())
+    geometric = log_p.exp() ** 0.3 * log_q.exp() ** 0.7
+    torch.testing.assert_close(mid, geometric / geometric.sum(-1, keepdim=True))
     # lambda = 0 (target = stopgrad(student)): zero loss and zero gradient
     s = student.clone().requires_grad_(True)
     ids, lps, tail = sparse_targets(teacher, 5)

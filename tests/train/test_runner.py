@@ -109,3 +109,22 @@ def test_kd_options_reach_the_trainer_and_the_metrics(real_vocab_dataset, tiny_s
         train_student(
             real_vocab_dataset, tmp_path / "x", "kd", kd_options={"divergence": "nope"}, **common
         )
+
+
+def test_heldout_eval_scores_the_curve_and_both_ends(real_vocab_dataset, tiny_student, tmp_path):
+    seen = []
+
+    def evaluate(model, rows):
+        seen.append((model.training, rows.column("record_id").to_pylist()))
+        return {"kl": float(len(seen)), "nll": 0.0}
+
+    result = train_student(
+        real_vocab_dataset, tmp_path / "o", "kd", student=tiny_student, max_steps=4,
+        batch_size=2, eval_every=2, heldout_eval=evaluate,
+        kd_options={"alpha_schedule": "taid_adaptive", "taid_step_size": 0.5},
+    )  # fmt: skip
+    assert result.heldout_initial["kl"] == 1.0 and result.heldout["kl"] == 4.0
+    assert [(p["step"], p["kl"]) for p in result.heldout_curve] == [(2, 2.0), (4, 3.0)]
+    assert len({tuple(ids) for _, ids in seen}) == 1 and len(seen[0][1]) == result.heldout_rows
+    assert result.config["alpha_schedule"] == "taid_adaptive"
+    assert all(math.isfinite(loss) for _, loss in result.loss_curve)

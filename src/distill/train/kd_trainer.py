@@ -20,8 +20,11 @@ from distill.train.collate import shifted_labels
 from distill.train.divergences import (
     ALPHA_SCHEDULES,
     DIVERGENCES,
+    TAID_SCHEDULES,
     scheduled_alpha,
     taid_lambda,
+    taid_start,
+    taid_update,
 )
 from distill.train.losses import distill_loss
 from distill.train.record_trainer import RecordTrainer
@@ -73,14 +76,16 @@ class KDConfig(SFTConfig):
             "beta = 0 is forward KL, beta = 1 reverse KL. Used only with divergence='jsd'."
         },
     )
-    alpha_schedule: Literal["constant", "linear", "taid"] = field(
+    alpha_schedule: Literal["constant", "linear", "taid", "taid_adaptive"] = field(
         default="constant",
         metadata={
             "help": "constant: alpha throughout. linear: alpha -> alpha_end over max_steps. "
             "taid: constant alpha, and the KD target is TAID's interpolation "
-            "lambda * teacher + (1 - lambda) * stopgrad(student), lambda rising linearly "
-            "from taid_lambda_start to 1 over max_steps (a simplification of TAID's "
-            "adaptive lambda)."
+            "softmax((1 - t) * stopgrad(student log-probs) + t * teacher log-probs) over the "
+            "k + 1 buckets, t rising linearly from taid_lambda_start to 1 over max_steps. "
+            "taid_adaptive: the same target with TAID's adaptive t (Shing et al., 2025): "
+            "a momentum of the KD loss's relative change speeds t up, never below the "
+            "linear ramp."
         },
     )
     alpha_end: float | None = field(
@@ -89,7 +94,17 @@ class KDConfig(SFTConfig):
     )
     taid_lambda_start: float = field(
         default=0.4,
-        metadata={"help": "TAID's interpolation weight of the teacher at the first step."},
+        metadata={"help": "TAID's t (the teacher's weight in the target) at the first step."},
+    )
+    taid_step_size: float = field(
+        default=5e-4,
+        metadata={
+            "help": "taid_adaptive: the largest step of t per optimiser step, times (1 - t)."
+        },
+    )
+    taid_momentum: float = field(
+        default=0.99,
+        metadata={"help": "taid_adaptive: momentum of the loss's relative change."},
     )
     chunk_size: int | None = field(
         default=1024,
@@ -114,12 +129,18 @@ class KDConfig(SFTConfig):
             raise ValueError(
                 f"alpha_schedule must be one of {ALPHA_SCHEDULES}, got {self.alpha_schedule!r}"
             )
+        if self.divergence == "sampled_ce" and self.alpha_schedule in TAID_SCHEDULES:
+            raise ValueError("TAID's interpolated target needs top-k targets, not sampled_ce")
         if self.alpha_schedule == "linear" and self.alpha_end is None:
             raise ValueError("alpha_schedule='linear' needs alpha_end")
         if self.alpha_end is not None and not 0.0 <= self.alpha_end <= 1.0:
             raise ValueError(f"alpha_end must be in [0, 1], got {self.alpha_end}")
         if not 0.0 <= self.taid_lambda_start <= 1.0:
             raise ValueError(f"taid_lambda_start must be in [0, 1], got {self.taid_lambda_start}")
+        if self.taid_step_size < 0:
+            raise ValueError(f"taid_step_size must be >= 0, got {self.taid_step_size}")
+        if not 0.0 <= self.taid_momentum < 1.0:
+            raise ValueError(f"taid_momentum must be in [0, 1), got {self.taid_momentum}")
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1 or None, got {self.chunk_size}")
 
@@ -139,13 +160,36 @@ class KDTrainer(RecordTrainer):
         if not isinstance(args, KDConfig):
             raise TypeError("KDTrainer needs a KDConfig (temperature and alpha live there)")
         super().__init__(model, args, train_dataset, **kwargs)
+        # Adaptive TAID's state, and the KD losses of the optimiser step in progress (one per
+        # micro-batch) that move t once that step is over.
+        self.taid = taid_start(args.taid_lambda_start)
+        self._taid_losses: list[float] = []
+        self._taid_step = 0
+
+    def _progress(self) -> float:
+        return self.state.global_step / max(int(self.state.max_steps or 0), 1)
+
+    def _advance_taid(self) -> None:
+        """Fold the last finished optimiser step's KD loss into adaptive TAID's t."""
+        if self.state.global_step == self._taid_step:
+            return
+        if self._taid_losses:
+            loss = sum(self._taid_losses) / len(self._taid_losses)
+            self.taid = taid_update(
+                self.taid, loss, self._progress(), self.args.taid_lambda_start,
+                self.args.taid_step_size, self.args.taid_momentum,
+            )  # fmt: skip
+        self._taid_losses, self._taid_step = [], self.state.global_step
 
     def loss_options(self) -> dict[str, Any]:
         """The loss's keyword arguments at the current step (alpha / lambda schedules)."""
         args = self.args
-        progress = self.state.global_step / max(int(self.state.max_steps or 0), 1)
-        taid = args.alpha_schedule == "taid"
-        lam = taid_lambda(progress, args.taid_lambda_start) if taid else None
+        progress = self._progress()
+        lam = None
+        if args.alpha_schedule == "taid":
+            lam = taid_lambda(progress, args.taid_lambda_start)
+        elif args.alpha_schedule == "taid_adaptive":
+            lam = self.taid.t
         return {
             "temperature": args.temperature,
             "alpha": scheduled_alpha(args.alpha_schedule, progress, args.alpha, args.alpha_end),
@@ -155,6 +199,9 @@ class KDTrainer(RecordTrainer):
         }
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        adaptive = self.args.alpha_schedule == "taid_adaptive" and model.training
+        if adaptive:
+            self._advance_taid()
         options = self.loss_options()
         chunked = None
         if self.args.chunk_size is not None and not return_outputs:
@@ -196,4 +243,8 @@ class KDTrainer(RecordTrainer):
         self._metrics[mode]["kd_kl"].append(float(parts.kd.detach()) * scale)
         self._metrics[mode]["ce"].append(float(parts.ce.detach()) * scale)
         self._metrics[mode]["kd_alpha"].append(options["alpha"])
+        if options["taid_lambda"] is not None:
+            self._metrics[mode]["taid_t"].append(options["taid_lambda"])
+        if adaptive:  # TAID's loss is the KD term against the interpolated target
+            self._taid_losses.append(float(parts.kd.detach()) * scale)
         return (parts.loss, {"logits": logits}) if return_outputs else parts.loss

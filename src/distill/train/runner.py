@@ -9,6 +9,7 @@ students plug into the same path (`gkd`, `lora`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,15 +59,18 @@ class TrainResult(BaseModel):
     model_dir: str
 
 
+HeldoutEval = Callable[[torch.nn.Module, pa.Table], dict]
+
+
 class _HeldoutCurve(TrainerCallback):
     """Evaluates the held-out rows every `every` steps so a report can plot a curve."""
 
-    def __init__(self, heldout: pa.Table, every: int | None):
-        self.heldout, self.every, self.points = heldout, every, []
+    def __init__(self, heldout: pa.Table, every: int | None, evaluate: HeldoutEval):
+        self.heldout, self.every, self.evaluate, self.points = heldout, every, evaluate, []
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every and self.heldout.num_rows and state.global_step % self.every == 0:
-            self.points.append({"step": state.global_step, **heldout_metrics(model, self.heldout)})
+            self.points.append({"step": state.global_step, **self.evaluate(model, self.heldout)})
 
 
 def kd_options_for_targets(manifest: Manifest, kd_options: dict[str, Any] | None) -> dict:
@@ -113,6 +117,8 @@ def train_student(
     dtype: Literal["float32", "bfloat16"] = "float32",
     teacher: Path | None = None,
     gkd_options: dict[str, Any] | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    heldout_eval: HeldoutEval = heldout_metrics,
     **trainer_options: Any,
 ) -> TrainResult:
     """Train a student on a distill dataset with SFT (hard labels) or KD (sparse top-k).
@@ -124,8 +130,9 @@ def train_student(
     refuses the default otherwise. The default learning rate 1e-3 suits the tiny random
     student; lower it for a pretrained one. Extra `trainer_options` go to the TRL config;
     `kd_options` (KD only) go to `KDConfig`: divergence, beta, alpha_schedule, alpha_end,
-    taid_lambda_start, chunk_size, and `targets` ("topk" | "sampled", checked against the
-    manifest's `targets`; sampled targets train with divergence "sampled_ce").
+    taid_lambda_start, taid_step_size, taid_momentum, chunk_size, and `targets` ("topk" |
+    "sampled", checked against the manifest's `targets`; sampled targets train with
+    divergence "sampled_ce").
 
     `lora` (a `LoraOptions` dict: r, alpha, dropout, target_modules; `{}` takes the
     defaults) trains peft LoRA adapters only; `model/` is then the merged full model
@@ -136,6 +143,10 @@ def train_student(
     `mode="gkd"` is on-policy GKD (TRL's GKDTrainer) against the live `teacher` model dir
     (default: the embedded teacher); `gkd_options`: lmbda, beta, max_new_tokens, seq_kd, and
     `temperature` is its sampling temperature. `alpha` and `kd_options` are KD only.
+
+    `callbacks` are extra transformers `TrainerCallback`s (logging, timing, early stop).
+    `heldout_eval(model, heldout_rows) -> dict` scores the held-out rows before, during
+    (`eval_every`) and after training; default `heldout_metrics` (sparse KL and NLL).
 
     SFT runs `HardLabelTrainer` (same data path and forward as KD, ~1 s/step on CPU);
     `sft_backend="trl"` runs TRL's plain SFTTrainer with completion-only loss on the same
@@ -174,7 +185,7 @@ def train_student(
         model = apply_lora(model, lora_options)
 
     train, heldout = split_heldout(table, fraction=heldout_fraction, seed=seed)
-    heldout_initial = heldout_metrics(model, heldout)
+    heldout_initial = heldout_eval(model, heldout)
     common: dict[str, Any] = {
         "output_dir": str(out_dir / "trainer"),
         "max_steps": max_steps,
@@ -185,18 +196,23 @@ def train_student(
         "logging_steps": 1,
         "save_strategy": "no",
         "report_to": "none",
-        "use_cpu": True,
+        # A GPU when there is one, as TRL does; `use_cpu=True` in trainer_options forces CPU.
+        "use_cpu": not torch.cuda.is_available(),
         "max_length": None,  # datasets are bounded by the teacher's max_new_tokens; never cut
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
         **trainer_options,
     }
-    curve = _HeldoutCurve(heldout, eval_every)
+    curve = _HeldoutCurve(heldout, eval_every, heldout_eval)
     if mode == "kd":
         kd_options = kd_options_for_targets(manifest, kd_options)
         config = KDConfig(**common, temperature=temperature, alpha=alpha, **(kd_options or {}))
         trainer: SFTTrainer = KDTrainer(
-            model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[curve]
+            model,
+            args=config,
+            train_dataset=train,
+            processing_class=tokenizer,
+            callbacks=[curve, *(callbacks or [])],
         )
     elif mode == "gkd":
         gkd_config_class, gkd_trainer_class = gkd_classes()
@@ -207,12 +223,16 @@ def train_student(
             args=config,
             train_dataset=gkd_dataset(train),
             processing_class=tokenizer,
-            callbacks=[curve],
+            callbacks=[curve, *(callbacks or [])],
         )
     elif sft_backend == "records":
         config = SFTConfig(**common)
         trainer = HardLabelTrainer(
-            model, args=config, train_dataset=train, processing_class=tokenizer, callbacks=[curve]
+            model,
+            args=config,
+            train_dataset=train,
+            processing_class=tokenizer,
+            callbacks=[curve, *(callbacks or [])],
         )
     else:
         # Plain TRL SFT on the same ids, loss on the completion (response) tokens only.
@@ -222,14 +242,14 @@ def train_student(
             args=config,
             train_dataset=sft_dataset(train),
             processing_class=tokenizer,
-            callbacks=[curve],
+            callbacks=[curve, *(callbacks or [])],
         )
     # The loss curve is kept in metrics.json; the per-step dicts Trainer prints when tqdm
     # is off would bury the CLI's own summary.
     trainer.remove_callback(PrinterCallback)
     trainer.train()
 
-    heldout_final = heldout_metrics(model, heldout)
+    heldout_final = heldout_eval(model, heldout)
     counts = parameter_counts(trainer.model)
     model_dir = out_dir / "model"
     if lora_options is not None:
@@ -270,6 +290,7 @@ def train_student(
                 else {}
             ),
             "dtype": dtype,
+            "device": str(trainer.args.device),
             "lora": None if lora_options is None else lora_options.model_dump(),
             "parameters": counts,
             **{k: v for k, v in trainer_options.items() if isinstance(v, (int, float, str, bool))},
