@@ -18,6 +18,17 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def teacher_options(items: list[str] | None) -> dict[str, str]:
+    """`--teacher-opt KEY=VALUE`, repeated, as a dict the backend's config validates."""
+    options = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--teacher-opt {item!r}: expected KEY=VALUE")
+        options[key.strip()] = value
+    return options
+
+
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code=2)
@@ -78,8 +89,17 @@ def gen(
             help="topk (k most likely ids) | sampled (k draws with weights; hf teacher only)"
         ),
     ] = "topk",
+    price_input: Annotated[
+        float | None,
+        typer.Option("--price-input", help="USD per 1M prompt tokens (API cost in the manifest)"),
+    ] = None,
+    price_output: Annotated[
+        float | None,
+        typer.Option("--price-output", help="USD per 1M completion tokens"),
+    ] = None,
 ) -> None:
     """Generate responses with the teacher's top-k log-probs; re-run to resume."""
+    from distill.gen.backend import TeacherUnavailableError
     from distill.gen.prompts import FieldMapping
     from distill.gen.runner import generate_dataset
     from distill.schemas import SamplingParams
@@ -95,12 +115,7 @@ def gen(
             domain=domain_field,
             reference=reference_field,
         )
-        options = {}
-        for item in teacher_opt or []:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ValueError(f"--teacher-opt {item!r}: expected KEY=VALUE")
-            options[key.strip()] = value
+        options = teacher_options(teacher_opt)
         results = [
             generate_dataset(
                 prompts,
@@ -119,10 +134,18 @@ def gen(
                 shard_size=shard_size,
                 codec=codec,
                 targets=targets,
+                price_input=price_input,
+                price_output=price_output,
             )
             for spec in teacher or ["hf:embedded"]
         ]
-    except (PromptError, FileNotFoundError, ValueError, NotImplementedError) as err:
+    except (
+        PromptError,
+        FileNotFoundError,
+        ValueError,
+        NotImplementedError,
+        TeacherUnavailableError,
+    ) as err:
         _fail(str(err))
         return
     for spec, result in zip(teacher or ["hf:embedded"], results, strict=True):
@@ -131,10 +154,30 @@ def gen(
             f"already there), {result.tokens_generated} tokens in {result.seconds:.1f}s "
             f"-> {result.out_dir}"
         )
+        _print_gen_summary(result)
     if result.invalid_prompts:
         console.print(
             f"[yellow]{result.invalid_prompts} invalid prompt rows[/yellow] -> "
             f"{result.out_dir / 'invalid_prompts.jsonl'}"
+        )
+
+
+def _print_gen_summary(result) -> None:
+    """One teacher's run: written, failed by kind, retries, token usage and cost."""
+    from rich.table import Table
+
+    shown = ("written", "failed", "retries", "skipped_existing", "unmapped_topk_entries")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for key, value in result.counts.items():
+        if key in shown or key.startswith(("failed_", "usage_")):
+            table.add_row(key, str(value))
+    if "cost_usd" in result.stats:
+        table.add_row("cost_usd", f"{result.stats['cost_usd']:.6f}")
+    console.print(table)
+    if result.failed:
+        console.print(
+            f"[yellow]{result.failed} rows failed[/yellow] (reasons in {result.failed_path}); "
+            "run the same command again to retry them"
         )
 
 
@@ -144,7 +187,13 @@ def score(
         Path, typer.Argument(help="prompt file with a response column, or a distill dataset")
     ],
     out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
-    teacher: Annotated[str, typer.Option(help="hf:PATH | hf:embedded")] = "hf:embedded",
+    teacher: Annotated[
+        str, typer.Option(help="hf:PATH | hf:embedded | vllm:MODEL_DIR")
+    ] = "hf:embedded",
+    teacher_opt: Annotated[
+        list[str] | None,
+        typer.Option("--teacher-opt", help="backend option KEY=VALUE, repeatable (as in gen)"),
+    ] = None,
     top_k: Annotated[int, typer.Option("--top-k")] = 20,
     format: Annotated[str | None, typer.Option(help="jsonl|parquet|csv|hf")] = None,
     prompt_field: Annotated[str, typer.Option("--prompt-field")] = "prompt",
@@ -160,16 +209,18 @@ def score(
         mapping = ScoreMapping(
             prompt=prompt_field, messages=messages_field, response=response_field, id=id_field
         )
+        options = teacher_options(teacher_opt)
         result = score_dataset(
             source,
             out,
             teacher=teacher,
+            teacher_options=options,
             top_k=top_k,
             fmt=format,  # type: ignore[arg-type]
             mapping=mapping,
             batch_size=batch_size,
         )
-    except (PromptError, FileNotFoundError, ValueError) as err:
+    except (PromptError, FileNotFoundError, ValueError, NotImplementedError) as err:
         _fail(str(err))
         return
     console.print(
@@ -238,16 +289,26 @@ def train(
     learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-3,
     temperature: Annotated[float, typer.Option(help="KD temperature")] = 1.0,
     alpha: Annotated[float, typer.Option(help="KD weight; 1-alpha goes to cross-entropy")] = 0.5,
-    divergence: Annotated[str, typer.Option(help="KD: forward_kl | reverse_kl | jsd")] = (
-        "forward_kl"
-    ),
+    divergence: Annotated[
+        str | None,
+        typer.Option(
+            help="KD: forward_kl | reverse_kl | jsd | sampled_ce; default forward_kl, "
+            "sampled_ce on a dataset generated with --targets sampled"
+        ),
+    ] = None,
     beta: Annotated[float, typer.Option(help="KD jsd: mixture weight (TRL's convention)")] = 0.5,
     alpha_schedule: Annotated[
-        str, typer.Option("--alpha-schedule", help="KD: constant | linear | taid")
+        str,
+        typer.Option(
+            "--alpha-schedule", help="KD: constant | linear | taid | taid_adaptive (TAID's t)"
+        ),
     ] = "constant",
     alpha_end: Annotated[
         float | None, typer.Option("--alpha-end", help="KD linear schedule: final alpha")
     ] = None,
+    taid_t_start: Annotated[
+        float, typer.Option("--taid-t-start", help="KD taid schedules: t at the first step")
+    ] = 0.4,
     seed: Annotated[int, typer.Option()] = 0,
     lora_r: Annotated[
         int | None,
@@ -282,10 +343,11 @@ def train(
             alpha=alpha,
             seed=seed,
             kd_options={
-                "divergence": divergence,
+                **({"divergence": divergence} if divergence is not None else {}),
                 "beta": beta,
                 "alpha_schedule": alpha_schedule,
                 "alpha_end": alpha_end,
+                "taid_lambda_start": taid_t_start,
             }
             if mode == "kd"
             else None,
