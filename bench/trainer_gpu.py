@@ -19,10 +19,14 @@ import time
 from pathlib import Path
 
 import torch
-from tests.factories import fake_teacher, make_record, write_fake_dataset, write_toy_checkpoint
-from transformers import PreTrainedTokenizerFast, TrainerCallback
+from tests.factories import (
+    make_record,
+    teacher_for_tokenizer,
+    write_fake_dataset,
+    write_toy_checkpoint,
+)
+from transformers import TrainerCallback
 
-from distill.tokenizer_info import describe_tokenizer
 from distill.train import build_random_student, train_student
 
 
@@ -32,13 +36,7 @@ def build(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
         template, work / "student", hidden_size=args.hidden, num_layers=args.layers,
         heads=args.hidden // 64, intermediate=4 * args.hidden, seed=0,
     )  # fmt: skip
-    info = describe_tokenizer(PreTrainedTokenizerFast.from_pretrained(template))
-    teacher = fake_teacher(top_k=args.k, vocab_size=args.vocab).model_copy(
-        update={
-            "tokenizer_hash": info.tokenizer_hash,
-            "chat_template_hash": info.chat_template_hash,
-        }
-    )
+    teacher = teacher_for_tokenizer(template, top_k=args.k, vocab_size=args.vocab)
     records = [
         make_record(row=i, n_tokens=args.tokens, teacher=teacher, top_k=args.k)
         for i in range(args.rows)

@@ -37,6 +37,22 @@ def fake_teacher(top_k: int = 4, vocab_size: int = FAKE_VOCAB) -> TeacherInfo:
     )
 
 
+def teacher_for_tokenizer(tokenizer_dir: Path, top_k: int, vocab_size: int) -> TeacherInfo:
+    """A fake teacher whose tokenizer fingerprints are those of the tokenizer saved in
+    `tokenizer_dir`, so a student built on that tokenizer passes the compat check."""
+    from transformers import AutoTokenizer
+
+    from distill.tokenizer_info import describe_tokenizer
+
+    info = describe_tokenizer(AutoTokenizer.from_pretrained(tokenizer_dir))
+    return fake_teacher(top_k=top_k, vocab_size=vocab_size).model_copy(
+        update={
+            "tokenizer_hash": info.tokenizer_hash,
+            "chat_template_hash": info.chat_template_hash,
+        }
+    )
+
+
 def make_record(
     prompt: str = "What is 2+2?\nA. 3\nB. 4\nC. 5\nD. 6",
     response: str = "Two plus two is four. Answer: B",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from distill.schemas import TeacherInfo
-from tests.factories import fake_teacher, make_record, write_fake_dataset
+from tests.factories import make_record, teacher_for_tokenizer, write_fake_dataset
 
 REAL_VOCAB = 49152
 
@@ -36,17 +36,7 @@ def tiny_student(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="session")
 def real_teacher_info(tiny_student: Path) -> TeacherInfo:
     """A fake teacher whose tokenizer fingerprints are the real (student's) ones."""
-    from transformers import AutoTokenizer
-
-    from distill.tokenizer_info import describe_tokenizer
-
-    info = describe_tokenizer(AutoTokenizer.from_pretrained(tiny_student))
-    return fake_teacher(top_k=4, vocab_size=REAL_VOCAB).model_copy(
-        update={
-            "tokenizer_hash": info.tokenizer_hash,
-            "chat_template_hash": info.chat_template_hash,
-        }
-    )
+    return teacher_for_tokenizer(tiny_student, top_k=4, vocab_size=REAL_VOCAB)
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import PreTrainedTokenizerFast
 
-from distill.tokenizer_info import describe_tokenizer
 from distill.train import build_random_student, train_student
-from tests.factories import fake_teacher, make_record, write_fake_dataset, write_toy_checkpoint
+from tests.factories import (
+    make_record,
+    teacher_for_tokenizer,
+    write_fake_dataset,
+    write_toy_checkpoint,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 VOCAB = 512
@@ -29,13 +32,7 @@ def toy_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def toy_dataset(toy_checkpoint: Path, tmp_path_factory) -> Path:
-    info = describe_tokenizer(PreTrainedTokenizerFast.from_pretrained(toy_checkpoint))
-    teacher = fake_teacher(top_k=4, vocab_size=VOCAB).model_copy(
-        update={
-            "tokenizer_hash": info.tokenizer_hash,
-            "chat_template_hash": info.chat_template_hash,
-        }
-    )
+    teacher = teacher_for_tokenizer(toy_checkpoint, top_k=4, vocab_size=VOCAB)
     records = [make_record(row=i, n_tokens=6 + i % 4, teacher=teacher) for i in range(24)]
     out = tmp_path_factory.mktemp("data")
     write_fake_dataset(out, records)
