@@ -27,9 +27,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from bench.three_way import LiveTeacherEval, mean_sd, reach_cell, steps_to_reach, teacher_data
-from distill.gen.embedded import embedded_teacher_dir
-from distill.store import read_table
+from bench.three_way import experiment_parser, mean_sd, prepare, reach_cell, steps_to_reach
 from distill.train import train_student
 from distill.train.divergences import ALPHA_SCHEDULES
 
@@ -65,18 +63,7 @@ class Trajectory(TrainerCallback):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("prompts", type=Path, help="MMLU prompts (e.g. distill-demo/prompts.jsonl)")
-    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "three-way")
-    parser.add_argument("--limit", type=int, default=60)
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--n", type=int, default=2)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--eval-every", type=int, default=5)
-    parser.add_argument("--heldout-fraction", type=float, default=0.25)
+    parser = experiment_parser()
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--linear-from", type=float, default=0.0)
     parser.add_argument("--linear-to", type=float, default=1.0)
@@ -87,11 +74,7 @@ def main() -> None:
     if args.schedules[0] != "constant":
         parser.error("the first schedule is the baseline of the ratios: put constant first")
     started = time.perf_counter()
-    dirs = teacher_data(args.prompts, args.data, args.limit, args.k, args.n, args.max_new_tokens)
-    from transformers import AutoModelForCausalLM
-
-    teacher = AutoModelForCausalLM.from_pretrained(embedded_teacher_dir()).eval()
-    evaluate = LiveTeacherEval(teacher, read_table(dirs["topk"]))
+    dirs, evaluate = prepare(args)
     keys = ("kl", "topk_kl", "nll")
     final = {s: {k: [] for k in keys} for s in args.schedules}
     reach: dict[str, list] = {s: [] for s in args.schedules}

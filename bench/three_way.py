@@ -177,7 +177,8 @@ def run_seed(dirs: dict, evaluate: Callable, seed: int, args: argparse.Namespace
     return results
 
 
-def main() -> None:
+def experiment_parser() -> argparse.ArgumentParser:
+    """The data and training settings this bench shares with `bench/alpha_schedules.py`."""
     parser = argparse.ArgumentParser()
     parser.add_argument("prompts", type=Path, help="MMLU prompts (e.g. distill-demo/prompts.jsonl)")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "three-way")
@@ -190,14 +191,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--heldout-fraction", type=float, default=0.25)
-    args = parser.parse_args()
+    return parser
+
+
+def prepare(args: argparse.Namespace) -> tuple[dict[str, Path], LiveTeacherEval]:
+    """The cached teacher datasets and the dense held-out evaluation against the live teacher."""
     started = time.perf_counter()
     dirs = teacher_data(args.prompts, args.data, args.limit, args.k, args.n, args.max_new_tokens)
     print(f"data ready in {time.perf_counter() - started:.0f} s: {dirs}", flush=True)
     from transformers import AutoModelForCausalLM
 
     teacher = AutoModelForCausalLM.from_pretrained(embedded_teacher_dir()).eval()
-    evaluate = LiveTeacherEval(teacher, read_table(dirs["topk"]))
+    return dirs, LiveTeacherEval(teacher, read_table(dirs["topk"]))
+
+
+def main() -> None:
+    args = experiment_parser().parse_args()
+    started = time.perf_counter()
+    dirs, evaluate = prepare(args)
     keys = ("kl", "topk_kl", "nll")
     final: dict[str, dict[str, list[float]]] = {m: {k: [] for k in keys} for m in METHODS}
     reach: dict[str, dict[str, list]] = {m: {"kl": [], "nll": []} for m in METHODS if m != "sft"}
