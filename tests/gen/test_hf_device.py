@@ -81,6 +81,11 @@ def test_hf_options_are_checked_and_half_precision_is_another_teacher() -> None:
     with pytest.raises(ValueError, match="devcie"):
         load_teacher("hf:embedded", {"devcie": "cuda"})
     assert HFOptions().device == "auto"
+    with pytest.raises(ValueError, match="device='tpu'"):
+        HFOptions(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            load_teacher("hf:embedded", {"device": "cuda"})
     fp32 = load_teacher("hf:embedded")
     bf16 = load_teacher("hf:embedded", {"dtype": "bfloat16"})
     sampling = SamplingParams()

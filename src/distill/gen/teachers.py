@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from distill.gen.backend import TeacherBackend
 from distill.gen.embedded import EMBEDDED_MODEL_ID, embedded_gguf_path, embedded_teacher_dir
@@ -88,6 +88,16 @@ class HFOptions(BaseModel):
     dtype: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="weights and compute; the stored log-probs are always float32"
     )
+
+    @field_validator("device")
+    @classmethod
+    def _device_exists(cls, value: str) -> str:
+        # Caught here, the error names the option; torch would fail deep inside `.to()`.
+        if value.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device={value!r}: no CUDA GPU is visible (use auto or cpu)")
+        if value not in ("auto", "cpu") and not value.startswith("cuda"):
+            raise ValueError(f"device={value!r}: use auto, cpu, cuda or cuda:N")
+        return value
 
 
 def _load_hf(spec: str, parsed: TeacherSpec, options: HFOptions) -> HFTeacher:
