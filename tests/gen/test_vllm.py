@@ -15,7 +15,6 @@ The tolerance below leaves ~20x headroom.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ import torch
 from distill.gen.runner import generate_dataset
 from distill.schemas import RECORD_SCHEMA, SamplingParams, TeacherRecord
 from distill.store import load_manifest, read_table
-from tests.gen.conftest import SERVED_MAX_LOGPROBS, VLLM_PYTHON, requires_vllm, vllm_env
+from tests.gen.conftest import SERVED_MAX_LOGPROBS, VLLM_PYTHON, requires_vllm, run_vllm_cli
 
 LOGPROB_TOL = 1e-3
 TOP_K = SERVED_MAX_LOGPROBS
@@ -76,8 +75,7 @@ def vllm_out(tmp_path_factory, prompts_file, teacher_dir) -> Path:
         "--teacher-opt",
         "enforce_eager=true",
     ]
-    proc = subprocess.run(cmd, env=vllm_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_vllm_cli(cmd)
     return out
 
 

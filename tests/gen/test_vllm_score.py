@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from collections import namedtuple
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from distill.gen.score import score_dataset
 from distill.gen.vllm_teacher import generation_from_prompt_logprobs
 from distill.schemas import RECORD_SCHEMA, TeacherRecord
 from distill.store import load_manifest, read_table
-from tests.gen.conftest import VLLM_PYTHON, skip_without_vllm, vllm_env
+from tests.gen.conftest import VLLM_PYTHON, run_vllm_cli, skip_without_vllm
 
 LOGPROB_TOL = 1e-3
 K = 5
@@ -76,8 +75,7 @@ def vllm_scored(tmp_path_factory, source, embedded_teacher) -> Path:
     cmd += ["--teacher", f"vllm:{embedded_teacher_dir()}", "--top-k", str(K)]
     for opt in ("dtype=float32", "max_model_len=1024", "enforce_eager=true"):
         cmd += ["--teacher-opt", opt]
-    proc = subprocess.run(cmd, env=vllm_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run_vllm_cli(cmd)
     return out
 
 

@@ -32,7 +32,7 @@ from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prom
 from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
 from distill.gen.sampled_targets import TARGETS
 from distill.gen.shards import ShardWriter, new_run_id
-from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
+from distill.gen.teachers import DEFAULT_TEACHER, load_teacher, teacher_in_use
 from distill.schemas import (
     CODECS,
     Manifest,
@@ -119,135 +119,139 @@ def generate_dataset(
     sampling = sampling or SamplingParams()
     out_dir = Path(out_dir)
     batch = load_prompts(prompts_path, fmt, mapping, system_prompt, skip_invalid, limit)
-    if isinstance(teacher, str):
-        model = load_teacher(teacher, teacher_options, top_k=top_k, api_key_env=api_key_env)
-    else:
-        model = teacher
-    if targets not in TARGETS:
-        raise ValueError(f"--targets {targets!r}: use one of {list(TARGETS)}")
-    if targets != "topk":
-        if not hasattr(model, "targets"):
-            raise ValueError(f"--targets {targets}: only the hf teacher backend supports it")
-        model = dataclasses.replace(model, targets=targets)
-    info = model.info(top_k, sampling)
-    if top_k < 1 or (info.vocab_size and top_k > info.vocab_size):  # 0: unknown (an API)
-        raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    previous = check_resumable(out_dir, info, codec)
-    held = previous.targets if previous is not None else targets
-    if held != targets:
-        raise ValueError(
-            f"{out_dir}: holds {held} targets; resume with --targets {held} or use another --out"
-        )
-    remove_stale_temporaries(out_dir)
-    if batch.invalid:
-        _write_invalid(out_dir, batch.invalid)
-    existing = existing_record_ids(out_dir)
-    run_id = new_run_id()
-    params = {
-        "prompts": str(prompts_path),
-        "format": fmt,
-        "limit": limit,
-        "system_prompt": system_prompt,
-        "skip_invalid": skip_invalid,
-        "batch_size": batch_size,
-        "targets": targets,
-    }
-    if price_input is not None or price_output is not None:
-        params["price_input_usd_per_1m"] = price_input
-        params["price_output_usd_per_1m"] = price_output
-    if getattr(model, "hard_labels", False):
-        # No token ids from this teacher: records hold text only, and KD must refuse them.
-        params["hard_labels"] = True
-    work = [
-        (row, index, model.encode_chat(row.messages))
-        for row in batch.rows
-        for index in range(sampling.n)
-        if make_record_id(row.prompt_id, index, info.teacher_id) not in existing
-    ]
-    # Longest prompts first, in length order: less left-padding per batch, and the
-    # slowest batches show up at the start of the progress bar, not the end.
-    work.sort(key=lambda item: -len(item[2]))
-    counts = {
-        "prompts": len(batch.rows),
-        "invalid_prompts": len(batch.invalid),
-        "skipped_header_rows": batch.skipped_headers,
-        "skipped_existing": len(batch.rows) * sampling.n - len(work),
-        "written": 0,
-        "failed": 0,
-        "retries": 0,
-    }
-    stats: dict[str, float] = {}
 
-    def manifest() -> Manifest:
-        return build_manifest(
-            out_dir, previous, model, info, params, run_id, counts, codec, run_stats=stats
-        )
+    def load(spec: str) -> TeacherBackend:
+        return load_teacher(spec, teacher_options, top_k=top_k, api_key_env=api_key_env)
 
-    writer = ShardWriter(out_dir, codec, shard_size, manifest)
-    failed_log = start_failure_log(out_dir, info.teacher_id)
-    tokens = 0
-    with GenProgress(total=len(work), enabled=progress) as bar:
-        for start in range(0, len(work), batch_size):
-            chunk = work[start : start + batch_size]
-            ids = [make_record_id(row.prompt_id, index, info.teacher_id) for row, index, _ in chunk]
-            try:
-                gens = model.generate(
-                    [p for _, _, p in chunk],
-                    sampling,
-                    top_k,
-                    seeds=[sample_seed(sampling.seed, rid) for rid in ids],
-                    messages=[row.messages for row, _, _ in chunk],
-                )
-            except TeacherUnavailableError:
-                writer.finish()  # keep the rows already answered, then stop
-                raise
-            now = datetime.now(UTC)
-            tokens += sum(len(g.token_ids) for g in gens)
-            tally(counts, gens)
-            cost = cost_usd(counts, price_input, price_output)
-            if cost is not None:
-                stats["cost_usd"] = cost
-            bar.advance(len(chunk), sum(len(g.token_ids) for g in gens))
-            rows = list(zip(chunk, ids, gens, strict=True))
-            append_failures(
-                failed_log,
-                [
-                    failure_entry(row.prompt_id, index, rid, info.teacher_id, gen, run_id)
-                    for (row, index, _), rid, gen in rows
-                    if gen.failure is not None
-                ],
+    with teacher_in_use(teacher, load) as model:
+        if targets not in TARGETS:
+            raise ValueError(f"--targets {targets!r}: use one of {list(TARGETS)}")
+        if targets != "topk":
+            if not hasattr(model, "targets"):
+                raise ValueError(f"--targets {targets}: only the hf teacher backend supports it")
+            model = dataclasses.replace(model, targets=targets)
+        info = model.info(top_k, sampling)
+        if top_k < 1 or (info.vocab_size and top_k > info.vocab_size):  # 0: unknown (an API)
+            raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        previous = check_resumable(out_dir, info, codec)
+        held = previous.targets if previous is not None else targets
+        if held != targets:
+            raise ValueError(
+                f"{out_dir}: holds {held} targets; "
+                f"resume with --targets {held} or use another --out"
             )
-            # after the tally: a flush rewrites the manifest from `counts`
-            writer.add(
-                [
-                    build_record(row, index, rid, prompt_ids, gen, model, info, run_id, now)
-                    for (row, index, prompt_ids), rid, gen in rows
-                    if gen.failure is None
+        remove_stale_temporaries(out_dir)
+        if batch.invalid:
+            _write_invalid(out_dir, batch.invalid)
+        existing = existing_record_ids(out_dir)
+        run_id = new_run_id()
+        params = {
+            "prompts": str(prompts_path),
+            "format": fmt,
+            "limit": limit,
+            "system_prompt": system_prompt,
+            "skip_invalid": skip_invalid,
+            "batch_size": batch_size,
+            "targets": targets,
+        }
+        if price_input is not None or price_output is not None:
+            params["price_input_usd_per_1m"] = price_input
+            params["price_output_usd_per_1m"] = price_output
+        if getattr(model, "hard_labels", False):
+            # No token ids from this teacher: records hold text only, and KD must refuse them.
+            params["hard_labels"] = True
+        work = [
+            (row, index, model.encode_chat(row.messages))
+            for row in batch.rows
+            for index in range(sampling.n)
+            if make_record_id(row.prompt_id, index, info.teacher_id) not in existing
+        ]
+        # Longest prompts first, in length order: less left-padding per batch, and the
+        # slowest batches show up at the start of the progress bar, not the end.
+        work.sort(key=lambda item: -len(item[2]))
+        counts = {
+            "prompts": len(batch.rows),
+            "invalid_prompts": len(batch.invalid),
+            "skipped_header_rows": batch.skipped_headers,
+            "skipped_existing": len(batch.rows) * sampling.n - len(work),
+            "written": 0,
+            "failed": 0,
+            "retries": 0,
+        }
+        stats: dict[str, float] = {}
+
+        def manifest() -> Manifest:
+            return build_manifest(
+                out_dir, previous, model, info, params, run_id, counts, codec, run_stats=stats
+            )
+
+        writer = ShardWriter(out_dir, codec, shard_size, manifest)
+        failed_log = start_failure_log(out_dir, info.teacher_id)
+        tokens = 0
+        with GenProgress(total=len(work), enabled=progress) as bar:
+            for start in range(0, len(work), batch_size):
+                chunk = work[start : start + batch_size]
+                ids = [
+                    make_record_id(row.prompt_id, index, info.teacher_id) for row, index, _ in chunk
                 ]
-            )
-            if counts["written"] == 0 and counts["failed"] >= min(batch_size, len(work)):
-                # Nothing has worked (wrong URL, server down): stop rather than fail every row.
-                writer.finish()
-                first = next(g.failure.reason for g in gens if g.failure is not None)
-                raise TeacherUnavailableError(
-                    f"all {counts['failed']} requests failed so far, none succeeded; first: "
-                    f"{first} (every failure is in {failed_log})"
+                try:
+                    gens = model.generate(
+                        [p for _, _, p in chunk],
+                        sampling,
+                        top_k,
+                        seeds=[sample_seed(sampling.seed, rid) for rid in ids],
+                        messages=[row.messages for row, _, _ in chunk],
+                    )
+                except TeacherUnavailableError:
+                    writer.finish()  # keep the rows already answered, then stop
+                    raise
+                now = datetime.now(UTC)
+                tokens += sum(len(g.token_ids) for g in gens)
+                tally(counts, gens)
+                cost = cost_usd(counts, price_input, price_output)
+                if cost is not None:
+                    stats["cost_usd"] = cost
+                bar.advance(len(chunk), sum(len(g.token_ids) for g in gens))
+                rows = list(zip(chunk, ids, gens, strict=True))
+                append_failures(
+                    failed_log,
+                    [
+                        failure_entry(row.prompt_id, index, rid, info.teacher_id, gen, run_id)
+                        for (row, index, _), rid, gen in rows
+                        if gen.failure is not None
+                    ],
                 )
-    final = writer.finish()
-    return GenResult(
-        out_dir=out_dir,
-        records_total=final.counts["rows"],
-        records_written=writer.written,
-        records_skipped_existing=counts["skipped_existing"],
-        prompts=len(batch.rows),
-        invalid_prompts=len(batch.invalid),
-        tokens_generated=tokens,
-        seconds=bar.elapsed,
-        counts=final.counts,
-        failed=counts["failed"],
-        stats=dict(stats),
-    )
+                # after the tally: a flush rewrites the manifest from `counts`
+                writer.add(
+                    [
+                        build_record(row, index, rid, prompt_ids, gen, model, info, run_id, now)
+                        for (row, index, prompt_ids), rid, gen in rows
+                        if gen.failure is None
+                    ]
+                )
+                if counts["written"] == 0 and counts["failed"] >= min(batch_size, len(work)):
+                    # Nothing has worked (wrong URL, server down): stop rather than fail every row.
+                    writer.finish()
+                    first = next(g.failure.reason for g in gens if g.failure is not None)
+                    raise TeacherUnavailableError(
+                        f"all {counts['failed']} requests failed so far, none succeeded; first: "
+                        f"{first} (every failure is in {failed_log})"
+                    )
+        final = writer.finish()
+        return GenResult(
+            out_dir=out_dir,
+            records_total=final.counts["rows"],
+            records_written=writer.written,
+            records_skipped_existing=counts["skipped_existing"],
+            prompts=len(batch.rows),
+            invalid_prompts=len(batch.invalid),
+            tokens_generated=tokens,
+            seconds=bar.elapsed,
+            counts=final.counts,
+            failed=counts["failed"],
+            stats=dict(stats),
+        )
 
 
 def build_record(

@@ -50,7 +50,7 @@ from distill.gen.prompts import (
 from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
 from distill.gen.runner import GenResult, build_record
 from distill.gen.shards import ShardWriter, new_run_id
-from distill.gen.teachers import DEFAULT_TEACHER, load_teacher
+from distill.gen.teachers import DEFAULT_TEACHER, load_teacher, teacher_in_use
 from distill.gen.topk import capture_topk
 from distill.gen.vllm_teacher import VLLMTeacher
 from distill.schemas import (
@@ -230,68 +230,80 @@ def score_dataset(
     `--teacher-opt` of the backend) or a loaded teacher.
     """
     source, out_dir = Path(source), Path(out_dir)
-    if isinstance(teacher, str):
-        model = load_teacher(teacher, teacher_options, top_k=top_k)
-    else:
-        model = teacher
-    scorer = scorer_for(model, teacher)
-    info = model.info(top_k, SamplingParams())
-    if not 1 <= top_k <= info.vocab_size:
-        raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
-    if source.is_dir() and (source / MANIFEST_NAME).is_file():
-        items = load_dataset_responses(source, info.tokenizer_hash)
-    else:
-        items = load_responses(source, fmt, mapping)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    previous = check_resumable(out_dir, info)
-    if previous is not None and previous.params.get("mode") != SCORE_MODE:
-        raise ValueError(f"{out_dir}: holds `distill gen` output; score into another --out")
-    remove_stale_temporaries(out_dir)
-    existing = existing_record_ids(out_dir)
-    run_id = new_run_id()
-    params = {"mode": SCORE_MODE, "source": str(source), "format": fmt, "batch_size": batch_size}
-    work = []
-    for item in items:
-        rid = make_record_id(item.row.prompt_id, item.sample_index, info.teacher_id)
-        if rid not in existing:
-            work.append(
-                (item, rid, model.encode_chat(item.row.messages), response_ids(model, item))
-            )
-    work.sort(key=lambda w: -(len(w[2]) + len(w[3])))  # less padding per batch
-    counts = {"prompts": len(items), "skipped_existing": len(items) - len(work)}
-    writer = ShardWriter(
-        out_dir,
-        "plain",
-        shard_size,
-        lambda: build_manifest(out_dir, previous, model, info, params, run_id, counts),
-    )
-    tokens = 0
-    with GenProgress(total=len(work), enabled=progress) as bar:
-        for start in range(0, len(work), batch_size):
-            chunk = work[start : start + batch_size]
-            gens = scorer([(p, r) for _, _, p, r in chunk], top_k)
-            now = datetime.now(UTC)
-            records = []
-            for (item, rid, prompt_ids, _), gen in zip(chunk, gens, strict=True):
-                gen.finish_reason, gen.text = item.finish_reason, item.response_text
-                records.append(
-                    build_record(
-                        item.row, item.sample_index, rid, prompt_ids, gen, model, info, run_id, now
-                    )
+    with teacher_in_use(
+        teacher, lambda spec: load_teacher(spec, teacher_options, top_k=top_k)
+    ) as model:
+        scorer = scorer_for(model, teacher)
+        info = model.info(top_k, SamplingParams())
+        if not 1 <= top_k <= info.vocab_size:
+            raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
+        if source.is_dir() and (source / MANIFEST_NAME).is_file():
+            items = load_dataset_responses(source, info.tokenizer_hash)
+        else:
+            items = load_responses(source, fmt, mapping)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        previous = check_resumable(out_dir, info)
+        if previous is not None and previous.params.get("mode") != SCORE_MODE:
+            raise ValueError(f"{out_dir}: holds `distill gen` output; score into another --out")
+        remove_stale_temporaries(out_dir)
+        existing = existing_record_ids(out_dir)
+        run_id = new_run_id()
+        params = {
+            "mode": SCORE_MODE,
+            "source": str(source),
+            "format": fmt,
+            "batch_size": batch_size,
+        }
+        work = []
+        for item in items:
+            rid = make_record_id(item.row.prompt_id, item.sample_index, info.teacher_id)
+            if rid not in existing:
+                work.append(
+                    (item, rid, model.encode_chat(item.row.messages), response_ids(model, item))
                 )
-            batch_tokens = sum(len(g.token_ids) for g in gens)
-            tokens += batch_tokens
-            bar.advance(len(chunk), batch_tokens)
-            writer.add(records)
-    final = writer.finish()
-    return GenResult(
-        out_dir=out_dir,
-        records_total=final.counts["rows"],
-        records_written=writer.written,
-        records_skipped_existing=counts["skipped_existing"],
-        prompts=len(items),
-        invalid_prompts=0,
-        tokens_generated=tokens,
-        seconds=bar.elapsed,
-        counts=final.counts,
-    )
+        work.sort(key=lambda w: -(len(w[2]) + len(w[3])))  # less padding per batch
+        counts = {"prompts": len(items), "skipped_existing": len(items) - len(work)}
+        writer = ShardWriter(
+            out_dir,
+            "plain",
+            shard_size,
+            lambda: build_manifest(out_dir, previous, model, info, params, run_id, counts),
+        )
+        tokens = 0
+        with GenProgress(total=len(work), enabled=progress) as bar:
+            for start in range(0, len(work), batch_size):
+                chunk = work[start : start + batch_size]
+                gens = scorer([(p, r) for _, _, p, r in chunk], top_k)
+                now = datetime.now(UTC)
+                records = []
+                for (item, rid, prompt_ids, _), gen in zip(chunk, gens, strict=True):
+                    gen.finish_reason, gen.text = item.finish_reason, item.response_text
+                    records.append(
+                        build_record(
+                            item.row,
+                            item.sample_index,
+                            rid,
+                            prompt_ids,
+                            gen,
+                            model,
+                            info,
+                            run_id,
+                            now,
+                        )
+                    )
+                batch_tokens = sum(len(g.token_ids) for g in gens)
+                tokens += batch_tokens
+                bar.advance(len(chunk), batch_tokens)
+                writer.add(records)
+        final = writer.finish()
+        return GenResult(
+            out_dir=out_dir,
+            records_total=final.counts["rows"],
+            records_written=writer.written,
+            records_skipped_existing=counts["skipped_existing"],
+            prompts=len(items),
+            invalid_prompts=0,
+            tokens_generated=tokens,
+            seconds=bar.elapsed,
+            counts=final.counts,
+        )

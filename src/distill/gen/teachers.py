@@ -7,6 +7,8 @@ pydantic config, so a misspelt option is an error.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +62,24 @@ def load_teacher(
 
         return load_openai_teacher(parsed.target, OpenAIConfig(**options), api_key_env)
     return _load_hf(spec, parsed, HFOptions(**options))
+
+
+@contextmanager
+def teacher_in_use(
+    teacher: str | TeacherBackend, load: Callable[[str], TeacherBackend]
+) -> Iterator[TeacherBackend]:
+    """`teacher` itself when it is already loaded (its owner closes it); else `load(spec)`,
+    closed on the way out when the backend has a `close()` (vLLM's engine processes)."""
+    if not isinstance(teacher, str):
+        yield teacher
+        return
+    model = load(teacher)
+    try:
+        yield model
+    finally:
+        close = getattr(model, "close", None)
+        if close is not None:
+            close()
 
 
 def _load_vllm(spec: str, target: str, options: dict[str, Any], top_k: int) -> TeacherBackend:
