@@ -1,0 +1,78 @@
+"""`distill curate`, `pack`, `report` and `demo`: datasets in, datasets and reports out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from distill.cli.app import console, fail
+
+
+def curate(
+    dataset: Annotated[Path, typer.Argument(help="a dataset written by distill gen")],
+    out: Annotated[Path, typer.Option("--out", help="kept rows; rejected rows go to OUT/rejected")],
+    recipe: Annotated[Path | None, typer.Option(help="YAML or TOML recipe")] = None,
+) -> None:
+    """Keep or drop rows with a recipe of steps; every drop is kept with its reason."""
+    from distill.curate import curate_dataset, load_recipe
+    from distill.report.render import print_curation
+
+    try:
+        result = curate_dataset(dataset, out, load_recipe(recipe) if recipe else None)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+        return
+    print_curation(result, Console())
+    console.print(f"kept -> {result.kept_dir}; rejected -> {result.rejected_dir}")
+
+
+def pack(
+    dataset: Annotated[Path, typer.Argument(help="a distill dataset (any kind)")],
+    out: Annotated[Path, typer.Option("--out", help="the rewritten dataset")],
+    codec: Annotated[str, typer.Option(help="packed (schema 2) | plain (schema 1)")] = "packed",
+) -> None:
+    """Rewrite a dataset's top-k with another codec; same rows, SRC recorded as parent."""
+    from distill.codec import pack_dataset
+
+    try:
+        result = pack_dataset(dataset, out, codec)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+        return
+    console.print(
+        f"{result.rows} rows, {result.bytes_before} -> {result.bytes_after} bytes "
+        f"({result.codec}) -> {result.out_dir}"
+    )
+
+
+def report(
+    dirs: Annotated[list[Path], typer.Argument(help="datasets, training runs, or a demo dir")],
+    html: Annotated[
+        Path | None, typer.Option("--html", help="default: FIRST_DIR/report.html")
+    ] = None,
+) -> None:
+    """Counts per step, domains, teacher accuracy, loss curves, held-out KL."""
+    from distill.report import collect_report, print_report, write_report
+
+    try:
+        collected = collect_report(dirs)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+        return
+    print_report(collected, Console())
+    html_path, json_path = write_report(collected, html or dirs[0] / "report.html")
+    console.print(f"report -> {html_path} (figures: {json_path})")
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out")] = Path("distill-demo"),
+    questions_per_topic: Annotated[int, typer.Option("--per-topic")] = 25,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = 150,
+) -> None:
+    """The main job: MMLU -> embedded teacher with top-k -> curate -> SFT and KD -> report."""
+    from distill.demo import run_demo
+
+    run_demo(out, per_topic=questions_per_topic, max_steps=max_steps, console=console)

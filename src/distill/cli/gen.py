@@ -1,0 +1,204 @@
+"""`distill gen` and `distill score`: teachers into datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distill.cli.app import console, fail, teacher_options
+from distill.gen.prompts import PromptError
+
+
+def gen(
+    prompts: Annotated[Path, typer.Argument(help="prompt file (JSONL, Parquet, CSV, HF dir)")],
+    out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
+    format: Annotated[str | None, typer.Option(help="mmlu|jsonl|parquet|csv|hf")] = None,
+    teacher: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="hf:PATH | hf:embedded | vllm:MODEL_DIR | openai:MODEL@BASE_URL; repeat it "
+            "to run several teachers into one dataset, one after the other (default: "
+            "hf:embedded)"
+        ),
+    ] = None,
+    teacher_opt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--teacher-opt",
+            help="backend option KEY=VALUE, repeatable (vllm: dtype, max_model_len, "
+            "enforce_eager...; openai: concurrency, timeout_s, max_retries, tokenizer...)",
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env",
+            help="name of the environment variable holding the API key (openai: teachers)",
+        ),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k")] = 20,
+    n: Annotated[int, typer.Option("--n", help="samples per prompt")] = 1,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
+    temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+    seed: Annotated[int, typer.Option()] = 0,
+    limit: Annotated[int | None, typer.Option(help="use only the first N prompts")] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="write bad rows to a rejects file")
+    ] = False,
+    system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
+    prompt_field: Annotated[str, typer.Option("--prompt-field")] = "prompt",
+    messages_field: Annotated[str | None, typer.Option("--messages-field")] = None,
+    id_field: Annotated[str | None, typer.Option("--id-field")] = None,
+    domain_field: Annotated[str | None, typer.Option("--domain-field")] = "domain",
+    reference_field: Annotated[str | None, typer.Option("--reference-field")] = "reference",
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="records per shard")] = 64,
+    codec: Annotated[
+        str, typer.Option(help="top-k storage: plain (schema 1) | packed (schema 2, ~3x smaller)")
+    ] = "plain",
+    targets: Annotated[
+        str,
+        typer.Option(
+            help="topk (k most likely ids) | sampled (k draws with weights; hf teacher only)"
+        ),
+    ] = "topk",
+    price_input: Annotated[
+        float | None,
+        typer.Option("--price-input", help="USD per 1M prompt tokens (API cost in the manifest)"),
+    ] = None,
+    price_output: Annotated[
+        float | None,
+        typer.Option("--price-output", help="USD per 1M completion tokens"),
+    ] = None,
+) -> None:
+    """Generate responses with the teacher's top-k log-probs; re-run to resume."""
+    from distill.gen.backend import TeacherUnavailableError
+    from distill.gen.prompts import FieldMapping
+    from distill.gen.runner import generate_dataset
+    from distill.schemas import SamplingParams
+
+    try:
+        sampling = SamplingParams(
+            temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, n=n
+        )
+        mapping = FieldMapping(
+            prompt=prompt_field,
+            messages=messages_field,
+            id=id_field,
+            domain=domain_field,
+            reference=reference_field,
+        )
+        options = teacher_options(teacher_opt)
+        results = [
+            generate_dataset(
+                prompts,
+                out,
+                fmt=format,
+                teacher=spec,
+                teacher_options=options,
+                api_key_env=api_key_env,
+                top_k=top_k,
+                sampling=sampling,  # type: ignore[arg-type]
+                limit=limit,
+                skip_invalid=skip_invalid,
+                mapping=mapping,
+                system_prompt=system_prompt,
+                batch_size=batch_size,
+                shard_size=shard_size,
+                codec=codec,
+                targets=targets,
+                price_input=price_input,
+                price_output=price_output,
+            )
+            for spec in teacher or ["hf:embedded"]
+        ]
+    except (
+        PromptError,
+        FileNotFoundError,
+        ValueError,
+        NotImplementedError,
+        TeacherUnavailableError,
+    ) as err:
+        fail(str(err))
+        return
+    for spec, result in zip(teacher or ["hf:embedded"], results, strict=True):
+        console.print(
+            f"{spec}: wrote {result.records_written} records ({result.records_skipped_existing} "
+            f"already there), {result.tokens_generated} tokens in {result.seconds:.1f}s "
+            f"-> {result.out_dir}"
+        )
+        _print_gen_summary(result)
+    if result.invalid_prompts:
+        console.print(
+            f"[yellow]{result.invalid_prompts} invalid prompt rows[/yellow] -> "
+            f"{result.out_dir / 'invalid_prompts.jsonl'}"
+        )
+
+
+def _print_gen_summary(result) -> None:
+    """One teacher's run: written, failed by kind, retries, token usage and cost."""
+    from rich.table import Table
+
+    shown = ("written", "failed", "retries", "skipped_existing", "unmapped_topk_entries")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for key, value in result.counts.items():
+        if key in shown or key.startswith(("failed_", "usage_")):
+            table.add_row(key, str(value))
+    if "cost_usd" in result.stats:
+        table.add_row("cost_usd", f"{result.stats['cost_usd']:.6f}")
+    console.print(table)
+    if result.failed:
+        console.print(
+            f"[yellow]{result.failed} rows failed[/yellow] (reasons in {result.failed_path}); "
+            "run the same command again to retry them"
+        )
+
+
+def score(
+    source: Annotated[
+        Path, typer.Argument(help="prompt file with a response column, or a distill dataset")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
+    teacher: Annotated[
+        str, typer.Option(help="hf:PATH | hf:embedded | vllm:MODEL_DIR")
+    ] = "hf:embedded",
+    teacher_opt: Annotated[
+        list[str] | None,
+        typer.Option("--teacher-opt", help="backend option KEY=VALUE, repeatable (as in gen)"),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k")] = 20,
+    format: Annotated[str | None, typer.Option(help="jsonl|parquet|csv|hf")] = None,
+    prompt_field: Annotated[str, typer.Option("--prompt-field")] = "prompt",
+    messages_field: Annotated[str | None, typer.Option("--messages-field")] = None,
+    response_field: Annotated[str, typer.Option("--response-field")] = "response",
+    id_field: Annotated[str | None, typer.Option("--id-field")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+) -> None:
+    """Teacher-forced top-k for existing responses (SFT data -> KD data); re-run to resume."""
+    from distill.gen.score import ScoreMapping, score_dataset
+
+    try:
+        mapping = ScoreMapping(
+            prompt=prompt_field, messages=messages_field, response=response_field, id=id_field
+        )
+        options = teacher_options(teacher_opt)
+        result = score_dataset(
+            source,
+            out,
+            teacher=teacher,
+            teacher_options=options,
+            top_k=top_k,
+            fmt=format,  # type: ignore[arg-type]
+            mapping=mapping,
+            batch_size=batch_size,
+        )
+    except (PromptError, FileNotFoundError, ValueError, NotImplementedError) as err:
+        fail(str(err))
+        return
+    console.print(
+        f"scored {result.records_written} records ({result.records_skipped_existing} already "
+        f"there), {result.tokens_generated} tokens in {result.seconds:.1f}s -> {result.out_dir}"
+    )

@@ -1,0 +1,139 @@
+"""`distill train` and `distill eval`: students from datasets, and how they score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from distill.cli.app import console, fail
+from distill.gen.prompts import PromptError
+
+
+def train(
+    dataset: Annotated[Path, typer.Argument(help="a curated (or generated) dataset")],
+    out: Annotated[Path, typer.Option("--out")],
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="sft (hard labels) | kd (top-k soft targets) | gkd (on-policy, live teacher)"
+        ),
+    ],
+    student: Annotated[
+        Path | None,
+        typer.Option(
+            help="student checkpoint dir; default: a small random model on the teacher's tokenizer"
+        ),
+    ] = None,
+    max_steps: Annotated[int, typer.Option("--max-steps")] = 60,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-3,
+    temperature: Annotated[float, typer.Option(help="KD temperature")] = 1.0,
+    alpha: Annotated[float, typer.Option(help="KD weight; 1-alpha goes to cross-entropy")] = 0.5,
+    divergence: Annotated[
+        str | None,
+        typer.Option(
+            help="KD: forward_kl | reverse_kl | jsd | sampled_ce; default forward_kl, "
+            "sampled_ce on a dataset generated with --targets sampled"
+        ),
+    ] = None,
+    beta: Annotated[float, typer.Option(help="KD jsd: mixture weight (TRL's convention)")] = 0.5,
+    alpha_schedule: Annotated[
+        str,
+        typer.Option(
+            "--alpha-schedule", help="KD: constant | linear | taid | taid_adaptive (TAID's t)"
+        ),
+    ] = "constant",
+    alpha_end: Annotated[
+        float | None, typer.Option("--alpha-end", help="KD linear schedule: final alpha")
+    ] = None,
+    taid_t_start: Annotated[
+        float, typer.Option("--taid-t-start", help="KD taid schedules: t at the first step")
+    ] = 0.4,
+    seed: Annotated[int, typer.Option()] = 0,
+    lora_r: Annotated[
+        int | None,
+        typer.Option(
+            "--lora-r", help="train LoRA adapters of this rank (needs peft); saved merged"
+        ),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="student weights: float32 | bfloat16")] = "float32",
+    teacher: Annotated[
+        Path | None, typer.Option(help="gkd: live teacher model dir; default: embedded teacher")
+    ] = None,
+    lmbda: Annotated[float, typer.Option(help="gkd: fraction of on-policy steps")] = 0.5,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="gkd: length of on-policy samples")
+    ] = 128,
+) -> None:
+    """Train a student with TRL: SFT on the teacher's tokens, KD on its top-k, or on-policy GKD."""
+    from distill.train import StudentMismatch, train_student
+
+    if mode not in ("sft", "kd", "gkd"):
+        fail(f"--mode {mode!r}: use sft, kd or gkd")
+    try:
+        result = train_student(
+            dataset,
+            out,
+            mode=mode,
+            student=student,  # type: ignore[arg-type]
+            max_steps=max_steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            temperature=temperature,
+            alpha=alpha,
+            seed=seed,
+            kd_options={
+                **({"divergence": divergence} if divergence is not None else {}),
+                "beta": beta,
+                "alpha_schedule": alpha_schedule,
+                "alpha_end": alpha_end,
+                "taid_lambda_start": taid_t_start,
+            }
+            if mode == "kd"
+            else None,
+            lora=None if lora_r is None else {"r": lora_r, "alpha": 2.0 * lora_r},
+            dtype=dtype,  # type: ignore[arg-type]
+            teacher=teacher,
+            gkd_options={"lmbda": lmbda, "beta": beta, "max_new_tokens": max_new_tokens}
+            if mode == "gkd"
+            else None,
+        )
+    except (StudentMismatch, FileNotFoundError, ValueError, ImportError) as err:
+        fail(str(err))
+        return
+    console.print(
+        f"{mode}: {result.steps} steps, held-out KL {result.heldout['kl']:.4f}, "
+        f"NLL {result.heldout['nll']:.4f} -> {result.model_dir}"
+    )
+
+
+def eval_(
+    models: Annotated[list[Path], typer.Argument(help="local Hugging Face model dirs")],
+    questions: Annotated[Path, typer.Option("--questions", help="MMLU-format JSONL")],
+    out: Annotated[Path, typer.Option("--out", help="JSON results file")] = Path("eval.json"),
+    limit: Annotated[int | None, typer.Option(help="use only the first N questions")] = None,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    seed: Annotated[int, typer.Option(help="seed of the option permutations")] = 0,
+) -> None:
+    """MCQ accuracy per domain, models side by side, and agreement under permuted options."""
+    from distill.train.eval_mcq import evaluate_mcq, mcq_table
+
+    try:
+        result = evaluate_mcq(
+            models,
+            questions,
+            out,
+            limit=limit,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+        )
+    except (PromptError, FileNotFoundError, ValueError) as err:
+        fail(str(err))
+        return
+    Console().print(mcq_table(result))
+    console.print(f"eval -> {out}")
