@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from distill.cli.app import console, fail, teacher_options
+from distill.cli.app import console, exit_hard_after_vllm, fail, teacher_options
 from distill.gen.prompts import PromptError
 
 
+@exit_hard_after_vllm
 def gen(
     prompts: Annotated[Path, typer.Argument(help="prompt file (JSONL, Parquet, CSV, HF dir)")],
     out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
@@ -157,6 +158,7 @@ def _print_gen_summary(result) -> None:
         )
 
 
+@exit_hard_after_vllm
 def score(
     source: Annotated[
         Path, typer.Argument(help="prompt file with a response column, or a distill dataset")
