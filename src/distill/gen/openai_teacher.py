@@ -41,9 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from distill.gen.backend import (
     Generation,
     RequestFailure,
-    TeacherUnavailableError,
     encode_chat_ids,
-    tail_from_topk,
+)
+from distill.gen.openai_replies import (
+    BadResponse,
+    classify_failure,
+    parse_reply,
+    vllm_token_id,
 )
 from distill.gen.token_strings import TokenStringMap, build_token_map
 from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
@@ -52,19 +56,8 @@ from distill.tokenizer_info import chat_template_hash, describe_tokenizer, token
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_MAX_TOP_LOGPROBS = 20
-TOKEN_ID_PREFIX = "token_id:"
-REASON_CHARS = 300
 # This row's attempt counter: each gathered request runs in its own task, hence its own context.
 _ATTEMPTS: ContextVar[list[int] | None] = ContextVar("distill_attempts", default=None)
-
-
-class BadResponse(ValueError):
-    """A 200 reply we cannot turn into a record (no log-probs, an unmappable token)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.usage: dict[str, int] = {}  # the reply's tokens are billed all the same
 
 
 class OpenAIConfig(BaseModel):
@@ -176,7 +169,7 @@ class OpenAITeacher:
                             top_logprobs=top_k,
                             extra_body=extra,
                         )
-                        gen = self._parse(response, top_k)
+                        gen = parse_reply(response, top_k, self.mode, self._token_id)
                     except (openai.APIError, BadResponse) as err:
                         failed = Generation.failed(self.classify(err), attempts[0])
                         failed.usage = getattr(err, "usage", {})
@@ -196,97 +189,14 @@ class OpenAITeacher:
 
     def classify(self, err: Exception) -> RequestFailure:
         """What went wrong with one row, or `TeacherUnavailableError` if every row would fail."""
-        import openai
-
-        status = getattr(err, "status_code", None)
-        message = self._redact(str(getattr(err, "message", err)))
-        cause = err.__cause__
-        if cause is not None:  # e.g. the httpx error under "Connection error."
-            message += f" ({type(cause).__name__}: {self._redact(str(cause))})"
-        reason = f"{type(err).__name__}" + (f" {status}" if status else "") + f": {message}"
-        reason = reason[:REASON_CHARS]
-        if isinstance(err, openai.AuthenticationError | openai.PermissionDeniedError):
-            raise TeacherUnavailableError(
-                f"{self.base_url} refused the API key ({reason}); check --api-key-env"
-            ) from None
-        if isinstance(err, openai.NotFoundError):
-            raise TeacherUnavailableError(
-                f"{self.base_url}: model {self.model!r} or the endpoint was not found "
-                f"({reason}); check openai:MODEL@BASE_URL (the URL usually ends in /v1)"
-            ) from None
-        if isinstance(err, BadResponse):
-            kind = err.kind
-        elif isinstance(err, openai.APIResponseValidationError):
-            kind = "bad_response"
-        elif isinstance(err, openai.APITimeoutError):
-            kind = "timeout"
-        elif isinstance(err, openai.APIConnectionError):
-            kind = "connection"
-        elif isinstance(err, openai.RateLimitError):
-            kind = "rate_limited"
-        elif isinstance(err, openai.InternalServerError):
-            kind = "server_error"
-        elif status == 400:
-            kind = "bad_request"
-        else:
-            kind = "http_error"
-        return RequestFailure(kind=kind, reason=reason, status=status)
-
-    def _redact(self, text: str) -> str:
-        # A server may echo the request back in an error body; never pass the key on.
-        return text.replace(self.api_key, "***") if len(self.api_key) >= 8 else text
+        return classify_failure(err, self.base_url, self.model, self.api_key)
 
     def _token_id(self, token: str, raw: list[int] | None = None) -> int | None:
         if self.mode == "vllm":
-            if not token.startswith(TOKEN_ID_PREFIX):
-                raise BadResponse("bad_response", f"token {token!r} is not 'token_id:N'")
-            return int(token[len(TOKEN_ID_PREFIX) :])
+            return vllm_token_id(token)
         if self._token_map is None:
             self._token_map = build_token_map(self.tokenizer)
         return self._token_map.lookup(token, raw)
-
-    def _parse(self, response: Any, top_k: int) -> Generation:
-        try:
-            return self._parse_reply(response, top_k)
-        except BadResponse as err:
-            err.usage = usage_of(response)
-            raise
-
-    def _parse_reply(self, response: Any, top_k: int) -> Generation:
-        choice = response.choices[0]
-        finish = "length" if choice.finish_reason == "length" else "stop"
-        usage = usage_of(response)
-        text = choice.message.content or ""
-        if self.mode == "none":
-            return Generation([], [], [], [], [], finish, text=text, usage=usage)
-        content = choice.logprobs.content if choice.logprobs is not None else None
-        if not content:
-            raise BadResponse("bad_response", "no log-probs (does it support logprobs=True?)")
-        gen = Generation([], [], [], [], [], finish, usage=usage)
-        for step in content:
-            sampled = self._token_id(step.token, step.bytes)
-            if sampled is None:
-                raise BadResponse("unmapped_token", f"sampled token {step.token!r} has no id")
-            gen.token_ids.append(sampled)
-            top = sorted(step.top_logprobs, key=lambda t: -t.logprob)[:top_k]
-            mapped = [(self._token_id(t.token, t.bytes), float(t.logprob)) for t in top]
-            kept = [(i, lp) for i, lp in mapped if i is not None]
-            gen.unmapped += len(mapped) - len(kept)
-            gen.topk_ids.append([i for i, _ in kept])
-            gen.topk_logprobs.append([lp for _, lp in kept])
-            gen.sampled_logprob.append(float(step.logprob))
-            # An unmapped entry's mass is counted in the tail, where it belongs.
-            gen.tail_mass.append(tail_from_topk(gen.topk_logprobs[-1]))
-        return gen
-
-
-def usage_of(response: Any) -> dict[str, int]:
-    if getattr(response, "usage", None) is None:
-        return {}
-    return {
-        "prompt_tokens": int(response.usage.prompt_tokens or 0),
-        "completion_tokens": int(response.usage.completion_tokens or 0),
-    }
 
 
 async def _count_attempt(request: Any) -> None:
