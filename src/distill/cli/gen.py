@@ -180,7 +180,8 @@ def score(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
 ) -> None:
     """Teacher-forced top-k for existing responses (SFT data -> KD data); re-run to resume."""
-    from distill.gen.score import ScoreMapping, score_dataset
+    from distill.gen.score import score_dataset
+    from distill.gen.score_inputs import ScoreMapping
 
     try:
         mapping = ScoreMapping(
