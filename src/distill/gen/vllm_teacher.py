@@ -3,8 +3,12 @@
 vLLM has its own torch and transformers pins, so it lives in its own environment
 (`bash scripts/setup_vllm.sh` makes `.venv-vllm`); run `.venv-vllm/bin/distill gen ...`.
 A script that starts the engine must guard its entry point with
-`if __name__ == "__main__":` (vLLM starts worker processes). On CPU, bound the KV cache
-with `VLLM_CPU_KVCACHE_SPACE` (GiB), e.g. `VLLM_CPU_KVCACHE_SPACE=2`.
+`if __name__ == "__main__":` (vLLM starts worker processes). After a vLLM run the process
+can abort at interpreter exit (exit 134, in native teardown, after the work is done and the
+engine shut down; about 1 run in 8 here): `distill gen`/`score` end such runs with
+`os._exit` (`distill.cli.app.exit_hard_after_vllm`), and a script can do the same.
+On CPU, bound the KV cache with `VLLM_CPU_KVCACHE_SPACE` (GiB), e.g.
+`VLLM_CPU_KVCACHE_SPACE=2`.
 
 What vLLM returns, per generated token, is a dict {token id: Logprob(logprob, rank)} with
 the top-k *and* the sampled token: k entries when the sampled token is in the top-k,
