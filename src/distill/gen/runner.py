@@ -118,14 +118,16 @@ def generate_dataset(
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
     sampling = sampling or SamplingParams()
     out_dir = Path(out_dir)
+    if targets not in TARGETS:
+        raise ValueError(f"--targets {targets!r}: use one of {list(TARGETS)}")
+    # Bad options and bad prompt rows fail here, before a teacher is loaded (a vLLM engine
+    # takes a minute to start).
     batch = load_prompts(prompts_path, fmt, mapping, system_prompt, skip_invalid, limit)
 
     def load(spec: str) -> TeacherBackend:
         return load_teacher(spec, teacher_options, top_k=top_k, api_key_env=api_key_env)
 
     with teacher_in_use(teacher, load) as model:
-        if targets not in TARGETS:
-            raise ValueError(f"--targets {targets!r}: use one of {list(TARGETS)}")
         if targets != "topk":
             if not hasattr(model, "targets"):
                 raise ValueError(f"--targets {targets}: only the hf teacher backend supports it")
@@ -207,12 +209,13 @@ def generate_dataset(
                     writer.finish()  # keep the rows already answered, then stop
                     raise
                 now = datetime.now(UTC)
-                tokens += sum(len(g.token_ids) for g in gens)
+                batch_tokens = sum(len(g.token_ids) for g in gens)
+                tokens += batch_tokens
                 tally(counts, gens)
                 cost = cost_usd(counts, price_input, price_output)
                 if cost is not None:
                     stats["cost_usd"] = cost
-                bar.advance(len(chunk), sum(len(g.token_ids) for g in gens))
+                bar.advance(len(chunk), batch_tokens)
                 rows = list(zip(chunk, ids, gens, strict=True))
                 append_failures(
                     failed_log,

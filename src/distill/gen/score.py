@@ -135,6 +135,10 @@ def score_dataset(
     `--teacher-opt` of the backend) or a loaded teacher.
     """
     source, out_dir = Path(source), Path(out_dir)
+    from_dataset = source.is_dir() and (source / MANIFEST_NAME).is_file()
+    # A prompt file's bad rows fail before a teacher is loaded (a vLLM engine takes a
+    # minute to start); a dataset's rows are read once the teacher's tokenizer is known.
+    items = None if from_dataset else load_responses(source, fmt, mapping)
     with teacher_in_use(
         teacher, lambda spec: load_teacher(spec, teacher_options, top_k=top_k)
     ) as model:
@@ -142,10 +146,8 @@ def score_dataset(
         info = model.info(top_k, SamplingParams())
         if not 1 <= top_k <= info.vocab_size:
             raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
-        if source.is_dir() and (source / MANIFEST_NAME).is_file():
+        if items is None:
             items = load_dataset_responses(source, info.tokenizer_hash)
-        else:
-            items = load_responses(source, fmt, mapping)
         out_dir.mkdir(parents=True, exist_ok=True)
         previous = check_resumable(out_dir, info)
         if previous is not None and previous.params.get("mode") != SCORE_MODE:
