@@ -77,8 +77,9 @@ class VLLMTeacher:
         """Stop the engine's processes now, while the interpreter is whole.
 
         Left to interpreter exit, vLLM's own teardown (SIGTERM to the engine core) races its
-        engine monitor thread, and the process can abort ("terminate called without an
-        active exception", exit -6) after the data is written. Safe to call twice.
+        engine monitor thread ("engine core exited unexpectedly", or a force-kill). This
+        does not prevent the rarer abort at exit that `exit_hard_after_vllm` handles (see
+        the module docstring). Safe to call twice.
         """
         engine = getattr(self.llm, "llm_engine", None)
         core = getattr(engine, "engine_core", None)
@@ -158,16 +159,9 @@ class VLLMTeacher:
 
 def generation_from_vllm(completion: Any, top_k: int) -> Generation:
     """A `Generation` from one vLLM `CompletionOutput` (token ids + per-token logprob dicts)."""
-    token_ids = [int(t) for t in completion.token_ids]
-    top_ids, top_lps, sampled, tails = [], [], [], []
-    for token, position in zip(token_ids, completion.logprobs, strict=True):
-        ids, lps, sampled_lp = split_position(position, token, top_k)
-        top_ids.append(ids)
-        top_lps.append(lps)
-        sampled.append(sampled_lp)
-        tails.append(tail_from_topk(lps))
     finish = "stop" if completion.finish_reason == "stop" else "length"
-    return Generation(token_ids, top_ids, top_lps, sampled, tails, finish)
+    token_ids = [int(t) for t in completion.token_ids]
+    return generation_from_positions(token_ids, completion.logprobs, top_k, finish)
 
 
 def generation_from_prompt_logprobs(
@@ -184,17 +178,26 @@ def generation_from_prompt_logprobs(
             f"prompt log-probs cover {len(prompt_logprobs)} positions, expected "
             f"{prompt_len} + {len(response)} (a non-empty prompt, then the response)"
         )
-    top_ids, top_lps, actual, tails = [], [], [], []
-    for j, token in enumerate(response):
-        position = prompt_logprobs[prompt_len + j]
-        if position is None:
-            raise ValueError(f"no prompt log-probs at response position {j}")
+    positions = prompt_logprobs[prompt_len:]
+    missing = [j for j, position in enumerate(positions) if position is None]
+    if missing:
+        raise ValueError(f"no prompt log-probs at response position {missing[0]}")
+    return generation_from_positions(list(response), positions, top_k, "stop")  # type: ignore[arg-type]
+
+
+def generation_from_positions(
+    token_ids: list[int], positions: list[dict[int, Any]], top_k: int, finish: str
+) -> Generation:
+    """A `Generation` from one {id: Logprob} dict per token of `token_ids` (the token
+    itself is in its dict, with its rank, even outside the top-k)."""
+    gen = Generation(token_ids, [], [], [], [], finish)
+    for token, position in zip(token_ids, positions, strict=True):
         ids, lps, token_lp = split_position(position, token, top_k)
-        top_ids.append(ids)
-        top_lps.append(lps)
-        actual.append(token_lp)
-        tails.append(tail_from_topk(lps))
-    return Generation(list(response), top_ids, top_lps, actual, tails, "stop")
+        gen.topk_ids.append(ids)
+        gen.topk_logprobs.append(lps)
+        gen.sampled_logprob.append(token_lp)
+        gen.tail_mass.append(tail_from_topk(lps))
+    return gen
 
 
 def split_position(
