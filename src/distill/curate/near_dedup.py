@@ -80,6 +80,13 @@ def minhash(items: set[str], num_perm: int, seed: int) -> MinHash:
     return sketch
 
 
+def common_limit(max_share: float, num_texts: int, min_texts: int) -> float:
+    """A shingle (or a line, in `semantic_dedup`) in more texts than this is template, not
+    content: more than `max_share` of them, and more than `min_texts` (few texts of a small
+    batch share a line by chance)."""
+    return max(max_share * num_texts, min_texts)
+
+
 class NearDedup(DatasetStep):
     """Drop rows whose text is a MinHash-LSH near-duplicate of a row kept before it."""
 
@@ -131,9 +138,8 @@ class NearDedup(DatasetStep):
         return self
 
     def common_limit(self, num_texts: int) -> float:
-        """A shingle in more texts than this is template, not content."""
         assert self.max_shingle_share is not None
-        return max(self.max_shingle_share * num_texts, self.min_common_texts)
+        return common_limit(self.max_shingle_share, num_texts, self.min_common_texts)
 
     def lsh(self) -> BatchMinHashLSH:
         return BatchMinHashLSH(self.num_perm, self.threshold, self.seed, self.bands, self.rows)

@@ -28,9 +28,7 @@ from functools import cache
 
 import numpy as np
 
-from distill.curate.shingles import mix64, shingle_pairs
-
-__all__ = ["BatchMinHashLSH", "banding", "drop_common", "lsh_params", "shingle_pairs"]
+from distill.curate.shingles import mix64
 
 RECALL_WEIGHTS = (0.1, 0.9)  # (false positive, false negative) weights of the default banding
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd

@@ -27,7 +27,7 @@ from pydantic import Field, PositiveInt
 
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
 from distill.curate.signals import mean_sampled_logprob
-from distill.curate.survivors import passes_mcq
+from distill.curate.survivors import rows_passing_mcq
 
 
 def rank_rows(
@@ -68,12 +68,7 @@ class SelectTeacher(DatasetStep):
     def choose(self, columns: dict[str, list[Any]], confidence: np.ndarray) -> Decisions:
         correct = None
         if self.keep == "correct":
-            correct = [
-                passes_mcq(response, reference)
-                for response, reference in zip(
-                    columns["response_text"], columns["reference"], strict=True
-                )
-            ]
+            correct = rows_passing_mcq(columns)
         keys = rank_rows(self.keep, confidence, correct)
         by_prompt: dict[Any, list[int]] = defaultdict(list)
         for index, prompt_id in enumerate(columns["prompt_id"]):

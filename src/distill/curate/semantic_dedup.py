@@ -41,6 +41,7 @@ import pyarrow as pa
 from pydantic import Field, PositiveInt
 
 from distill.curate.base import Decisions, Drop, RejectReason, Step
+from distill.curate.near_dedup import common_limit
 from distill.curate.signals import mean_sampled_logprob
 from distill.curate.survivors import keep_pass, priority_order, row_text
 
@@ -110,7 +111,7 @@ def without_common_lines(
     """
     keys = [[_line_key(line) for line in text.splitlines()] for text in texts]
     counts = Counter(key for text_keys in keys for key in set(text_keys) if key)
-    limit = max(max_share * len(texts), min_texts)
+    limit = common_limit(max_share, len(texts), min_texts)
     common = {key for key, n in counts.items() if n > limit}
     stripped, removed = [], []
     for text, text_keys in zip(texts, keys, strict=True):

@@ -41,10 +41,7 @@ def priority_order(
         assert confidence is not None
         return sorted(order, key=lambda i: (-confidence[i], i))
     if keep == "correct":
-        ok = [
-            passes_mcq(r, ref)
-            for r, ref in zip(columns["response_text"], columns["reference"], strict=True)
-        ]
+        ok = rows_passing_mcq(columns)
         return sorted(order, key=lambda i: (not ok[i], i))
     return list(order)
 
@@ -92,6 +89,14 @@ def keep_pass(
         else:
             found[index] = (best, best_score)
     return found
+
+
+def rows_passing_mcq(columns: dict[str, list[Any]]) -> list[bool]:
+    """`passes_mcq` of each row, from its `response_text` and `reference` columns."""
+    return [
+        passes_mcq(response, reference)
+        for response, reference in zip(columns["response_text"], columns["reference"], strict=True)
+    ]
 
 
 def passes_mcq(response: str, reference: str | None) -> bool:
