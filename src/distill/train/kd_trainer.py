@@ -21,6 +21,7 @@ from distill.train.divergences import (
     ALPHA_SCHEDULES,
     DIVERGENCES,
     TAID_SCHEDULES,
+    AlphaSchedule,
     scheduled_alpha,
     taid_lambda,
     taid_start,
@@ -76,7 +77,7 @@ class KDConfig(SFTConfig):
             "beta = 0 is forward KL, beta = 1 reverse KL. Used only with divergence='jsd'."
         },
     )
-    alpha_schedule: Literal["constant", "linear", "taid", "taid_adaptive"] = field(
+    alpha_schedule: AlphaSchedule = field(
         default="constant",
         metadata={
             "help": "constant: alpha throughout. linear: alpha -> alpha_end over max_steps. "

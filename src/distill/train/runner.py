@@ -204,6 +204,7 @@ def train_student(
         **trainer_options,
     }
     curve = _HeldoutCurve(heldout, eval_every, heldout_eval)
+    trainer_callbacks = [curve, *(callbacks or [])]
     if mode == "kd":
         kd_options = kd_options_for_targets(manifest, kd_options)
         config = KDConfig(**common, temperature=temperature, alpha=alpha, **(kd_options or {}))
@@ -212,7 +213,7 @@ def train_student(
             args=config,
             train_dataset=train,
             processing_class=tokenizer,
-            callbacks=[curve, *(callbacks or [])],
+            callbacks=trainer_callbacks,
         )
     elif mode == "gkd":
         gkd_config_class, gkd_trainer_class = gkd_classes()
@@ -223,7 +224,7 @@ def train_student(
             args=config,
             train_dataset=gkd_dataset(train),
             processing_class=tokenizer,
-            callbacks=[curve, *(callbacks or [])],
+            callbacks=trainer_callbacks,
         )
     elif sft_backend == "records":
         config = SFTConfig(**common)
@@ -232,7 +233,7 @@ def train_student(
             args=config,
             train_dataset=train,
             processing_class=tokenizer,
-            callbacks=[curve, *(callbacks or [])],
+            callbacks=trainer_callbacks,
         )
     else:
         # Plain TRL SFT on the same ids, loss on the completion (response) tokens only.
@@ -242,7 +243,7 @@ def train_student(
             args=config,
             train_dataset=sft_dataset(train),
             processing_class=tokenizer,
-            callbacks=[curve, *(callbacks or [])],
+            callbacks=trainer_callbacks,
         )
     # The loss curve is kept in metrics.json; the per-step dicts Trainer prints when tqdm
     # is off would bury the CLI's own summary.
