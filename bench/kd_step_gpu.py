@@ -1,7 +1,7 @@
 """KD step time against SFT, and the loss's peak memory against sequence length, on a GPU
 at a real model's head size. Every figure is a ratio to a baseline from the same run.
 
-    python bench/kd_step_gpu.py [--vocab 128256] [--hidden 2048] [--tokens 8192] [--k 20]
+    python -m bench.kd_step_gpu [--vocab 128256] [--hidden 2048] [--tokens 8192] [--k 20]
 
 The CPU version (`bench/kd_step.py`) uses a tiny head; here the head is Llama-3.2-1B's
 shape (V = 128256, H = 2048) in bfloat16, where the [tokens, V] logits are what costs.
@@ -19,8 +19,8 @@ import argparse
 
 import torch
 
-from distill.train.chunked import chunked_distill_loss
-from distill.train.losses import distill_loss, hard_label_loss
+# The same forward + backward as the CPU bench; only the inputs' size and device differ.
+from bench.kd_step import loss_step as step
 
 
 def make_inputs(n: int, vocab: int, hidden: int, k: int, seed: int = 0) -> dict:
@@ -37,22 +37,6 @@ def make_inputs(n: int, vocab: int, hidden: int, k: int, seed: int = 0) -> dict:
         "tail": (1.0 - lps.exp().sum(-1)).clamp(min=0.0),
         "labels": ids[:, 0].clone(),
     }
-
-
-def step(x: dict, kind: str, chunk: int | None, divergence: str = "forward_kl") -> None:
-    hidden = x["hidden"].detach().requires_grad_(True)
-    weight = x["weight"].detach().requires_grad_(True)
-    if kind == "sft":
-        hard_label_loss(hidden @ weight.T, x["labels"]).backward()
-    elif chunk is None:
-        distill_loss(
-            hidden @ weight.T, x["ids"], x["lps"], x["tail"], x["labels"], divergence=divergence
-        ).loss.backward()
-    else:
-        chunked_distill_loss(
-            hidden, weight, None, x["ids"], x["lps"], x["tail"], x["labels"],
-            divergence=divergence, chunk_size=chunk,
-        ).loss.backward()  # fmt: skip
 
 
 def median_ms(fn, repeats: int = 10, warmup: int = 3) -> float:

@@ -272,16 +272,10 @@ def test_token_strings_mapped_through_the_tokenizer(
         {"token": "<<no such token>>", "logprob": -3.0, "bytes": None},
     ]
     state.steps = [{**entry(t, -1.0), "top_logprobs": [entry(t, -1.0), *top]} for t in response]
+    # The bytes sent are the text's own UTF-8 bytes, as a real server sends them.
+    assert bytes(b for step in state.steps for b in step["bytes"]) == " hello ☃".encode()
     out = tmp_path / "out"
-    generate_dataset(
-        prompts_file,
-        out,
-        teacher=f"openai:fake-model@{base_url}",
-        teacher_options={"token_ids": "tokenizer", "tokenizer": str(embedded_teacher_dir())},
-        top_k=3,
-        sampling=SamplingParams(max_new_tokens=8),
-        progress=False,
-    )
+    gen_mapping_through_tokenizer(prompts_file, out, base_url)
     rows = read_table(out).to_pylist()
     assert len(rows) == len(PROMPTS)
     for row in rows:
@@ -296,22 +290,27 @@ def test_token_strings_mapped_through_the_tokenizer(
     assert counts["written"] == len(PROMPTS) and counts["failed"] == 0
 
 
-def test_unmappable_sampled_token_fails_the_row(fake_server, prompts_file, tmp_path):
+def gen_mapping_through_tokenizer(prompts_file: Path, out: Path, base_url: str) -> None:
+    """A run that maps the server's token strings to ids through the embedded tokenizer."""
     from distill.gen.embedded import embedded_teacher_dir
 
+    generate_dataset(
+        prompts_file,
+        out,
+        teacher=f"openai:fake-model@{base_url}",
+        teacher_options={"token_ids": "tokenizer", "tokenizer": str(embedded_teacher_dir())},
+        top_k=3,
+        sampling=SamplingParams(max_new_tokens=8),
+        progress=False,
+    )
+
+
+def test_unmappable_sampled_token_fails_the_row(fake_server, prompts_file, tmp_path):
     base_url, state = fake_server
     state.steps = [{"token": "<<no such token>>", "logprob": -0.1, "top_logprobs": []}]
     out = tmp_path / "out"
     with pytest.raises(TeacherUnavailableError, match="sampled token"):
-        generate_dataset(
-            prompts_file,
-            out,
-            teacher=f"openai:fake-model@{base_url}",
-            teacher_options={"token_ids": "tokenizer", "tokenizer": str(embedded_teacher_dir())},
-            top_k=3,
-            sampling=SamplingParams(max_new_tokens=8),
-            progress=False,
-        )
+        gen_mapping_through_tokenizer(prompts_file, out, base_url)
     failed = [json.loads(line) for line in (out / FAILED_FILE).read_text().splitlines()]
     assert {f["kind"] for f in failed} == {"unmapped_token"} and len(failed) == len(PROMPTS)
     # The replies came back and are billed: their usage is counted all the same.
