@@ -6,6 +6,7 @@ import pytest
 
 from distill.curate import Recipe, RecipeError, default_recipe, load_recipe
 from distill.curate.balance import DomainCap
+from distill.curate.near_dedup import NearDedup
 from distill.curate.recipe import recipe_from_dict
 
 
@@ -13,11 +14,14 @@ def test_default_recipe_order() -> None:
     recipe = default_recipe()
     assert [s.name for s in recipe.steps] == [
         "exact_dedup",
+        "near_dedup",
         "truncated",
         "mcq_verify",
         "domain_cap",
     ]
     assert default_recipe(domain_cap=None).steps[-1] == DomainCap(cap=None)
+    # At the step's own measured defaults, not a weaker setting of them.
+    assert recipe.steps[1] == NearDedup()
 
 
 def test_yaml_and_toml_load_the_same_recipe(tmp_path: Path) -> None:

@@ -13,23 +13,40 @@ from tests.factories import make_record, write_fake_dataset
 
 # A cap of 2 makes domain_cap drop one of the three bio rows, so every step drops something.
 RECIPE = default_recipe(domain_cap=2)
+METAL = "Which metal is liquid at room temperature?\nA. Iron\nB. Mercury\nC. Tin\nD. Lead"
+VEHICLE = "Which vehicle is usually faster on a highway?\nA. Bike\nB. Car\nC. Skate\nD. Scooter"
+NEAR_COPY = "What is 2+2, please?\nA. 3\nB. 4\nC. 5\nD. 6"
 
 
 def _records() -> list[TeacherRecord]:
-    """Every reason at least once, in an order that interleaves kept and dropped rows."""
+    """Every reason at least once, in an order that interleaves kept and dropped rows.
+
+    Distinct questions have distinct prompts: the default recipe's near_dedup drops a
+    question asked again under another prompt id, as row 10 is.
+    """
     return [
         make_record(row=0, response="Two plus two is four. Answer: B"),  # kept
         # Truncated before the duplicate: a later step drops an earlier row, so the
         # rejected output must be re-sorted into input order.
-        make_record(row=1, response="It is four so", finish_reason="length"),  # truncated
+        make_record(
+            row=1, prompt="Name the largest planet.", response="It is", finish_reason="length"
+        ),  # truncated
         make_record(row=2, response="two plus TWO is four.\n Answer: B"),  # dup of row 0
-        make_record(row=3, response="I think it is C. Answer: C"),  # wrong
-        make_record(row=4, response="A car is faster than a bike."),  # no answer
-        make_record(row=5, response="Free text", reference=None, domain="chat"),  # kept
+        make_record(row=3, prompt=METAL, response="I think it is C. Answer: C"),  # wrong
+        make_record(row=4, prompt=VEHICLE, response="A car is faster than a bike."),  # no answer
+        make_record(
+            row=5,
+            prompt="Tell me about your weekend.",
+            response="Free text",
+            reference=None,
+            domain="chat",
+        ),  # kept
         make_record(row=6, prompt="Other question", response="**B**", domain=None),  # kept
         make_record(row=7, prompt="Third", response="Answer: (B)", domain="bio"),  # kept
         make_record(row=8, prompt="Fourth", response="Answer: B", domain="bio"),  # kept
         make_record(row=9, prompt="Fifth", response="Answer: B", domain="bio", n_tokens=3),
+        # Row 0's question with a word added, under its own prompt id: a near-duplicate.
+        make_record(row=10, prompt=NEAR_COPY, response="Four. Answer: B"),
     ]
 
 
@@ -53,9 +70,9 @@ def test_every_row_kept_or_rejected_exactly_once(dataset: Path, tmp_path: Path) 
     # Both outputs keep input order.
     assert kept == [r for r in inputs if r in set(kept)]
     assert rejected == [r for r in inputs if r in set(rejected)]
-    assert result.counts["input"] == 10
+    assert result.counts["input"] == 11
     assert result.counts["kept"] == len(kept) == 5
-    assert result.counts["rejected"] == len(rejected) == 5
+    assert result.counts["rejected"] == len(rejected) == 6
 
 
 def test_rejected_rows_carry_step_reason_and_details(dataset: Path, tmp_path: Path) -> None:
@@ -72,12 +89,14 @@ def test_rejected_rows_carry_step_reason_and_details(dataset: Path, tmp_path: Pa
         ids[2]: ("exact_dedup", RejectReason.EXACT_DUPLICATE.value),
         ids[3]: ("mcq_verify", RejectReason.WRONG_ANSWER.value),
         ids[4]: ("mcq_verify", RejectReason.NO_ANSWER_FOUND.value),
+        ids[10]: ("near_dedup", RejectReason.NEAR_DUPLICATE.value),
         capped[0]: ("domain_cap", RejectReason.DOMAIN_CAP.value),
     }
     details = {r["record_id"]: json.loads(r["reject_details"]) for r in rows}
     assert details[ids[2]] == {"duplicate_of": ids[0]}
     assert details[ids[3]] == {"extracted": "C", "reference": "B", "rule": "marker"}
     assert details[ids[4]] == {"reference": "B"}
+    assert details[ids[10]]["duplicate_of"] == ids[0]
     assert details[capped[0]] == {"domain": "bio", "cap": 2, "domain_rows": 3}
 
 
@@ -104,16 +123,17 @@ def test_manifests(dataset: Path, tmp_path: Path) -> None:
         assert manifest.top_k == parent.top_k
         assert [p.dataset_id for p in manifest.parents] == [parent.dataset_id]
     assert kept.counts["rows"] == 5
-    assert rejected.counts["rows"] == 5
+    assert rejected.counts["rows"] == 6
     assert [s["step"] for s in kept.steps] == [
         "exact_dedup",
+        "near_dedup",
         "truncated",
         "mcq_verify",
         "domain_cap",
     ]
     first = kept.steps[0]
-    assert first["input"] == 10
-    assert first["kept"] == 9
+    assert first["input"] == 11
+    assert first["kept"] == 10
     assert first["dropped"] == {"exact_duplicate": 1}
     assert set(first) >= {"step", "params", "input", "kept", "dropped", "seconds"}
     # Each step's input is the previous step's kept rows.
@@ -124,10 +144,10 @@ def test_manifests(dataset: Path, tmp_path: Path) -> None:
 def test_domains_and_accuracy(dataset: Path, tmp_path: Path) -> None:
     result = curate_dataset(dataset, tmp_path / "out", RECIPE)
     params = load_manifest(result.kept_dir).stats
-    assert params["domains_before"] == {"bio": 3, "chat": 1, "math": 5, "unknown": 1}
+    assert params["domains_before"] == {"bio": 3, "chat": 1, "math": 6, "unknown": 1}
     assert params["domains_after"] == {"bio": 2, "chat": 1, "math": 1, "unknown": 1}
     assert result.domains_after == params["domains_after"]
-    # math: rows 0, 3, 4 reached mcq_verify with a reference (1 dup, 1 truncated did not).
+    # math: rows 0, 3, 4 reached mcq_verify with a reference (2 dups, 1 truncated did not).
     accuracy = params["accuracy_by_domain"]
     assert accuracy["math"] == {"graded": 3, "correct": 1, "accuracy": pytest.approx(1 / 3)}
     assert accuracy["bio"]["accuracy"] == 1.0
@@ -154,13 +174,13 @@ def test_recipe_from_file_and_empty_recipe(dataset: Path, tmp_path: Path) -> Non
     path = tmp_path / "r.yaml"
     path.write_text("steps:\n  - name: truncated\n")
     result = curate_dataset(dataset, tmp_path / "out", load_recipe(path))
-    assert result.counts == {"input": 10, "kept": 9, "rejected": 1, "dropped_truncated": 1}
+    assert result.counts == {"input": 11, "kept": 10, "rejected": 1, "dropped_truncated": 1}
     assert "accuracy_by_domain" not in result.kept_manifest.stats
 
     from distill.curate import Recipe
 
     nothing = curate_dataset(dataset, tmp_path / "out2", Recipe(steps=[]))
-    assert nothing.counts["kept"] == 10
+    assert nothing.counts["kept"] == 11
     assert read_table(nothing.rejected_dir).num_rows == 0
 
 

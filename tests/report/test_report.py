@@ -8,12 +8,15 @@ from distill.curate import curate_dataset
 from distill.report import collect_report, print_report, write_report
 from tests.factories import make_record, write_fake_dataset
 
+ROOTS = "How many real roots has x^2 + 1?\nA. Two\nB. Zero\nC. One\nD. Three"
+
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     records = [
         make_record(response="Answer: B", row=0, domain="math"),
-        make_record(response="Answer: C", row=1, domain="math"),
+        # Another question (the default recipe's near_dedup drops a question asked twice).
+        make_record(prompt=ROOTS, response="Answer: C", row=1, domain="math"),
         make_record(prompt="Which organ pumps blood?", response="Answer: B", row=2, domain="bio"),
     ]
     write_fake_dataset(tmp_path / "gen", records)

@@ -99,9 +99,21 @@ class Recipe(BaseModel):
 
 
 def default_recipe(domain_cap: int | None = 10_000, seed: int = 0) -> Recipe:
-    """exact dedup -> drop truncated -> verify MCQ answers -> cap each domain."""
+    """exact dedup -> near-dedup prompts -> drop truncated -> verify MCQ answers -> cap
+    each domain.
+
+    `near_dedup` runs at its measured defaults (field=prompt, word 1-grams, J >= 0.45):
+    exact dedup alone misses a question asked twice with a few words changed, which is what
+    skews a distillation set; the false positives it adds are in docs/benchmarks.md.
+    """
     return Recipe(
-        steps=[ExactDedup(), DropTruncated(), McqVerify(), DomainCap(cap=domain_cap, seed=seed)],
+        steps=[
+            ExactDedup(),
+            NearDedup(),
+            DropTruncated(),
+            McqVerify(),
+            DomainCap(cap=domain_cap, seed=seed),
+        ],
         description="default",
     )
 
