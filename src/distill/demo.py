@@ -64,7 +64,7 @@ def run_demo(
     gen = generate_dataset(prompts, out / "gen", fmt="mmlu", top_k=20, sampling=sampling)
     console.print(f"{gen.records_total} records, {gen.tokens_generated} new tokens")
 
-    stage("3/5 curate: dedup, truncation, answer check, domain cap")
+    stage("3/5 curate: exact and near dedup, truncation, answer check, domain cap")
     curated = curate_dataset(out / "gen", out / "curated", default_recipe())
     console.print(f"kept {curated.counts.get('kept')} of {curated.counts.get('input')}")
 
