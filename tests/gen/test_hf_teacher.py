@@ -119,3 +119,28 @@ def test_rerun_writes_nothing_new_and_other_settings_are_refused(
         generate_dataset(
             prompts, generated, teacher=embedded_teacher, top_k=4, sampling=sampling, progress=False
         )
+
+
+def test_decode_loop_uses_no_deprecated_cache_api(embedded_teacher, monkeypatch) -> None:
+    """transformers 5.2x warns on `past_key_values` (a FutureWarning on the keyword, a
+    logged warning on the output field) and removes it in 5.40: decoding, with a prompt
+    repeated so the prefilled cache is reordered too, must raise neither."""
+    import logging
+    import warnings
+
+    from distill.gen.hf_teacher import generate_batch
+
+    logged: list[str] = []
+
+    def record(self: logging.Logger, message: object, *args: object, **kwargs: object) -> None:
+        logged.append(str(message))
+
+    monkeypatch.setattr(logging.Logger, "warning_once", record)
+    prompts = [embedded_teacher.encode_chat([{"role": "user", "content": p}]) for p in PROMPTS]
+    sampling = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=4, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        gens = generate_batch(embedded_teacher, prompts + prompts[:1], sampling, 4, [0, 1, 2, 3])
+    assert [len(g.token_ids) > 0 for g in gens] == [True] * 4
+    assert [m for m in logged if "deprecated" in m] == []

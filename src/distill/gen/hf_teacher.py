@@ -8,6 +8,7 @@ keeps the full-vocabulary logits of every step for the whole batch until it retu
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,23 @@ def _left_pad(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
     return ids, mask
 
 
+def new_kv_cache(model: Any) -> tuple[Any, str]:
+    """An empty `DynamicCache` for `model`, and the `forward()` keyword that takes it.
+
+    transformers 5.2x renamed `past_key_values` to `cache` (the old name warns and goes in
+    5.40), and so did the outputs. We make the cache ourselves and pass it by its current
+    name; the model fills it in place, so no output field is read either.
+    """
+    from transformers import DynamicCache
+
+    takes_cache = "cache" in inspect.signature(model.forward).parameters
+    if "config" in inspect.signature(DynamicCache).parameters:
+        cache = DynamicCache(config=model.config)
+    else:  # transformers < 4.56
+        cache = DynamicCache()
+    return cache, "cache" if takes_cache else "past_key_values"
+
+
 @torch.inference_mode()
 def generate_batch(
     teacher: HFTeacher,
@@ -155,6 +173,7 @@ def generate_batch(
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     target_gens = [torch.Generator().manual_seed(s ^ 0x5A3D) for s in seeds]
+    cache, cache_keyword = new_kv_cache(model)
     # logits_to_keep=1: the prefill needs only the last position's logits, and the full
     # [B, prompt_len, V] tensor would dominate both time and memory for short answers.
     out = model(
@@ -163,8 +182,9 @@ def generate_batch(
         position_ids=positions,
         use_cache=True,
         logits_to_keep=1,
+        **{cache_keyword: cache},
     )
-    cache, logits = out.past_key_values, out.logits[:, -1, :]
+    logits = out.logits[:, -1, :]
     if len(distinct) < len(prompts):
         cache.reorder_cache(owner)
         logits, mask, positions = logits[owner], mask[owner], positions[owner]
@@ -206,9 +226,9 @@ def generate_batch(
             input_ids=next_ids[:, None],
             attention_mask=mask,
             position_ids=next_pos[:, None],
-            past_key_values=cache,
             use_cache=True,
+            **{cache_keyword: cache},
         )
-        cache, logits = out.past_key_values, out.logits[:, -1, :]
+        logits = out.logits[:, -1, :]
         next_pos = next_pos + 1
     return results
