@@ -177,7 +177,7 @@ def score_dataset(
             lambda: build_manifest(out_dir, previous, model, info, params, run_id, counts),
         )
         tokens = 0
-        with GenProgress(total=len(work), enabled=progress) as bar:
+        with GenProgress(total=len(work), enabled=progress, label="score") as bar:
             for start in range(0, len(work), batch_size):
                 chunk = work[start : start + batch_size]
                 gens = scorer([(p, r) for _, _, p, r in chunk], top_k)
