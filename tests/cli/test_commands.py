@@ -62,3 +62,16 @@ def test_unknown_teacher_backend_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "unknown backend 'nope'" in result.output
+
+
+def test_curate_reports_each_step_in_plain_lines_when_not_a_terminal(tmp_path: Path) -> None:
+    from tests.factories import make_record, write_fake_dataset
+
+    records = [make_record(row=i, response=f"Answer: B{'!' * i}") for i in range(3)]
+    write_fake_dataset(tmp_path / "gen", records)
+    result = runner.invoke(app, ["curate", str(tmp_path / "gen"), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    assert "curate 1/5 exact_dedup: started" in result.output
+    # rows 1 and 2 ask row 0's question again under other prompt ids
+    assert "curate 2/5 near_dedup: 3 in, 1 kept, dropped near_duplicate 2" in result.output
+    assert "\x1b[" not in result.output.split("curate 1/5")[1].split("curate 5/5")[0]

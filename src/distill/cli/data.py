@@ -17,11 +17,14 @@ def curate(
     recipe: Annotated[Path | None, typer.Option(help="YAML or TOML recipe")] = None,
 ) -> None:
     """Keep or drop rows with a recipe of steps; every drop is kept with its reason."""
-    from distill.curate import curate_dataset, load_recipe
+    from distill.curate import curate_dataset, default_recipe, load_recipe
+    from distill.curate.progress import CurateProgress
     from distill.report.render import print_curation
 
     try:
-        result = curate_dataset(dataset, out, load_recipe(recipe) if recipe else None)
+        steps = load_recipe(recipe) if recipe else default_recipe()
+        with CurateProgress(len(steps.steps), console.file) as progress:
+            result = curate_dataset(dataset, out, steps, progress=progress)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
         return

@@ -31,6 +31,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,17 @@ def _apply_step(
     return kept, positions[keep], rejected, positions[dropped_at], stats
 
 
-def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None) -> CurateResult:
-    """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`."""
+def curate_dataset(
+    input_dir: Path,
+    out_dir: Path,
+    recipe: Recipe | None = None,
+    progress: Callable[[Step, StepStats | None], None] | None = None,
+) -> CurateResult:
+    """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`.
+
+    `progress(step, None)` is called as each step starts and `progress(step, stats)` as it
+    ends (a display, e.g. `distill.curate.progress.CurateProgress`).
+    """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     recipe = recipe or default_recipe()
     _check_paths(input_dir, out_dir)
@@ -162,7 +172,11 @@ def curate_dataset(input_dir: Path, out_dir: Path, recipe: Recipe | None = None)
     rejected_positions: list[np.ndarray] = []
     all_stats: list[StepStats] = []
     for step in recipe.steps:
+        if progress is not None:
+            progress(step, None)
         kept, positions, rejected, dropped_positions, stats = _apply_step(step, kept, positions)
+        if progress is not None:
+            progress(step, stats)
         rejected_parts.append(rejected)
         rejected_positions.append(dropped_positions)
         all_stats.append(stats)
