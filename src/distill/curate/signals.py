@@ -12,8 +12,16 @@ Per row (NaN where a signal can't be computed):
   answer equals this row's (itself included; no answer counts 0). Higher is more confident.
 
 The numerics read Arrow list columns as flat numpy arrays (values + offsets): nothing here
-turns the top-k payload into Python lists, and only the columns a signal needs are read,
-so a later packed top-k layout only has to provide the same columns.
+turns the top-k payload into Python lists, and only the columns a signal needs are read.
+
+Both top-k codecs give the same signals, up to the packed codec's rounding: only
+`mean_entropy` reads the top-k, through `decode_topk`. `min_logprob`, `answer_logprob`
+(the `sampled_logprob` column, float32 in both codecs) and `self_consistency` (text) are
+exact. On a packed dataset each top-k log-prob is within d = `LOGPROB_BOUND` (0.0392
+nats) of the plain one and the tail is rounded up to float16, so a row's `mean_entropy`
+moves by at most `entropy_bound(H) = d·e^d·(1 + d + H)` + 1e-3·(H + 1) (H its entropy; the
+last term covers the float16 tail): a threshold closer than that to a row's value, or
+two rows closer than twice that, may decide or rank differently on the two codecs.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from distill.codec import LOGPROB_BOUND, TopK, decode_topk
 from distill.curate.mcq import extract_choice, normalize_reference
 
 # signal -> True when a higher value means a more confident (more likely correct) row.
@@ -70,23 +79,26 @@ def min_logprob(column: pa.ChunkedArray) -> np.ndarray:
     return _row_reduce(np.asarray(values, dtype=np.float64), offsets, "min")
 
 
-def mean_entropy(topk_logprobs: pa.ChunkedArray, tail_mass: pa.ChunkedArray) -> np.ndarray:
-    """Mean per-position entropy of top-k + tail bucket, in nats."""
-    positions, row_offsets = _list_parts(topk_logprobs)
-    values, pos_offsets = _list_parts(positions)
-    logp = np.asarray(values, dtype=np.float64)
-    terms = -np.exp(logp) * logp
+def mean_entropy(topk: TopK) -> np.ndarray:
+    """Mean per-position entropy of top-k + tail bucket, in nats, per row of `topk`."""
+    logp = topk.logprobs.astype(np.float64)
+    p = np.exp(logp)
+    with np.errstate(invalid="ignore"):  # p·log p -> 0 as p -> 0: a -inf entry adds nothing
+        terms = np.where(p > 0, -p * logp, 0.0)
     sums = np.concatenate([[0.0], np.cumsum(terms)])
-    # Only the positions reachable from the (possibly sliced) rows.
-    first, last = row_offsets[0], row_offsets[-1]
-    pos = np.arange(first, last)
-    per_position = sums[pos_offsets[pos + 1]] - sums[pos_offsets[pos]]
-    tail_values, tail_offsets = _list_parts(tail_mass)
-    tail = np.clip(np.asarray(tail_values, dtype=np.float64), 0.0, 1.0)
-    t = tail[tail_offsets[0] : tail_offsets[-1]]
+    ends = np.cumsum(topk.k_per_token)
+    per_position = sums[ends] - sums[ends - topk.k_per_token]
+    tail = np.clip(topk.tail.astype(np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_position = per_position + np.where(t > 0, -t * np.log(t), 0.0)
-    return _row_reduce(per_position, row_offsets - first, "mean")
+        per_position = per_position + np.where(tail > 0, -tail * np.log(tail), 0.0)
+    row_offsets = np.concatenate([[0], np.cumsum(topk.tokens_per_row)])
+    return _row_reduce(per_position, row_offsets, "mean")
+
+
+def entropy_bound(entropy: np.ndarray | float) -> np.ndarray | float:
+    """How far `mean_entropy` of a packed dataset may be from the plain one (see above)."""
+    d = LOGPROB_BOUND
+    return d * np.exp(d) * (1 + d + entropy) + 1e-3 * (entropy + 1)
 
 
 def letter_token_ids(tokenizer: Any, letters: str = "ABCD") -> dict[int, str]:
@@ -146,11 +158,12 @@ def self_consistency(prompt_ids: list[str], answers: list[str | None]) -> np.nda
 def compute_signals(
     table: pa.Table, letter_ids: dict[int, str] | None = None, letters: str = "ABCD"
 ) -> dict[str, np.ndarray]:
-    """Every signal the table's columns allow; answer_logprob only with `letter_ids`."""
+    """Every signal; answer_logprob only with `letter_ids`. `table` holds the top-k columns
+    of its codec (`ConfidenceFilter.input_columns`) and the columns the signals read."""
     responses = table.column("response_text").to_pylist()
     answers = extracted_letters(responses, letters)
     out = {
-        "mean_entropy": mean_entropy(table.column("topk_logprobs"), table.column("tail_mass")),
+        "mean_entropy": mean_entropy(decode_topk(table)),
         "min_logprob": min_logprob(table.column("sampled_logprob")),
         "self_consistency": self_consistency(table.column("prompt_id").to_pylist(), answers),
     }
