@@ -17,11 +17,11 @@ turns the top-k payload into Python lists, and only the columns a signal needs a
 Both top-k codecs give the same signals, up to the packed codec's rounding: only
 `mean_entropy` reads the top-k, through `decode_topk`. `min_logprob`, `answer_logprob`
 (the `sampled_logprob` column, float32 in both codecs) and `self_consistency` (text) are
-exact. On a packed dataset each top-k log-prob is within d = `LOGPROB_BOUND` (0.0392
-nats) of the plain one and the tail is rounded up to float16, so a row's `mean_entropy`
-moves by at most `entropy_bound(H) = d·e^d·(1 + d + H)` + 1e-3·(H + 1) (H its entropy; the
-last term covers the float16 tail): a threshold closer than that to a row's value, or
-two rows closer than twice that, may decide or rank differently on the two codecs.
+exact. Packing moves every top-k log-prob but the token's best by up to `LOGPROB_BOUND`
+(0.0392 nats) and rounds the tail up to float16, so a row's `mean_entropy` moves by at
+most `mean_entropy_bound(topk)` of its plain top-k (typically a few hundredths of a nat,
+mostly far less): a threshold closer than that to a row's value, or two rows closer than
+the sum of theirs, may decide or rank differently on the two codecs.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from distill.codec import LOGPROB_BOUND, TopK, decode_topk
+from distill.codec import LOGPROB_BOUND, LOGPROB_RANGE, TopK, decode_topk
+from distill.codec.quantize import token_max
 from distill.curate.mcq import extract_choice, normalize_reference
 
 # signal -> True when a higher value means a more confident (more likely correct) row.
@@ -95,10 +96,34 @@ def mean_entropy(topk: TopK) -> np.ndarray:
     return _row_reduce(per_position, row_offsets, "mean")
 
 
-def entropy_bound(entropy: np.ndarray | float) -> np.ndarray | float:
-    """How far `mean_entropy` of a packed dataset may be from the plain one (see above)."""
-    d = LOGPROB_BOUND
-    return d * np.exp(d) * (1 + d + entropy) + 1e-3 * (entropy + 1)
+def mean_entropy_bound(topk: TopK) -> np.ndarray:
+    """Per row, the most `mean_entropy` can move when this (plain) top-k is packed.
+
+    A rigorous bound, entry by entry, for f(l) = -e^l·l: an entry equal to its token's best
+    is stored exactly; one within range moves by d <= LOGPROB_BOUND, so f by at most
+    d·e^d·p·(|1 + l| + d); one further below is stored at best - R (R = LOGPROB_RANGE), and
+    both f values lie in [0, e^(best-R)·(R - best)]. The float16 tail t moves up by at most
+    2^-10·t (2^-24 below 2^-14), so -t·log t by at most 2^-10·t·(|1 + log t| + 2^-10)
+    (1.1e-6 below 2^-14). 1e-5 per row covers float32 rounding.
+    """
+    d, far = LOGPROB_BOUND, LOGPROB_RANGE
+    logp = topk.logprobs.astype(np.float64)
+    best = np.repeat(token_max(topk.logprobs, topk.k_per_token), topk.k_per_token)
+    best = best.astype(np.float64)
+    p = np.exp(logp)
+    with np.errstate(invalid="ignore"):
+        near = np.where(p > 0, d * np.exp(d) * p * (np.abs(1 + logp) + d), 0.0)
+    entry = np.where(logp >= best, 0.0, near)
+    entry = np.where(best - logp > far, np.exp(best - far) * (far - best), entry)
+    sums = np.concatenate([[0.0], np.cumsum(entry)])
+    ends = np.cumsum(topk.k_per_token)
+    per_position = sums[ends] - sums[ends - topk.k_per_token]
+    t = np.clip(topk.tail.astype(np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail = np.where(t >= 2**-14, 2**-10 * t * (np.abs(1 + np.log(t)) + 2**-10), 1.1e-6)
+    per_position += np.where(t > 0, tail, 0.0)
+    row_offsets = np.concatenate([[0], np.cumsum(topk.tokens_per_row)])
+    return _row_reduce(per_position, row_offsets, "mean") + 1e-5
 
 
 def letter_token_ids(tokenizer: Any, letters: str = "ABCD") -> dict[int, str]:
