@@ -40,16 +40,13 @@ from distill.curate.signals import compute_signals, is_wrong, mean_entropy_bound
 from distill.gen.backend import Generation
 from distill.schemas import (
     RECORD_SCHEMA,
-    SCHEMA_VERSION,
-    SCHEMA_VERSION_PACKED,
-    Manifest,
     SamplingParams,
     TeacherInfo,
     make_record_id,
     schema_for,
 )
-from distill.schemas.manifest import TokenizerInfo
-from distill.store import load_manifest, new_dataset_id, read_table, write_dataset
+from distill.store import load_manifest, read_table
+from tests.factories import write_table_dataset
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "smollm2_mmlu.parquet"
 # SmolLM2's tokenizer: "A" -> 49, " A" -> 330, and so on.
@@ -147,36 +144,14 @@ def _rows() -> list[dict[str, Any]]:
     return [*rows, *extra, french, empty, *math]
 
 
-def _teachers(table: pa.Table) -> list[TeacherInfo]:
-    seen = {}
-    for teacher in table.column("teacher").to_pylist():
-        seen.setdefault(teacher["model_id"], TeacherInfo(**teacher))
-    return list(seen.values())
-
-
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     plain = pa.Table.from_pylist(_rows(), schema=RECORD_SCHEMA)
     root = tmp_path_factory.mktemp("parity")
-    teachers = _teachers(plain)
     out = {}
     for codec in CODECS:
-        table = encode_table(plain, codec)
-        manifest = Manifest(
-            schema_version=SCHEMA_VERSION if codec == "plain" else SCHEMA_VERSION_PACKED,
-            codec=codec,
-            kind="generated",
-            dataset_id=new_dataset_id(),
-            teachers=teachers,
-            tokenizer=TokenizerInfo(
-                tokenizer_hash=teachers[0].tokenizer_hash,
-                vocab_size=teachers[0].vocab_size,
-                chat_template_hash=teachers[0].chat_template_hash,
-            ),
-            top_k=teachers[0].top_k,
-        )
         out[codec] = root / codec
-        write_dataset(out[codec], table, schema_for(codec), manifest, rows_per_shard=150)
+        write_table_dataset(out[codec], plain, codec, rows_per_shard=150)
     # A benchmark file holding two of the questions, MMLU-style.
     questions = [r["messages"][-1]["content"] for r in plain.slice(0, 9).to_pylist()[::8]]
     out["benchmark"] = root / "mmlu.jsonl"
