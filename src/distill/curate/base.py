@@ -73,7 +73,7 @@ class Step(BaseModel):
     name: str
     # What the step reads: column names every codec has (no top-k column).
     columns: ClassVar[tuple[str, ...]] = ()
-    # True: the step reads the top-k too, through `view` and `decode_topk`.
+    # True: the step reads the top-k too, in its own `decide`, via `view` and `decode_topk`.
     reads_topk: ClassVar[bool] = False
 
     @classmethod
