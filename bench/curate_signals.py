@@ -24,9 +24,7 @@ from distill.curate.signals import (
     letter_token_ids,
     signal_aurocs,
 )
-from distill.store import read_table
-
-COLUMNS = list(ConfidenceFilter.columns)  # exactly what the confidence step reads
+from distill.store import load_manifest, read_table
 
 
 def load_tokenizer(path: str | None):
@@ -45,7 +43,9 @@ def main() -> None:
     parser.add_argument("--tokenizer", default=None, help="HF tokenizer path or id")
     args = parser.parse_args()
 
-    table = read_table(args.dataset, columns=COLUMNS)
+    # exactly what the confidence step reads, for the dataset's codec
+    columns = ConfidenceFilter.input_columns(load_manifest(args.dataset))
+    table = read_table(args.dataset, columns=columns)
     responses = table.column("response_text").to_pylist()
     letter_ids = letter_token_ids(load_tokenizer(args.tokenizer))
     signals = compute_signals(table, letter_ids)

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from distill.codec import encode_table
 from distill.schemas import (
+    CODECS,
     RECORD_SCHEMA,
     SCHEMA_VERSION,
     Manifest,
@@ -17,6 +20,7 @@ from distill.schemas import (
     TeacherRecord,
     make_record_id,
     records_to_table,
+    schema_for,
 )
 from distill.schemas.manifest import TokenizerInfo
 from distill.store import new_dataset_id, write_dataset
@@ -131,6 +135,37 @@ def write_fake_dataset(
         **manifest_fields,
     )
     return write_dataset(dataset_dir, records_to_table(records), RECORD_SCHEMA, manifest)
+
+
+def write_table_dataset(
+    dataset_dir: Path,
+    table: pa.Table,
+    codec: str = "plain",
+    rows_per_shard: int = 4096,
+    **manifest_fields: Any,
+) -> Manifest:
+    """A dataset of `table`'s records (any codec in, `codec` out), its manifest naming every
+    teacher of the `teacher` column: e.g. rows of tests/fixtures/smollm2_mmlu.parquet."""
+    teachers: dict[str, TeacherInfo] = {}
+    for teacher in table.column("teacher").to_pylist():
+        teachers.setdefault(teacher["model_id"], TeacherInfo(**teacher))
+    first = next(iter(teachers.values()))
+    manifest = Manifest(
+        schema_version=CODECS[codec],
+        codec=codec,
+        kind="generated",
+        dataset_id=new_dataset_id(),
+        teachers=list(teachers.values()),
+        tokenizer=TokenizerInfo(
+            tokenizer_hash=first.tokenizer_hash,
+            vocab_size=first.vocab_size,
+            chat_template_hash=first.chat_template_hash,
+        ),
+        top_k=first.top_k,
+        **manifest_fields,
+    )
+    table = encode_table(table, codec)
+    return write_dataset(dataset_dir, table, schema_for(codec), manifest, rows_per_shard)
 
 
 def write_toy_checkpoint(out_dir: Path, vocab: int, **config: Any) -> Path:

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
+from distill.codec import TopK
 from distill.curate import curate_dataset
 from distill.curate.base import RejectReason
 from distill.curate.confidence import ConfidenceFilter
@@ -41,17 +42,26 @@ def test_auroc_matches_pairwise_definition() -> None:
     assert np.isnan(auroc(np.array([1.0, 2.0]), np.array([True, True])))
 
 
+def _topk(logprobs: list[list[float]], tails: list[float]) -> TopK:
+    """One row per token list given: flat TopK with ids 0..k-1 (ids don't matter here)."""
+    k = np.array([len(t) for t in logprobs])
+    flat = np.array([lp for t in logprobs for lp in t], np.float32)
+    return TopK(
+        np.zeros(flat.size, np.int64), flat, k, np.array(tails, np.float32), np.ones(len(k), int)
+    )
+
+
 def test_entropy_of_a_uniform_top_k_and_a_certain_token() -> None:
     k = 4
-    uniform = [[np.log(1 / k)] * k]
-    certain = [[0.0, -80.0, -80.0, -80.0]]
-    logprobs = pa.chunked_array([pa.array([uniform, certain], pa.list_(pa.list_(pa.float32())))])
-    tails = pa.chunked_array([pa.array([[0.0], [0.0]], pa.list_(pa.float32()))])
-    assert mean_entropy(logprobs, tails) == pytest.approx([np.log(k), 0.0], abs=1e-5)
+    uniform, certain = [np.log(1 / k)] * k, [0.0, -80.0, -80.0, -80.0]
+    assert mean_entropy(_topk([uniform, certain], [0.0, 0.0])) == pytest.approx(
+        [np.log(k), 0.0], abs=1e-5
+    )
     # The tail counts as one more outcome: half the mass in the tail adds 0.5·log 2.
-    half = pa.chunked_array([pa.array([[[np.log(0.5)]]], pa.list_(pa.list_(pa.float32())))])
-    tail = pa.chunked_array([pa.array([[0.5]], pa.list_(pa.float32()))])
-    assert mean_entropy(half, tail) == pytest.approx([np.log(2)], abs=1e-6)
+    assert mean_entropy(_topk([[np.log(0.5)]], [0.5])) == pytest.approx([np.log(2)], abs=1e-6)
+    # A -inf entry (an unused slot of sampled targets) has p = 0 and adds nothing, not NaN.
+    with_inf = _topk([[np.log(0.5), np.log(0.5), -np.inf]], [0.0])
+    assert mean_entropy(with_inf) == pytest.approx([np.log(2)], abs=1e-6)
 
 
 def test_signals_read_sliced_arrow_columns_correctly() -> None:

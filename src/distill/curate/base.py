@@ -9,6 +9,11 @@ every dropped row with its reason and details.
 
 Steps are pydantic models (`extra="forbid"`): their fields are the recipe's parameters,
 and `name` is the step type a recipe file refers to.
+
+The same recipe runs on both top-k codecs ("plain" lists, "packed" blobs; see
+`distill.codec`). `columns` therefore names only columns both codecs have; a step that
+needs the teacher's top-k sets `reads_topk`, gets its codec's top-k columns from `view`,
+and reads them through `distill.codec.decode_topk`, never by column name.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
+
+from distill.schemas import topk_columns
 
 
 class RejectReason(StrEnum):
@@ -64,7 +71,20 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    # What the step reads: column names every codec has (no top-k column).
     columns: ClassVar[tuple[str, ...]] = ()
+    # True: the step reads the top-k too, in its own `decide`, via `view` and `decode_topk`.
+    reads_topk: ClassVar[bool] = False
+
+    @classmethod
+    def input_columns(cls, codec: pa.Schema | pa.Table | Any | str) -> list[str]:
+        """`columns`, plus the top-k columns of `codec` (a name, manifest, table or schema)
+        when the step reads the top-k: what a reader must load for this step."""
+        return [*cls.columns, *(topk_columns(codec) if cls.reads_topk else [])]
+
+    def view(self, table: pa.Table) -> pa.Table:
+        """`table` narrowed to what this step reads, whichever codec it has."""
+        return table.select(self.input_columns(table))
 
     def params(self) -> dict[str, Any]:
         """The step's settings as recorded in the manifest (everything but `name`)."""

@@ -33,10 +33,9 @@ class ConfidenceFilter(Step):
         "response_text",
         "reference",
         "token_ids",
-        "topk_logprobs",
         "sampled_logprob",
-        "tail_mass",
     )
+    reads_topk: ClassVar[bool] = True  # mean_entropy
 
     signal: Literal["mean_entropy", "min_logprob", "answer_logprob", "self_consistency"] = Field(
         "self_consistency", description="which signal the thresholds apply to"
@@ -58,7 +57,7 @@ class ConfidenceFilter(Step):
 
     def _signals(self, table: pa.Table) -> dict[str, np.ndarray]:
         ids = {tok: letter for letter, toks in self.letter_tokens.items() for tok in toks}
-        return compute_signals(table.select(list(self.columns)), ids or None, self.letters)
+        return compute_signals(self.view(table), ids or None, self.letters)
 
     def decide(self, table: pa.Table) -> Decisions:
         values = self._signals(table)[self.signal]

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distill.curate.base import Decisions, Step, domain_of
 from distill.curate.recipe import Recipe, default_recipe
-from distill.schemas import Manifest, schema_for
+from distill.schemas import Manifest, codec_of, schema_for
 from distill.store import (
     DatasetError,
     load_manifest,
@@ -123,6 +123,18 @@ def _check_paths(input_dir: Path, out_dir: Path) -> None:
             raise DatasetError(f"{target}: already holds a dataset; choose an empty --out")
 
 
+def _check_columns(input_dir: Path, recipe: Recipe, table: pa.Table) -> None:
+    # A step that names a top-k column of one codec would fail halfway on the other.
+    for step in recipe.steps:
+        missing = sorted(set(step.input_columns(table)) - set(table.column_names))
+        if missing:
+            raise DatasetError(
+                f"{input_dir}: step {step.name!r} reads {missing}, which a "
+                f"{codec_of(table)} dataset does not have; a step reads the top-k through "
+                "`reads_topk` and `decode_topk`"
+            )
+
+
 def _apply_step(
     step: Step, table: pa.Table, positions: np.ndarray
 ) -> tuple[pa.Table, np.ndarray, pa.Table, np.ndarray, StepStats]:
@@ -166,6 +178,7 @@ def curate_dataset(
         raise DatasetError(f"{input_dir}: is a rejected-rows dataset; curate its parent instead")
     verify_shards(input_dir, parent)
     table = read_table(input_dir).select(schema_for(parent).names)
+    _check_columns(input_dir, recipe, table)
 
     kept, positions = table, np.arange(table.num_rows)
     rejected_parts: list[pa.Table] = []

@@ -12,8 +12,16 @@ Per row (NaN where a signal can't be computed):
   answer equals this row's (itself included; no answer counts 0). Higher is more confident.
 
 The numerics read Arrow list columns as flat numpy arrays (values + offsets): nothing here
-turns the top-k payload into Python lists, and only the columns a signal needs are read,
-so a later packed top-k layout only has to provide the same columns.
+turns the top-k payload into Python lists, and only the columns a signal needs are read.
+
+Both top-k codecs give the same signals, up to the packed codec's rounding: only
+`mean_entropy` reads the top-k, through `decode_topk`. `min_logprob`, `answer_logprob`
+(the `sampled_logprob` column, float32 in both codecs) and `self_consistency` (text) are
+exact. Packing moves every top-k log-prob but the token's best by up to `LOGPROB_BOUND`
+(0.0392 nats) and rounds the tail up to float16, so a row's `mean_entropy` moves by at
+most `mean_entropy_bound(topk)` of its plain top-k (typically a few hundredths of a nat,
+mostly far less): a threshold closer than that to a row's value, or two rows closer than
+the sum of theirs, may decide or rank differently on the two codecs.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from distill.codec import LOGPROB_BOUND, LOGPROB_RANGE, TopK, decode_topk
+from distill.codec.quantize import token_max
 from distill.curate.mcq import extract_choice, normalize_reference
 
 # signal -> True when a higher value means a more confident (more likely correct) row.
@@ -70,23 +80,50 @@ def min_logprob(column: pa.ChunkedArray) -> np.ndarray:
     return _row_reduce(np.asarray(values, dtype=np.float64), offsets, "min")
 
 
-def mean_entropy(topk_logprobs: pa.ChunkedArray, tail_mass: pa.ChunkedArray) -> np.ndarray:
-    """Mean per-position entropy of top-k + tail bucket, in nats."""
-    positions, row_offsets = _list_parts(topk_logprobs)
-    values, pos_offsets = _list_parts(positions)
-    logp = np.asarray(values, dtype=np.float64)
-    terms = -np.exp(logp) * logp
+def mean_entropy(topk: TopK) -> np.ndarray:
+    """Mean per-position entropy of top-k + tail bucket, in nats, per row of `topk`."""
+    logp = topk.logprobs.astype(np.float64)
+    p = np.exp(logp)
+    with np.errstate(invalid="ignore"):  # p·log p -> 0 as p -> 0: a -inf entry adds nothing
+        terms = np.where(p > 0, -p * logp, 0.0)
     sums = np.concatenate([[0.0], np.cumsum(terms)])
-    # Only the positions reachable from the (possibly sliced) rows.
-    first, last = row_offsets[0], row_offsets[-1]
-    pos = np.arange(first, last)
-    per_position = sums[pos_offsets[pos + 1]] - sums[pos_offsets[pos]]
-    tail_values, tail_offsets = _list_parts(tail_mass)
-    tail = np.clip(np.asarray(tail_values, dtype=np.float64), 0.0, 1.0)
-    t = tail[tail_offsets[0] : tail_offsets[-1]]
+    ends = np.cumsum(topk.k_per_token)
+    per_position = sums[ends] - sums[ends - topk.k_per_token]
+    tail = np.clip(topk.tail.astype(np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_position = per_position + np.where(t > 0, -t * np.log(t), 0.0)
-    return _row_reduce(per_position, row_offsets - first, "mean")
+        per_position = per_position + np.where(tail > 0, -tail * np.log(tail), 0.0)
+    row_offsets = np.concatenate([[0], np.cumsum(topk.tokens_per_row)])
+    return _row_reduce(per_position, row_offsets, "mean")
+
+
+def mean_entropy_bound(topk: TopK) -> np.ndarray:
+    """Per row, the most `mean_entropy` can move when this (plain) top-k is packed.
+
+    A rigorous bound, entry by entry, for f(l) = -e^l·l: an entry equal to its token's best
+    is stored exactly; one within range moves by d <= LOGPROB_BOUND, so f by at most
+    d·e^d·p·(|1 + l| + d); one further below is stored at best - R (R = LOGPROB_RANGE), and
+    both f values lie in [0, e^(best-R)·(R - best)]. The float16 tail t moves up by at most
+    2^-10·t (2^-24 below 2^-14), so -t·log t by at most 2^-10·t·(|1 + log t| + 2^-10)
+    (1.1e-6 below 2^-14). 1e-5 per row covers float32 rounding.
+    """
+    d, far = LOGPROB_BOUND, LOGPROB_RANGE
+    logp = topk.logprobs.astype(np.float64)
+    best = np.repeat(token_max(topk.logprobs, topk.k_per_token), topk.k_per_token)
+    best = best.astype(np.float64)
+    p = np.exp(logp)
+    with np.errstate(invalid="ignore"):
+        near = np.where(p > 0, d * np.exp(d) * p * (np.abs(1 + logp) + d), 0.0)
+    entry = np.where(logp >= best, 0.0, near)
+    entry = np.where(best - logp > far, np.exp(best - far) * (far - best), entry)
+    sums = np.concatenate([[0.0], np.cumsum(entry)])
+    ends = np.cumsum(topk.k_per_token)
+    per_position = sums[ends] - sums[ends - topk.k_per_token]
+    t = np.clip(topk.tail.astype(np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tail = np.where(t >= 2**-14, 2**-10 * t * (np.abs(1 + np.log(t)) + 2**-10), 1.1e-6)
+    per_position += np.where(t > 0, tail, 0.0)
+    row_offsets = np.concatenate([[0], np.cumsum(topk.tokens_per_row)])
+    return _row_reduce(per_position, row_offsets, "mean") + 1e-5
 
 
 def letter_token_ids(tokenizer: Any, letters: str = "ABCD") -> dict[int, str]:
@@ -146,11 +183,12 @@ def self_consistency(prompt_ids: list[str], answers: list[str | None]) -> np.nda
 def compute_signals(
     table: pa.Table, letter_ids: dict[int, str] | None = None, letters: str = "ABCD"
 ) -> dict[str, np.ndarray]:
-    """Every signal the table's columns allow; answer_logprob only with `letter_ids`."""
+    """Every signal; answer_logprob only with `letter_ids`. `table` holds the top-k columns
+    of its codec (`ConfidenceFilter.input_columns`) and the columns the signals read."""
     responses = table.column("response_text").to_pylist()
     answers = extracted_letters(responses, letters)
     out = {
-        "mean_entropy": mean_entropy(table.column("topk_logprobs"), table.column("tail_mass")),
+        "mean_entropy": mean_entropy(decode_topk(table)),
         "min_logprob": min_logprob(table.column("sampled_logprob")),
         "self_consistency": self_consistency(table.column("prompt_id").to_pylist(), answers),
     }

@@ -15,6 +15,7 @@ from distill.schemas.arrow import (
     codec_of,
     records_to_table,
     schema_for,
+    topk_columns,
 )
 from distill.schemas.manifest import Manifest, ParentRef, ShardInfo
 from distill.schemas.records import (
@@ -50,4 +51,5 @@ __all__ = [
     "make_record_id",
     "records_to_table",
     "schema_for",
+    "topk_columns",
 ]

@@ -139,6 +139,15 @@ def codec_of(source: pa.Schema | pa.Table | Any) -> str:
     return codec
 
 
+def topk_columns(source: pa.Schema | pa.Table | Any | str) -> list[str]:
+    """The columns that hold the top-k in a codec (by name, manifest, table or schema):
+    read them together and decode with `distill.codec.decode_topk`."""
+    codec = source if isinstance(source, str) else codec_of(source)
+    if codec not in CODECS:
+        raise ValueError(f"unknown top-k codec {codec!r}; known: {sorted(CODECS)}")
+    return list(PACKED_TOPK_COLUMNS if codec == "packed" else PLAIN_TOPK_COLUMNS)
+
+
 def schema_for(source: pa.Schema | pa.Table | Any | str, *, rejected: bool = False) -> pa.Schema:
     """The record schema (or, with `rejected`, the rejected-row schema) for a codec name,
     a manifest, a table or a schema: what a writer passes to `store.write_shard`/`write_dataset`.
