@@ -29,6 +29,8 @@ TOKEN_ID_PREFIX = "token_id:"
 REASON_CHARS = 300
 # log_softmax in float32 can round a near-certain token's log-prob a hair above 0.
 LOGPROB_SLACK = 1e-4
+FLOAT32_LOWEST = -3.4e38
+INT32_END = 1 << 31  # token ids are stored as int32
 # What a malformed reply raises inside the parser before a check names it.
 MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError, OverflowError)
 
@@ -60,8 +62,10 @@ def redact(api_key: str, text: str) -> str:
 def vllm_token_id(token: str) -> int:
     """A vLLM server's token under `return_tokens_as_token_ids`: "token_id:123" -> 123."""
     digits = token.removeprefix(TOKEN_ID_PREFIX)
-    if digits == token or not (digits.isascii() and digits.isdigit()):
-        raise BadResponse("bad_response", f"token {token!r} is not 'token_id:N'")
+    if digits == token or not (digits.isascii() and digits.isdigit()) or len(digits) > 10:
+        raise BadResponse("bad_response", f"token {token[:40]!r} is not 'token_id:N'")
+    if int(digits) >= INT32_END:
+        raise BadResponse("bad_response", f"token {token!r}: id out of range")
     return int(digits)
 
 
@@ -183,6 +187,8 @@ def _shape(value: Any) -> str:
 def _first_choice(response: Any) -> Any:
     if isinstance(response, str):  # the client hands back the text of a non-JSON reply
         raise BadResponse("bad_response", f"reply is not JSON: {response[:80]!r}")
+    if response is None or isinstance(response, list | int | float | bool):
+        raise BadResponse("bad_response", f"reply is {_shape(response)}, not a JSON object")
     error = _field(response, "error")
     if error is not None:
         message = _field(error, "message") if isinstance(error, dict) else error
@@ -207,9 +213,14 @@ def _entry(step: Any, where: str) -> tuple[str, float]:
         raise BadResponse("bad_response", f"{where}.token is {_shape(token)}, not a string")
     if isinstance(logprob, bool) or not isinstance(logprob, int | float):
         raise BadResponse("bad_response", f"{where}.logprob is {_shape(logprob)}, not a number")
-    if not math.isfinite(logprob) or logprob > LOGPROB_SLACK:
-        raise BadResponse("bad_response", f"{where}.logprob is {logprob}, not a log-prob")
-    return token, float(logprob)
+    try:
+        value = float(logprob)
+    except OverflowError:  # an integer with hundreds of digits
+        value = -math.inf if logprob < 0 else math.inf
+    # Records hold float32: a value past its range would be written as -inf.
+    if not math.isfinite(value) or not FLOAT32_LOWEST <= value <= LOGPROB_SLACK:
+        raise BadResponse("bad_response", f"{where}.logprob is {value}, not a log-prob")
+    return token, value
 
 
 def usage_of(response: Any) -> dict[str, int]:
