@@ -181,7 +181,8 @@ def _shape(value: Any) -> str:
         return "missing"
     if isinstance(value, list | str | dict) and not value:
         return f"an empty {type(value).__name__}"
-    return f"a {type(value).__name__}"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _first_choice(response: Any) -> Any:
