@@ -106,11 +106,18 @@ def default_recipe(domain_cap: int | None = 10_000, seed: int = 0) -> Recipe:
     )
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {exc.start + 1})") from None
+
+
 def _toml_loads(path: Path) -> Any:
     import tomllib  # stdlib from 3.11, the oldest Python distill supports
 
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: not valid TOML: {exc}") from exc
 
@@ -121,19 +128,26 @@ def _read_mapping(path: Path) -> Any:
         return _toml_loads(path)
     if suffix in (".yaml", ".yml"):
         try:
-            return yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
+            data = yaml.safe_load(_read_text(path))
+            return {} if data is None else data
+        except (yaml.YAMLError, RecursionError) as exc:
             raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
     raise RecipeError(f"{path}: a recipe must be .yaml, .yml or .toml, not {suffix!r}")
 
 
 def _check_step_names(path: Path, data: Any) -> None:
     """Name an unknown step plainly (pydantic's union error is hard to read)."""
-    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+    if not isinstance(data, dict):
+        kinds = {list: "a list", str: "text", int: "a number", float: "a number", bool: "a boolean"}
+        kind = kinds.get(type(data), f"a {type(data).__name__}")
+        raise RecipeError(f"{path}: a recipe is a mapping with a 'steps' list, not {kind}")
+    if not isinstance(data.get("steps"), list):
         return  # pydantic reports the shape problem
     for index, step in enumerate(data["steps"]):
         if not isinstance(step, dict) or "name" not in step:
             raise RecipeError(f"{path}: steps[{index}] needs a 'name' (one of {_known()})")
+        if not isinstance(step["name"], str):
+            raise RecipeError(f"{path}: steps[{index}]: 'name' must be text (one of {_known()})")
         if step["name"] not in STEP_TYPES:
             close = difflib.get_close_matches(str(step["name"]), STEP_TYPES, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
