@@ -9,6 +9,7 @@ that needs arguments to exist at all must get them in REQUIRED (the first test s
 from __future__ import annotations
 
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -72,15 +73,21 @@ FIELDS = sorted(
 )
 
 
-def refused(tmp_path: Path, steps: list[Any], document: Any = None) -> str:
-    """The RecipeError of a YAML file holding `steps` (or `document`), less its path."""
+def refused(tmp_path: Path, steps: list[Any], document: Any = None, key: str = "") -> str:
+    """The RecipeError of a YAML file holding `steps` (or `document`), less its FILE: or
+    FILE:LINE: prefix; with `key`, the line named must be the one that sets that key."""
     path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump({"steps": steps} if document is None else document))
+    text = yaml.safe_dump({"steps": steps} if document is None else document)
+    path.write_text(text)
     with pytest.raises(RecipeError) as err:
         load_recipe(path)
     message = str(err.value)
-    assert message.startswith(f"{path}: "), message
-    return message.removeprefix(f"{path}: ")
+    located = re.match(rf"{re.escape(str(path))}(:(\d+))?: ", message)
+    assert located and (located.group(2) or not key), message
+    if key:
+        line = text.splitlines()[int(located.group(2)) - 1]
+        assert re.match(rf"\s*(- )?{re.escape(key)}:", line), (line, message)
+    return message[located.end() :]
 
 
 def test_every_step_loads_from_its_base_and_the_registry_has_bounded_fields(tmp_path) -> None:
@@ -94,7 +101,7 @@ def test_every_step_loads_from_its_base_and_the_registry_has_bounded_fields(tmp_
 @FUZZ
 def test_nan_and_inf_are_refused_in_every_numeric_field(tmp_path, target, value) -> None:
     name, field = target
-    message = refused(tmp_path, [base("exact_dedup"), {**base(name), field: value}])
+    message = refused(tmp_path, [base("exact_dedup"), {**base(name), field: value}], key=field)
     assert message.startswith(f"steps[1] ({name}): {field}"), message
 
 
@@ -111,7 +118,7 @@ def test_a_number_outside_its_bounds_names_the_field(tmp_path, target, distance)
         value = bound.ge - step - distance * step
     else:
         value = bound.le + step + distance * step
-    message = refused(tmp_path, [{**base(name), field: value}])
+    message = refused(tmp_path, [{**base(name), field: value}], key=field)
     assert message.startswith(f"steps[0] ({name}): {field}: Input should be"), message
 
 
@@ -121,7 +128,7 @@ def test_a_value_of_the_wrong_type_names_the_field(tmp_path, target, junk) -> No
     name, field = target
     annotation = STEP_TYPES[name].model_fields[field].annotation
     wrong: Any = [[1], {"x": 2}] if typing.get_origin(annotation) is dict else {"junk": junk}
-    message = refused(tmp_path, [{**base(name), field: wrong}])
+    message = refused(tmp_path, [{**base(name), field: wrong}], key=field)
     assert message.startswith(f"steps[0] ({name}): {field}"), message
 
 
@@ -180,3 +187,22 @@ def test_a_recipe_that_is_not_utf8_is_named(tmp_path: Path) -> None:
         load_recipe(path)
     byte = data.index(b"\xff") + 1
     assert str(err.value) == f"{path}: not UTF-8 text (byte {byte})"
+
+
+def test_each_problem_of_a_yaml_recipe_gives_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        "description: x\n"
+        "steps:\n"
+        "  - name: exact_dedup\n"
+        "  - name: domain_cap\n"
+        "    capp: 5\n"
+        "  - name: near_dedup\n"
+        "    threshold: .nan\n"
+    )
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    assert str(err.value) == (
+        f"{path}: line 5: steps[1] (domain_cap): unknown key 'capp'; "
+        "line 7: steps[2] (near_dedup): threshold: Input should be a finite number"
+    )
