@@ -206,3 +206,21 @@ def test_each_problem_of_a_yaml_recipe_gives_its_line(tmp_path: Path) -> None:
         f"{path}: line 5: steps[1] (domain_cap): unknown key 'capp'; "
         "line 7: steps[2] (near_dedup): threshold: Input should be a finite number"
     )
+
+
+def test_the_cli_prints_the_located_recipe_error_and_no_traceback(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("steps:\n  - name: confidence\n    min: .inf\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["curate", str(tmp_path), "--out", str(out), "--recipe", str(recipe)]
+    )
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    message = " ".join(result.output.split())
+    assert (
+        f"error: {recipe}:3: steps[0] (confidence): min: Input should be a finite number" in message
+    )

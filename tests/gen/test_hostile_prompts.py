@@ -279,3 +279,18 @@ def test_a_damaged_parquet_file_is_named(tmp_path: Path, cut: int, junk: bytes) 
     with pytest.raises(PromptError) as err:
         load_prompts(path)
     assert str(err.value).startswith(f"{path}:0: field '<file>': not a readable Parquet file (")
+
+
+def test_the_cli_prints_the_located_error_and_no_traceback(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"prompt": "fine"}\r\n{"prompt": {"text": "nested"}}\r\n')
+    result = CliRunner().invoke(app, ["gen", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and result.exception is not None  # typer.Exit, not a crash
+    assert isinstance(result.exception, SystemExit)
+    message = " ".join(result.output.split())  # the console may wrap a long path
+    assert f"error: {path}:2: field 'prompt': an object, not a string" in message
+    assert "Traceback" not in result.output
