@@ -222,3 +222,33 @@ def test_a_server_without_log_probs_is_not_asked_twice() -> None:
     (gen,) = ask({"p": {"choices": [choice], "usage": USAGE}}, 2)
     assert gen.failure is not None and gen.attempts == 1
     assert gen.failure.reason.startswith("BadResponse: no log-probs (does it support")
+
+
+class StopsInSecondBatch(OpenAITeacher):
+    """A teacher with a bug that raises in its second batch."""
+
+    def generate(self, *args, **kwargs) -> list[Generation]:
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 2:
+            raise RuntimeError("a bug in batch 2")
+        return super().generate(*args, **kwargs)
+
+
+def test_rows_answered_before_an_unexpected_error_are_written(tmp_path) -> None:
+    from distill.gen.runner import generate_dataset
+    from distill.store import read_table
+
+    top = [{"token": f"token_id:{j}", "logprob": -1.0 - j, "bytes": None} for j in range(2)]
+    step = {"token": "token_id:1", "logprob": -1.0, "bytes": None, "top_logprobs": top}
+    choice = {"message": {"content": "x"}, "finish_reason": "stop", "logprobs": {"content": [step]}}
+    prompts = [f"q{i}" for i in range(4)]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    teacher = StopsInSecondBatch("m", "http://127.0.0.1:9/v1", "EMPTY", OpenAIConfig(), "vllm")
+    bodies = {p: {"choices": [choice], "usage": USAGE} for p in prompts}
+    with served(bodies), pytest.raises(RuntimeError, match="a bug in batch 2"):
+        generate_dataset(
+            path, tmp_path / "out", teacher=teacher, top_k=2, batch_size=2, progress=False
+        )
+    rows = read_table(tmp_path / "out").to_pylist()
+    assert len(rows) == 2 and all(row["token_ids"] == [1] for row in rows)
