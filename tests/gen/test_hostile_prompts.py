@@ -206,15 +206,19 @@ def test_csv_and_tsv_with_quotes_newlines_bom_and_crlf_read_every_cell(
     tmp_path: Path, rows: list[tuple[str, str]], tsv: bool, bom: bool, newline: str
 ) -> None:
     out = io.StringIO()
-    writer = csv.writer(out, delimiter="\t" if tsv else ",", lineterminator=newline)
+    # Minimal quoting quotes a cell holding a character of the line terminator only: with
+    # "\n" a bare "\r" would go unquoted and end the row early, so quote every cell then.
+    quoting = csv.QUOTE_MINIMAL if newline == "\r\n" else csv.QUOTE_ALL
+    writer = csv.writer(
+        out, delimiter="\t" if tsv else ",", lineterminator=newline, quoting=quoting
+    )
     writer.writerows([("q", "topic"), *rows])
     path = tmp_path / ("p.tsv" if tsv else "p.csv")
     path.write_bytes((("\ufeff" if bom else "") + out.getvalue()).encode())
     mapping = FieldMapping(prompt="q", domain="topic")
-    batch = load_prompts(path, mapping=mapping, skip_invalid=True)
-    # A cell that is blank is an empty prompt; every other row comes back cell for cell.
-    assert messages_text(batch) == [q for q, _ in rows if q.strip()]
-    assert [row.domain for row in batch.rows] == [d for q, d in rows if q.strip()]
+    batch = load_prompts(path, mapping=mapping)
+    assert messages_text(batch) == [q for q, _ in rows]
+    assert [row.domain for row in batch.rows] == [d for _, d in rows]
 
 
 @pytest.mark.parametrize(
