@@ -298,3 +298,11 @@ def test_the_cli_prints_the_located_error_and_no_traceback(tmp_path: Path) -> No
     message = " ".join(result.output.split())  # the console may wrap a long path
     assert f"error: {path}:2: field 'prompt': an object, not a string" in message
     assert "Traceback" not in result.output
+
+
+def test_a_nan_in_an_optional_parquet_column_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    table = pa.table({"prompt": ["a", "b"], "reference": [float("nan"), 4.0], "domain": [1, 2]})
+    pq.write_table(table, path)
+    rows = load_prompts(path).rows
+    assert [(r.reference, r.domain) for r in rows] == [(None, "1"), ("4.0", "2")]

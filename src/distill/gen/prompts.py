@@ -82,10 +82,11 @@ def detect_format(path: Path) -> PromptFormat:
 
 
 def _text(row: dict[str, Any], name: str | None, where: tuple[str, int]) -> str | None:
-    """An optional scalar field as text (a number is written as such); nested is an error."""
-    if name is None or row.get(name) is None:
+    """An optional scalar field as text (a number is written as such); nested is an error.
+    NaN is missing, as pandas writes a missing value in a float column."""
+    value = None if name is None else row.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    value = row[name]
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return str(value)
     problem = text_problem(value)
