@@ -9,6 +9,10 @@ rule's n-th action answers the n-th attempt of that prompt (the last action repe
   "stall"     read the request, answer nothing for STALL_S, then close
   "drop"      close the socket without a response
   "drop_mid"  send a 200 status line, headers and half of the body, then close
+  "truncated" forward, then relay the first half of the upstream's body as a whole 200
+              (Content-Length says the half): the client gets a body that is not JSON
+  "error200"  a 200 whose JSON body is an error object, not a completion
+  "nan"       forward, with the first token's log-prob replaced by NaN
 Everything else (GET /version, /health, unmatched prompts) is forwarded. `healed = True`
 forwards everything. Counters say what was injected; every connection is closed after
 one response (Connection: close), which keeps the framing trivial.
@@ -113,6 +117,10 @@ class FaultProxy:
             writer.write(reply(401, {"error": {"message": "invalid api key"}}))
         elif action == "stall":
             await asyncio.sleep(STALL_S)
+        elif action in ("truncated", "nan"):
+            writer.write(rewrite_body(await self._forward(head, body), action))
+        elif action == "error200":
+            writer.write(reply(200, {"error": {"message": "upstream overloaded", "code": 503}}))
         elif action == "drop_mid":
             full = reply(200, {"id": "x", "choices": [], "padding": "y" * 200})
             writer.write(full[: len(full) - 120])
@@ -146,6 +154,26 @@ def parse_headers(head: bytes) -> dict[str, str]:
             key, value = line.split(":", 1)
             out[key.strip().lower()] = value.strip()
     return out
+
+
+def rewrite_body(response: bytes, action: str) -> bytes:
+    """The upstream's response with its body cut in half ("truncated") or its first
+    sampled log-prob set to NaN ("nan"), and a Content-Length that matches."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert b"chunked" not in head.lower(), "the upstream must send Content-Length"
+    if action == "truncated":
+        body = body[: len(body) // 2]
+    else:
+        data = json.loads(body)
+        data["choices"][0]["logprobs"]["content"][0]["logprob"] = float("nan")
+        body = json.dumps(data).encode()  # Python writes NaN, as a careless server would
+    lines = [
+        line
+        for line in head.decode("latin-1").split("\r\n")
+        if not line.lower().startswith("content-length:")
+    ]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
 def reply(status: int, body: dict, retry_after: float | None = None) -> bytes:

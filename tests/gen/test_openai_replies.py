@@ -47,11 +47,11 @@ VOCAB = {"a": 1, "b": 2, "c": 3}
 def test_reply_is_read_in_log_prob_order_and_unmapped_entries_go_to_the_tail() -> None:
     content = [
         entry("a", -0.2, [("b", -2.0), ("a", -0.2), ("zz", -1.0)]),
-        entry("c", -0.1, [("c", -0.1), ("a", -3.0)]),
+        entry("c", -0.1, [("c", -0.1), ("a", -3.0), ("b", -4.0)]),
     ]
     gen = parse_reply(reply(content, "length"), 3, "tokenizer", lambda t, raw: VOCAB.get(t))
     assert gen.token_ids == [1, 3] and gen.finish_reason == "length"
-    assert gen.topk_ids == [[1, 2], [3, 1]]  # "zz" has no id: dropped, counted
+    assert gen.topk_ids == [[1, 2], [3, 1, 2]]  # "zz" has no id: dropped, counted
     assert gen.unmapped == 1
     assert gen.sampled_logprob == [-0.2, -0.1]
     assert gen.tail_mass[0] == pytest.approx(1 - math.exp(-0.2) - math.exp(-2.0))

@@ -68,7 +68,9 @@ Decisions = list[Drop | None]
 class Step(BaseModel):
     """Common base: the step's parameters and the columns it needs."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or inf anywhere: a NaN threshold compares False with everything, so a step
+    # given one would keep (or drop) every row without a word.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str
     # What the step reads: column names every codec has (no top-k column).

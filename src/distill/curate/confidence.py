@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, model_validator
+from pydantic import Field, NonNegativeInt, model_validator
 
 from distill.curate.base import Decisions, Drop, RejectReason, Step
 from distill.curate.signals import compute_signals, is_wrong, signal_aurocs
@@ -44,7 +44,7 @@ class ConfidenceFilter(Step):
     max: float | None = Field(None, description="drop rows whose signal is above this")
     drop_missing: bool = Field(False, description="drop rows where the signal is undefined")
     letters: str = Field("ABCD", min_length=2, description="the choice letters")
-    letter_tokens: dict[str, list[int]] = Field(
+    letter_tokens: dict[str, list[NonNegativeInt]] = Field(
         default_factory=dict,
         description="letter -> its token ids (e.g. 'B' and ' B'); needed for answer_logprob",
     )
@@ -53,6 +53,8 @@ class ConfidenceFilter(Step):
     def _answer_logprob_needs_tokens(self) -> ConfidenceFilter:
         if self.signal == "answer_logprob" and not self.letter_tokens:
             raise ValueError("signal 'answer_logprob' needs letter_tokens")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}: every row would go")
         return self
 
     def _signals(self, table: pa.Table) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from distill.curate.base import Decisions, Drop, RejectReason, RowStep, Step
 
@@ -57,6 +57,12 @@ class LengthFilter(Step):
 
     min_tokens: NonNegativeInt = Field(1, description="drop responses shorter than this")
     max_tokens: PositiveInt | None = Field(None, description="drop responses longer than this")
+
+    @model_validator(mode="after")
+    def _range(self) -> LengthFilter:
+        if self.max_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens {self.min_tokens} is above max_tokens {self.max_tokens}")
+        return self
 
     def decide(self, table: pa.Table) -> Decisions:
         lengths = np.asarray(pc.list_value_length(table.column("token_ids")).to_numpy())

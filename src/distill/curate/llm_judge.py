@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from distill.curate.base import Decisions, Drop, RejectReason, Step
 from distill.curate.dedup import last_user_message
@@ -86,7 +86,7 @@ class LlmJudge(Step):
         DEFAULT_RUBRIC,
         description="judge prompt; {prompt} and {response} are replaced by the row's texts",
     )
-    min_score: float = Field(3.0, description="drop rows the judge scores below this")
+    min_score: float = Field(3.0, ge=0, description="drop rows the judge scores below this")
     max_score: int = Field(5, ge=1, description="scores above this are unparsed")
     keep_unparsed: bool = Field(False, description="keep (but count) rows with no score")
     batch_size: int = Field(8, ge=1)
@@ -105,6 +105,12 @@ class LlmJudge(Step):
         if "{response}" not in value:
             raise ValueError("the rubric must contain '{response}'")
         return value
+
+    @model_validator(mode="after")
+    def _min_score_reachable(self) -> LlmJudge:
+        if self.min_score > self.max_score:
+            raise ValueError(f"min_score {self.min_score} is above max_score {self.max_score}")
+        return self
 
     def using(self, backend: Any) -> LlmJudge:
         """This step with an already-loaded judge backend (tests, or a judge shared across runs)."""

@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 from datasketch import MinHash, MinHashLSH
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
 from distill.curate.numpy_minhash import BatchMinHashLSH, banding, drop_common
@@ -109,7 +109,7 @@ class NearDedup(DatasetStep):
     keep: Literal["first", "most_confident", "correct"] = Field(
         "first", description="which member of a duplicate group survives"
     )
-    seed: int = Field(1, description="MinHash seed")
+    seed: NonNegativeInt = Field(1, description="MinHash seed")
     max_shingle_share: float | None = Field(
         0.02,
         gt=0,

@@ -47,12 +47,15 @@ def is_mmlu_header_row(row: dict[str, Any]) -> bool:
 
 def mmlu_prompt(row: dict[str, Any], file: str, line: int) -> tuple[str, str, str]:
     """(user prompt, domain, reference letter) for one MMLU row; PromptError if malformed."""
-    from distill.gen.prompts import PromptError
+    from distill.gen.prompt_files import PromptError, text_problem
 
     for name in MMLU_FIELDS:
         value = row.get(name)
         if value is None or not str(value).strip():
             raise PromptError(file, line, name, "missing or empty")
+        problem = None if isinstance(value, int | float) else text_problem(value)
+        if problem is not None:  # an object would become its Python repr in the prompt
+            raise PromptError(file, line, name, problem)
     reference = str(row["correct_answer"]).strip().upper()
     if reference not in LETTERS:
         raise PromptError(file, line, "correct_answer", f"'{reference}' is not one of A-D")

@@ -4,7 +4,9 @@ Requests go through the `openai` client's `AsyncOpenAI` (`pip install distill[ap
 chat completions with `logprobs=True, top_logprobs=k`, at most `concurrency` in flight
 (an `asyncio.Semaphore`), each with its own timeout; failed requests (429, 5xx, timeouts,
 dropped connections) are retried by the client itself (`max_retries`, exponential back-off
-that honours the server's Retry-After). A request that still fails becomes a failed
+that honours the server's Retry-After). A 200 whose reply cannot be a record (a truncated
+or garbled body, NaN log-probs, missing top-k: see `openai_replies`) is asked again here,
+up to the same `max_retries`. A request that still fails becomes a failed
 `Generation` (its `RequestFailure` names the kind, status and message): the runner lists it
 in failed.jsonl and a rerun retries it. Errors that every request would hit stop the run at
 once: 401/403 (the key) and 404 (the model or URL), as `TeacherUnavailableError`.
@@ -29,6 +31,7 @@ mass: it is 1 - sum(exp(top-k)), clamped at 0, as for vLLM.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -46,6 +49,7 @@ from distill.gen.backend import (
 from distill.gen.openai_replies import (
     BadResponse,
     classify_failure,
+    not_json,
     parse_reply,
     vllm_token_id,
 )
@@ -56,6 +60,7 @@ from distill.tokenizer_info import chat_template_hash, describe_tokenizer, token
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 OPENAI_MAX_TOP_LOGPROBS = 20
+BAD_REPLY_BACKOFF_S = 0.5  # before asking again after a bad reply; doubles each time, to 8 s
 # This row's attempt counter: each gathered request runs in its own task, hence its own context.
 _ATTEMPTS: ContextVar[list[int] | None] = ContextVar("distill_attempts", default=None)
 
@@ -155,25 +160,7 @@ class OpenAITeacher:
                 attempts = [0]
                 _ATTEMPTS.set(attempts)
                 async with gate:
-                    extra = {"return_tokens_as_token_ids": True} if self.mode == "vllm" else None
-                    try:
-                        response = await client.chat.completions.create(
-                            model=self.model,
-                            messages=chat,  # type: ignore[arg-type]
-                            max_completion_tokens=sampling.max_new_tokens,
-                            temperature=sampling.temperature,
-                            top_p=sampling.top_p,
-                            seed=seed % (1 << 31),
-                            n=1,
-                            logprobs=True,
-                            top_logprobs=top_k,
-                            extra_body=extra,
-                        )
-                        gen = parse_reply(response, top_k, self.mode, self._token_id)
-                    except (openai.APIError, BadResponse) as err:
-                        failed = Generation.failed(self.classify(err), attempts[0])
-                        failed.usage = getattr(err, "usage", {})
-                        return failed
+                    gen = await self._ask(client, chat, seed, sampling, top_k)
                 gen.attempts = attempts[0]
                 return gen
 
@@ -187,6 +174,53 @@ class OpenAITeacher:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
 
+    async def _ask(
+        self, client: Any, chat: list[dict[str, str]], seed: int, sampling: SamplingParams, k: int
+    ) -> Generation:
+        """One row's request: the client retries what fails in transit; a reply that came
+        back but cannot be a record is asked again here, up to the same `max_retries`.
+        Whatever still fails is returned as a failed `Generation`, never raised, so one
+        bad reply costs its row alone and not the rest of the batch."""
+        import openai
+
+        extra = {"return_tokens_as_token_ids": True} if self.mode == "vllm" else None
+        billed: dict[str, int] = {}  # a bad reply's tokens are paid for all the same
+        retry = 0
+        while True:
+            try:
+                try:
+                    response = await client.chat.completions.create(
+                        model=self.model,
+                        messages=chat,  # type: ignore[arg-type]
+                        max_completion_tokens=sampling.max_new_tokens,
+                        temperature=sampling.temperature,
+                        top_p=sampling.top_p,
+                        seed=seed % (1 << 31),
+                        n=1,
+                        logprobs=True,
+                        top_logprobs=k,
+                        extra_body=extra,
+                    )
+                except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                    raise not_json(err) from None  # the client decodes a 200's body bare
+                gen = parse_reply(response, k, self.mode, self._token_id)
+            except openai.APIError as err:
+                return self._failed(err, billed)
+            except BadResponse as err:
+                billed = _add_usage(billed, err.usage)
+                if not err.retry or retry >= self.config.max_retries:
+                    return self._failed(err, billed)
+                await asyncio.sleep(min(BAD_REPLY_BACKOFF_S * 2**retry, 8.0))
+                retry += 1
+                continue
+            gen.usage = _add_usage(billed, gen.usage)
+            return gen
+
+    def _failed(self, err: Exception, usage: dict[str, int]) -> Generation:
+        failed = Generation.failed(self.classify(err), attempts=0)
+        failed.usage = usage
+        return failed
+
     def classify(self, err: Exception) -> RequestFailure:
         """What went wrong with one row, or `TeacherUnavailableError` if every row would fail."""
         return classify_failure(err, self.base_url, self.model, self.api_key)
@@ -197,6 +231,10 @@ class OpenAITeacher:
         if self._token_map is None:
             self._token_map = build_token_map(self.tokenizer)
         return self._token_map.lookup(token, raw)
+
+
+def _add_usage(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {key: a.get(key, 0) + b.get(key, 0) for key in a.keys() | b.keys()}
 
 
 async def _count_attempt(request: Any) -> None:
@@ -214,7 +252,6 @@ def parse_openai_target(target: str) -> tuple[str, str]:
 
 
 def _is_vllm_server(base_url: str, timeout: float = 5.0) -> bool:
-    import json
     import urllib.request
 
     root = base_url.rstrip("/").removesuffix("/v1")

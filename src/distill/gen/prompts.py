@@ -1,35 +1,33 @@
 """Prompt sources: JSONL, Parquet, CSV, saved HF `datasets` and the built-in MMLU format.
 
 Every row becomes a `PromptRow` with chat messages. A bad row (broken JSON, a missing
-field, an empty prompt) raises `PromptError` naming file, line and field; with
-`skip_invalid` it is returned as an `InvalidPrompt` instead, so the run goes on and the
-row is written to the rejects file with its reason.
+field, an empty prompt, a prompt that is not a string, text that is not UTF-8, an id seen
+on an earlier row) raises `PromptError` naming file, line and field; with `skip_invalid` it
+is returned as an `InvalidPrompt` instead, so the run goes on and the row is written to the
+rejects file with its reason. Reading the files themselves is `prompt_files`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
+import math
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from distill.gen.mmlu import MMLU_FIELDS, is_mmlu_header_row, mmlu_prompt
-
-PromptFormat = Literal["jsonl", "parquet", "csv", "hf", "mmlu"]
-
-
-class PromptError(ValueError):
-    """A prompt row that can't be used; the message names file, line and field."""
-
-    def __init__(self, file: str, line: int, field: str, problem: str) -> None:
-        super().__init__(f"{file}:{line}: field '{field}': {problem}")
-        self.file, self.line, self.field, self.problem = file, line, field, problem
+from distill.gen.prompt_files import (
+    PromptError,
+    PromptFormat,
+    RowProblem,
+    printable,
+    read_rows,
+    text_problem,
+)
 
 
 class FieldMapping(BaseModel):
@@ -83,74 +81,64 @@ def detect_format(path: Path) -> PromptFormat:
     raise PromptError(str(path), 0, "--format", f"can't tell the format from '{suffix}'")
 
 
-def _raw_rows(path: Path, fmt: PromptFormat) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """(row number, parsed row) or (row number, raw text) for a line that isn't JSON."""
-    if fmt in ("jsonl", "mmlu"):
-        with path.open(encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    yield line_no, line.rstrip("\n")
-                    continue
-                yield line_no, row if isinstance(row, dict) else line.rstrip("\n")
-    elif fmt == "csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if path.suffix == ".tsv" else ",")
-            for row in reader:
-                yield reader.line_num, dict(row)
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        for i, row in enumerate(pq.read_table(path).to_pylist(), start=1):
-            yield i, row
-    elif fmt == "hf":
-        from datasets import load_from_disk
-
-        for i, row in enumerate(load_from_disk(str(path)), start=1):  # type: ignore[arg-type]
-            yield i, dict(row)
-
-
-def _text(row: dict[str, Any], name: str | None) -> str | None:
-    if name is None or row.get(name) is None:
+def _text(row: dict[str, Any], name: str | None, where: tuple[str, int]) -> str | None:
+    """An optional scalar field as text (a number is written as such); nested is an error.
+    NaN is missing, as pandas writes a missing value in a float column."""
+    value = None if name is None else row.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return str(row[name])
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    problem = text_problem(value)
+    if problem is not None:
+        raise PromptError(*where, name, problem)
+    return value
+
+
+def _chat_text(value: Any, where: tuple[str, int], name: str, what: str = "") -> str:
+    """A prompt or a chat turn's text: a non-empty string. `what` names the turn's part."""
+    problem = text_problem(value)
+    if problem is None and not value.strip():
+        problem = "empty"
+    if problem is not None:
+        raise PromptError(*where, name, f"{what}: {problem}" if what else problem)
+    return value
 
 
 def _messages(
-    row: dict[str, Any], mapping: FieldMapping, system: str | None, where: tuple
+    row: dict[str, Any], mapping: FieldMapping, system: str | None, where: tuple[str, int]
 ) -> list[dict[str, str]]:
-    file, line = where
     if mapping.messages is not None:
         chat = row.get(mapping.messages)
         if not isinstance(chat, list) or not chat:
-            raise PromptError(file, line, mapping.messages, "missing or not a non-empty list")
+            raise PromptError(*where, mapping.messages, "missing or not a non-empty list")
         messages = []
-        for turn in chat:
-            if not isinstance(turn, dict) or not str(turn.get("content", "")).strip():
-                raise PromptError(file, line, mapping.messages, "a turn has no content")
-            role = str(turn.get("role", "user"))
-            messages.append({"role": role, "content": str(turn["content"])})
+        for i, turn in enumerate(chat):
+            if not isinstance(turn, dict):
+                raise PromptError(*where, mapping.messages, f"turn {i} is not an object")
+            content = _chat_text(turn.get("content"), where, mapping.messages, f"turn {i} content")
+            role = _chat_text(turn.get("role", "user"), where, mapping.messages, f"turn {i} role")
+            messages.append({"role": role, "content": content})
     else:
         if mapping.prompt not in row:
-            raise PromptError(file, line, mapping.prompt, "missing")
-        text = _text(row, mapping.prompt)
-        if text is None or not text.strip():
-            raise PromptError(file, line, mapping.prompt, "empty prompt")
-        messages = [{"role": "user", "content": text}]
-    row_system = _text(row, mapping.system) or system
+            raise PromptError(*where, mapping.prompt, "missing")
+        text = row[mapping.prompt]
+        if text is None or (isinstance(text, str) and not text.strip()):
+            raise PromptError(*where, mapping.prompt, "empty prompt")
+        messages = [{"role": "user", "content": _chat_text(text, where, mapping.prompt)}]
+    row_system = _text(row, mapping.system, where) or system
     if row_system and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": row_system})
     return messages
 
 
-def _prompt_id(row: dict[str, Any], mapping: FieldMapping, messages: list, seen: Counter) -> str:
+def _prompt_id(
+    row: dict[str, Any], mapping: FieldMapping, messages: list, seen: Counter, where: tuple
+) -> str:
     # Content hash + occurrence number: stable when rows are inserted or reordered
     # (so resume still finds its records), yet distinct for repeated prompts, which
     # curation, not generation, is the place to deduplicate.
-    user_id = _text(row, mapping.id)
+    user_id = _text(row, mapping.id, where)
     if user_id:
         return user_id
     canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False)
@@ -172,40 +160,56 @@ def load_prompts(
         raise FileNotFoundError(f"{path}: prompt file not found")
     fmt = fmt or detect_format(path)
     mapping = mapping or FieldMapping()
-    batch, seen = PromptBatch(), Counter()
-    for line, row in _raw_rows(path, fmt):
+    batch, seen, id_lines = PromptBatch(), Counter(), {}
+    for line, row in read_rows(path, fmt):
         if limit is not None and len(batch.rows) >= limit:
             break
+        where = (str(path), line)
         try:
-            if isinstance(row, str):
-                raise PromptError(str(path), line, "<line>", "not a JSON object")
-            if fmt == "mmlu":
-                if is_mmlu_header_row(row):
-                    batch.skipped_headers += 1
-                    continue
-                user_text, domain, reference = mmlu_prompt(row, str(path), line)
-                row = {"prompt": user_text, "domain": domain, "reference": reference}
-                row_mapping = FieldMapping()
-            else:
-                row_mapping = mapping
-            messages = _messages(row, row_mapping, system_prompt, (str(path), line))
+            if isinstance(row, RowProblem):
+                raise PromptError(*where, row.field, row.problem)
+            if fmt == "mmlu" and is_mmlu_header_row(row):
+                batch.skipped_headers += 1
+                continue
+            prompt = _prompt_row(row, fmt, mapping, system_prompt, where, seen)
+            if mapping.id is not None and prompt.prompt_id in id_lines:
+                first = id_lines[prompt.prompt_id]
+                raise PromptError(
+                    *where, mapping.id, f"duplicate id {prompt.prompt_id!r}, first on line {first}"
+                )
         except PromptError as err:
             if not skip_invalid:
                 raise
-            raw = row if isinstance(row, str) else json.dumps(row, default=str)
-            batch.invalid.append(InvalidPrompt(str(path), line, err.field, err.problem, raw))
+            raw = row.raw if isinstance(row, RowProblem) else json.dumps(row, default=str)
+            batch.invalid.append(InvalidPrompt(*where, err.field, err.problem, printable(raw)))
             continue
-        batch.rows.append(
-            PromptRow(
-                prompt_id=_prompt_id(row, row_mapping, messages, seen),
-                source_file=str(path),
-                source_row=line,
-                messages=messages,
-                domain=_text(row, row_mapping.domain),
-                reference=_text(row, row_mapping.reference),
-            )
-        )
+        id_lines[prompt.prompt_id] = line
+        batch.rows.append(prompt)
     return batch
+
+
+def _prompt_row(
+    row: dict[str, Any],
+    fmt: PromptFormat,
+    mapping: FieldMapping,
+    system_prompt: str | None,
+    where: tuple[str, int],
+    seen: Counter,
+) -> PromptRow:
+    if fmt == "mmlu":
+        user_text, domain, reference = mmlu_prompt(row, *where)
+        row = {"prompt": user_text, "domain": domain, "reference": reference}
+        mapping = FieldMapping()
+    messages = _messages(row, mapping, system_prompt, where)
+    domain, reference = _text(row, mapping.domain, where), _text(row, mapping.reference, where)
+    return PromptRow(
+        prompt_id=_prompt_id(row, mapping, messages, seen, where),
+        source_file=where[0],
+        source_row=where[1],
+        messages=messages,
+        domain=domain,
+        reference=reference,
+    )
 
 
 __all__ = [

@@ -205,8 +205,10 @@ def generate_dataset(
                         seeds=[sample_seed(sampling.seed, rid) for rid in ids],
                         messages=[row.messages for row, _, _ in chunk],
                     )
-                except TeacherUnavailableError:
-                    writer.finish()  # keep the rows already answered, then stop
+                except Exception:
+                    # Whatever stops the run (a refused key, or a bug), the rows already
+                    # answered are written first: with a paid API they cost money.
+                    writer.finish()
                     raise
                 now = datetime.now(UTC)
                 batch_tokens = sum(len(g.token_ids) for g in gens)

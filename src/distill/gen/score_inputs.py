@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import ConfigDict
 
+from distill.gen.prompt_files import RowProblem, read_rows, text_problem
 from distill.gen.prompts import (
     FieldMapping,
     PromptError,
     PromptFormat,
     PromptRow,
-    _raw_rows,
     detect_format,
     load_prompts,
 )
@@ -55,13 +55,13 @@ def load_responses(
     fmt = fmt or detect_format(source)
     mapping = mapping or ScoreMapping()
     responses: dict[int, str] = {}
-    for line, raw in _raw_rows(source, fmt):
-        if isinstance(raw, str):
-            raise PromptError(str(source), line, "<line>", "not a JSON object")
+    for line, raw in read_rows(source, fmt):
+        if isinstance(raw, RowProblem):
+            raise PromptError(str(source), line, raw.field, raw.problem)
         if mapping.response not in raw or raw[mapping.response] is None:
             raise PromptError(str(source), line, mapping.response, "missing")
         text = raw[mapping.response]
-        if not isinstance(text, str) or not text.strip():
+        if text_problem(text) is not None or not text.strip():
             raise PromptError(str(source), line, mapping.response, "empty or not text")
         responses[line] = text
     prompt_mapping = FieldMapping(**mapping.model_dump(exclude={"response"}))

@@ -1,0 +1,133 @@
+"""Reading the rows of a prompt file, for `distill gen` and `distill score`, defensively.
+
+Input files come from anywhere: a byte-order mark, CRLF line ends, bytes that are not UTF-8,
+a line too long for the `csv` module's default limit, a CSV row with more or fewer cells
+than its header, a JSON line nested too deep or with a 5,000-digit number. None of these may
+stop a run with a traceback or slip through as a wrong prompt. A file-level problem (an
+unreadable Parquet file, broken CSV quoting) raises `PromptError`; a row-level one is
+yielded as a `RowProblem` naming the field, which `load_prompts` raises or, with
+`skip_invalid`, sets aside. Text is decoded with `surrogateescape`, so a bad byte inside a
+value is caught by `text_problem` and named by its field rather than its line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+PromptFormat = Literal["jsonl", "parquet", "csv", "hf", "mmlu"]
+BOM = "\ufeff"
+# The csv module refuses a cell over 128 KiB by default; long-context prompts are longer.
+CSV_FIELD_LIMIT = 1 << 30
+
+
+class PromptError(ValueError):
+    """A prompt row that can't be used; the message names file, line and field."""
+
+    def __init__(self, file: str, line: int, field: str, problem: str) -> None:
+        super().__init__(f"{file}:{line}: field '{field}': {problem}")
+        self.file, self.line, self.field, self.problem = file, line, field, problem
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row that could not be read as a mapping of fields (or has a bad cell)."""
+
+    field: str
+    problem: str
+    raw: str
+
+
+def printable(text: str) -> str:
+    """`text` safe to write as UTF-8: undecodable bytes and lone surrogates as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def text_problem(value: Any) -> str | None:
+    """Why `value` is not usable text, or None if it is."""
+    if not isinstance(value, str):
+        return f"{_kind(value)}, not a string"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"not valid UTF-8 text (character {err.start + 1})"
+    return None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    kinds = {dict: "an object", list: "a list", type(None): "null", bytes: "bytes"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
+
+
+def read_rows(path: Path, fmt: PromptFormat) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    """(line or row number, the row's fields) for each row, or a `RowProblem`."""
+    if fmt in ("jsonl", "mmlu"):
+        yield from _jsonl_rows(path)
+    elif fmt == "csv":
+        yield from _csv_rows(path)
+    elif fmt == "parquet":
+        yield from enumerate(_parquet_rows(path), start=1)
+    elif fmt == "hf":
+        from datasets import load_from_disk
+
+        for i, row in enumerate(load_from_disk(str(path)), start=1):  # type: ignore[arg-type]
+            yield i, dict(row)
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    # Binary lines split on b"\n" alone: line numbers agree with editors and `wc -l`.
+    with path.open("rb") as fh:
+        for line_no, data in enumerate(fh, start=1):
+            text = data.decode("utf-8", "surrogateescape").rstrip("\r\n").removeprefix(BOM)
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except (ValueError, RecursionError):  # broken JSON, a 5,000-digit int, deep nesting
+                row = None
+            if isinstance(row, dict):
+                yield line_no, row
+            else:
+                yield line_no, RowProblem("<line>", "not a JSON object", printable(text))
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        try:
+            for row in reader:
+                yield reader.line_num, _csv_row(row, len(reader.fieldnames or []))
+        except csv.Error as err:
+            problem = f"not valid CSV ({err})"
+            raise PromptError(str(path), reader.line_num, "<line>", problem) from None
+
+
+def _csv_row(row: dict[str | None, Any], width: int) -> dict[str, Any] | RowProblem:
+    # DictReader puts extra cells under the key None and fills missing ones with None:
+    # either way the cells no longer line up with the header (an unquoted delimiter).
+    extra = row.pop(None, None) or []
+    cells = sum(value is not None for value in row.values()) + len(extra)
+    if cells != width:
+        raw = printable(json.dumps({**row, "<extra cells>": extra}, ensure_ascii=False))
+        return RowProblem("<line>", f"{cells} cells, the header has {width}", raw)
+    return row  # type: ignore[return-value]
+
+
+def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pa.ArrowException, ValueError, OSError) as err:
+        raise PromptError(str(path), 0, "<file>", f"not a readable Parquet file ({err})") from None
