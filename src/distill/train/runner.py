@@ -24,14 +24,14 @@ from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
 from distill.store import DatasetError, load_manifest, read_table, write_json
 from distill.train.collate import sft_dataset
 from distill.train.compat import check_student_compat
-from distill.train.evaluate import heldout_metrics, split_heldout
+from distill.train.evaluate import heldout_metrics, split_heldout, split_summary
 from distill.train.gkd import check_gkd_options, gkd_classes, gkd_dataset, load_live_teacher
 from distill.train.kd_trainer import KDConfig, KDTrainer
 from distill.train.lora import LoraOptions, apply_lora, merged_for_saving, parameter_counts
 from distill.train.record_trainer import HardLabelTrainer
 from distill.train.student import build_random_student
 
-BASE_COLUMNS = ["record_id", "prompt_token_ids", "token_ids"]
+BASE_COLUMNS = ["record_id", "prompt_id", "prompt_token_ids", "token_ids"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MODES = ("sft", "kd", "gkd")
 
@@ -54,6 +54,9 @@ class TrainResult(BaseModel):
     heldout_curve: list[dict[str, float | int]]
     train_rows: int
     heldout_rows: int
+    train_tokens: int
+    heldout_tokens: int
+    heldout_prompt_ids: list[str]
     seconds: float
     config: dict[str, Any]
     model_dir: str
@@ -267,8 +270,7 @@ def train_student(
         heldout=heldout_final,
         heldout_initial=heldout_initial,
         heldout_curve=curve.points,
-        train_rows=train.num_rows,
-        heldout_rows=heldout.num_rows,
+        **split_summary(train, heldout),
         seconds=round(time.perf_counter() - started, 3),
         config={
             "dataset_dir": str(dataset_dir),
