@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+from transformers import TrainerCallback
 
 from distill.train.collate import collate_rows, shifted_labels
 from distill.train.losses import sparse_kl_per_token
@@ -113,3 +115,17 @@ def split_summary(train: pa.Table, heldout: pa.Table) -> dict[str, Any]:
         "train_tokens": tokens(train),
         "heldout_tokens": tokens(heldout),
     }
+
+
+HeldoutEval = Callable[[torch.nn.Module, pa.Table], dict]
+
+
+class HeldoutCurve(TrainerCallback):
+    """Evaluates the held-out rows every `every` steps so a report can plot a curve."""
+
+    def __init__(self, heldout: pa.Table, every: int | None, evaluate: HeldoutEval):
+        self.heldout, self.every, self.evaluate, self.points = heldout, every, evaluate, []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every and self.heldout.num_rows and state.global_step % self.every == 0:
+            self.points.append({"step": state.global_step, **self.evaluate(model, self.heldout)})
