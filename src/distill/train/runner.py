@@ -217,13 +217,14 @@ def train_student(
         "lora": None if lora_options is None else lora_options.model_dump(),
         **{k: v for k, v in trainer_options.items() if isinstance(v, (int, float, str, bool))},
     }
-    resume = find_resume(out_dir, {"mode": mode, **run}) if save_steps else Resume()
+    same_run = {"mode": mode, "dataset_id": manifest.dataset_id, **run}
+    resume = find_resume(out_dir, same_run) if save_steps else Resume()
     if resume.heldout_initial is not None:
         heldout_initial = resume.heldout_initial
     else:
         heldout_initial = heldout_eval(model, heldout)
         if save_steps:
-            record_run_start(out_dir, {"mode": mode, **run}, heldout_initial)
+            record_run_start(out_dir, same_run, heldout_initial)
     common: dict[str, Any] = {
         "output_dir": str(out_dir / "trainer"),
         "max_steps": max_steps,
