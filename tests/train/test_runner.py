@@ -13,7 +13,9 @@ from tests.factories import make_record, write_fake_dataset
 
 KEYS = {
     "mode", "steps", "loss_curve", "heldout", "heldout_initial", "heldout_curve",
-    "train_rows", "heldout_rows", "seconds", "config",
+    "train_rows", "heldout_rows", "train_tokens", "heldout_tokens", "heldout_prompt_ids",
+    "resumed_from_step",
+    "seconds", "config",
 }  # fmt: skip
 
 
@@ -40,6 +42,8 @@ def test_metrics_json_and_model_dir(runs, mode):
         assert metrics[key]["tokens"] > 0
     assert [p["step"] for p in metrics["heldout_curve"]] == [2]
     assert metrics["train_rows"] + metrics["heldout_rows"] == 20
+    assert metrics["heldout_tokens"] == metrics["heldout"]["tokens"] > 0
+    assert len(metrics["heldout_prompt_ids"]) == metrics["heldout_rows"]  # 1 sample a prompt
     assert result.model_dump(mode="json", exclude={"model_dir"}) == metrics
     model = AutoModelForCausalLM.from_pretrained(out / "model")
     assert model.config.vocab_size == 49152

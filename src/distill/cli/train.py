@@ -67,9 +67,18 @@ def train(
     max_new_tokens: Annotated[
         int, typer.Option("--max-new-tokens", help="gkd: length of on-policy samples")
     ] = 128,
+    save_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--save-steps",
+            help="checkpoint every N steps under OUT/trainer; the same command again resumes "
+            "from the last complete checkpoint",
+        ),
+    ] = None,
 ) -> None:
     """Train a student with TRL: SFT on the teacher's tokens, KD on its top-k, or on-policy GKD."""
     from distill.train import StudentMismatch, train_student
+    from distill.train.progress import TrainProgress
 
     if mode not in ("sft", "kd", "gkd"):
         fail(f"--mode {mode!r}: use sft, kd or gkd")
@@ -100,10 +109,14 @@ def train(
             gkd_options={"lmbda": lmbda, "beta": beta, "max_new_tokens": max_new_tokens}
             if mode == "gkd"
             else None,
+            save_steps=save_steps,
+            callbacks=[TrainProgress()],
         )
     except (StudentMismatch, FileNotFoundError, ValueError, ImportError) as err:
         fail(str(err))
         return
+    if result.resumed_from_step is not None:
+        console.print(f"resumed from the checkpoint of step {result.resumed_from_step}")
     console.print(
         f"{mode}: {result.steps} steps, held-out KL {result.heldout['kl']:.4f}, "
         f"NLL {result.heldout['nll']:.4f} -> {result.model_dir}"

@@ -8,7 +8,7 @@ from distill.train.chunked import chunked_distill_loss
 from distill.train.collate import collate_rows
 from distill.train.compat import StudentMismatch, check_student_compat
 from distill.train.divergences import bucket_divergence, scheduled_alpha, taid_lambda
-from distill.train.evaluate import heldout_metrics, split_heldout
+from distill.train.evaluate import heldout_metrics, split_heldout, split_summary
 from distill.train.kd_trainer import KDConfig, KDTrainer
 from distill.train.lora import LoraOptions
 from distill.train.losses import (
@@ -43,6 +43,7 @@ __all__ = [
     "sparse_divergence_per_token",
     "sparse_kl_per_token",
     "split_heldout",
+    "split_summary",
     "taid_lambda",
     "train_student",
 ]

@@ -8,10 +8,15 @@ teacher's sampled tokens, each averaged over response tokens.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
+from transformers import TrainerCallback
 
 from distill.train.collate import collate_rows, shifted_labels
 from distill.train.losses import sparse_kl_per_token
@@ -55,19 +60,22 @@ def heldout_metrics(model: torch.nn.Module, table: pa.Table, batch_size: int = 8
     return {"kl": kl_sum / denom, "nll": nll_sum / denom, "tokens": tokens}
 
 
-def _unit_hash(record_id: str, seed: int) -> float:
-    digest = hashlib.sha256(f"{seed}\x1f{record_id}".encode()).digest()
+def _unit_hash(key: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}\x1f{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def split_heldout(
     table: pa.Table, fraction: float = 0.1, min_rows: int = 4, seed: int = 0
 ) -> tuple[pa.Table, pa.Table]:
-    """(train, heldout) by hashing `record_id`: the same rows whatever the mode or row order.
+    """(train, heldout) by hashing `prompt_id`: every sample of a prompt is on one side.
 
-    A row is held out when its hash falls below `fraction`, so adding data never moves an
-    existing row across the split. If that leaves fewer than `min_rows`, the rows with the
-    smallest hashes top it up; at most half the table is ever held out. `fraction=0`
+    Splitting by record would put the other samples of a held-out prompt in training, so
+    the "held-out" score would partly measure prompts the student has seen. A prompt is
+    held out when the hash of (seed, prompt_id) falls below `fraction`: the same prompts
+    whatever the mode or row order, and adding data never moves a prompt across the split.
+    If that holds out fewer than `min_rows` rows, whole prompts with the smallest hashes
+    top it up, skipping any that would hold out more than half the rows. `fraction=0`
     holds nothing out.
     """
     if not 0.0 <= fraction < 1.0:
@@ -75,11 +83,49 @@ def split_heldout(
     n = table.num_rows
     if fraction == 0.0 or n == 0:
         return table, table.slice(0, 0)
-    ids = table.column("record_id").to_pylist()
-    hashes = np.array([_unit_hash(r, seed) for r in ids])
-    held = hashes < fraction
-    want = min(max(min_rows, int(held.sum())), n // 2)
-    if held.sum() < want:
-        held[np.argsort(hashes, kind="stable")[:want]] = True
+    if "prompt_id" not in table.column_names:
+        raise ValueError("split_heldout needs a prompt_id column (read it with the records)")
+    prompt_ids = table.column("prompt_id").to_pylist()
+    sizes = Counter(prompt_ids)
+    hashes = {p: _unit_hash(p, seed) for p in sizes}
+    held_prompts = {p for p, h in hashes.items() if h < fraction}
+    held_rows = sum(sizes[p] for p in held_prompts)
+    want = min(max(min_rows, held_rows), n // 2)
+    for prompt in sorted(hashes, key=lambda p: (hashes[p], p)):
+        if held_rows >= want:
+            break
+        if prompt not in held_prompts and held_rows + sizes[prompt] <= n // 2:
+            held_prompts.add(prompt)
+            held_rows += sizes[prompt]
+    held = np.array([p in held_prompts for p in prompt_ids], dtype=bool)
     order = np.arange(n)
     return table.take(order[~held]), table.take(order[held])
+
+
+def split_summary(train: pa.Table, heldout: pa.Table) -> dict[str, Any]:
+    """What `metrics.json` records so anyone can check the split: prompts, rows, tokens."""
+
+    def tokens(t: pa.Table) -> int:
+        return int(pc.sum(pc.list_value_length(t.column("token_ids"))).as_py() or 0)
+
+    return {
+        "heldout_prompt_ids": sorted(set(heldout.column("prompt_id").to_pylist())),
+        "train_rows": train.num_rows,
+        "heldout_rows": heldout.num_rows,
+        "train_tokens": tokens(train),
+        "heldout_tokens": tokens(heldout),
+    }
+
+
+HeldoutEval = Callable[[torch.nn.Module, pa.Table], dict]
+
+
+class HeldoutCurve(TrainerCallback):
+    """Evaluates the held-out rows every `every` steps so a report can plot a curve."""
+
+    def __init__(self, heldout: pa.Table, every: int | None, evaluate: HeldoutEval):
+        self.heldout, self.every, self.evaluate, self.points = heldout, every, evaluate, []
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every and self.heldout.num_rows and state.global_step % self.every == 0:
+            self.points.append({"step": state.global_step, **self.evaluate(model, self.heldout)})

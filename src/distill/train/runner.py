@@ -9,11 +9,9 @@ students plug into the same path (`gkd`, `lora`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -22,16 +20,30 @@ from trl import SFTConfig, SFTTrainer
 
 from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
 from distill.store import DatasetError, load_manifest, read_table, write_json
+from distill.train.checkpoints import (
+    CheckpointMarker,
+    Resume,
+    checkpoint_args,
+    find_resume,
+    record_run_start,
+    train_or_resume,
+)
 from distill.train.collate import sft_dataset
 from distill.train.compat import check_student_compat
-from distill.train.evaluate import heldout_metrics, split_heldout
+from distill.train.evaluate import (
+    HeldoutCurve,
+    HeldoutEval,
+    heldout_metrics,
+    split_heldout,
+    split_summary,
+)
 from distill.train.gkd import check_gkd_options, gkd_classes, gkd_dataset, load_live_teacher
 from distill.train.kd_trainer import KDConfig, KDTrainer
 from distill.train.lora import LoraOptions, apply_lora, merged_for_saving, parameter_counts
 from distill.train.record_trainer import HardLabelTrainer
 from distill.train.student import build_random_student
 
-BASE_COLUMNS = ["record_id", "prompt_token_ids", "token_ids"]
+BASE_COLUMNS = ["record_id", "prompt_id", "prompt_token_ids", "token_ids"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 MODES = ("sft", "kd", "gkd")
 
@@ -54,23 +66,13 @@ class TrainResult(BaseModel):
     heldout_curve: list[dict[str, float | int]]
     train_rows: int
     heldout_rows: int
+    train_tokens: int
+    heldout_tokens: int
+    heldout_prompt_ids: list[str]
+    resumed_from_step: int | None
     seconds: float
     config: dict[str, Any]
     model_dir: str
-
-
-HeldoutEval = Callable[[torch.nn.Module, pa.Table], dict]
-
-
-class _HeldoutCurve(TrainerCallback):
-    """Evaluates the held-out rows every `every` steps so a report can plot a curve."""
-
-    def __init__(self, heldout: pa.Table, every: int | None, evaluate: HeldoutEval):
-        self.heldout, self.every, self.evaluate, self.points = heldout, every, evaluate, []
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.every and self.heldout.num_rows and state.global_step % self.every == 0:
-            self.points.append({"step": state.global_step, **self.evaluate(model, self.heldout)})
 
 
 def kd_options_for_targets(manifest: Manifest, kd_options: dict[str, Any] | None) -> dict:
@@ -118,6 +120,7 @@ def train_student(
     teacher: Path | None = None,
     gkd_options: dict[str, Any] | None = None,
     callbacks: list[TrainerCallback] | None = None,
+    save_steps: int | None = None,
     heldout_eval: HeldoutEval = heldout_metrics,
     **trainer_options: Any,
 ) -> TrainResult:
@@ -144,6 +147,8 @@ def train_student(
     (default: the embedded teacher); `gkd_options`: lmbda, beta, max_new_tokens, seq_kd, and
     `temperature` is its sampling temperature. `alpha` and `kd_options` are KD only.
 
+    `save_steps` writes a checkpoint every N steps under `out_dir/trainer`; calling again
+    with the same settings resumes from the last complete one (`distill.train.checkpoints`).
     `callbacks` are extra transformers `TrainerCallback`s (logging, timing, early stop).
     `heldout_eval(model, heldout_rows) -> dict` scores the held-out rows before, during
     (`eval_every`) and after training; default `heldout_metrics` (sparse KL and NLL).
@@ -184,8 +189,42 @@ def train_student(
     if lora_options is not None:
         model = apply_lora(model, lora_options)
 
+    if mode == "kd":
+        kd_options = kd_options_for_targets(manifest, kd_options)
     train, heldout = split_heldout(table, fraction=heldout_fraction, seed=seed)
-    heldout_initial = heldout_eval(model, heldout)
+    # Everything that decides the result: metrics.json's config, and what a resume must match.
+    run = {
+        "dataset_dir": str(dataset_dir),
+        "student": str(student),
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seed": seed,
+        "heldout_fraction": heldout_fraction,
+        "eval_every": eval_every,
+        **(
+            {"temperature": temperature, "alpha": alpha, **(kd_options or {})}
+            if mode == "kd"
+            else {}
+        ),
+        **({"sft_backend": sft_backend} if mode == "sft" else {}),
+        **(
+            {"teacher": str(teacher), "temperature": temperature, **(gkd_options or {})}
+            if mode == "gkd"
+            else {}
+        ),
+        "dtype": dtype,
+        "lora": None if lora_options is None else lora_options.model_dump(),
+        **{k: v for k, v in trainer_options.items() if isinstance(v, (int, float, str, bool))},
+    }
+    same_run = {"mode": mode, "dataset_id": manifest.dataset_id, **run}
+    resume = find_resume(out_dir, same_run) if save_steps else Resume()
+    if resume.heldout_initial is not None:
+        heldout_initial = resume.heldout_initial
+    else:
+        heldout_initial = heldout_eval(model, heldout)
+        if save_steps:
+            record_run_start(out_dir, same_run, heldout_initial)
     common: dict[str, Any] = {
         "output_dir": str(out_dir / "trainer"),
         "max_steps": max_steps,
@@ -194,7 +233,7 @@ def train_student(
         "seed": seed,
         "data_seed": seed,
         "logging_steps": 1,
-        "save_strategy": "no",
+        **checkpoint_args(save_steps),
         "report_to": "none",
         # A GPU when there is one, as TRL does; `use_cpu=True` in trainer_options forces CPU.
         "use_cpu": not torch.cuda.is_available(),
@@ -203,10 +242,11 @@ def train_student(
         "disable_tqdm": True,
         **trainer_options,
     }
-    curve = _HeldoutCurve(heldout, eval_every, heldout_eval)
-    trainer_callbacks = [curve, *(callbacks or [])]
+    curve = HeldoutCurve(heldout, eval_every, heldout_eval)
+    curve.points.extend(resume.heldout_curve)
+    marker = [CheckpointMarker(curve.points)] if save_steps else []
+    trainer_callbacks = [curve, *marker, *(callbacks or [])]
     if mode == "kd":
-        kd_options = kd_options_for_targets(manifest, kd_options)
         config = KDConfig(**common, temperature=temperature, alpha=alpha, **(kd_options or {}))
         trainer: SFTTrainer = KDTrainer(
             model,
@@ -248,7 +288,7 @@ def train_student(
     # The loss curve is kept in metrics.json; the per-step dicts Trainer prints when tqdm
     # is off would bury the CLI's own summary.
     trainer.remove_callback(PrinterCallback)
-    trainer.train()
+    train_or_resume(trainer, resume)
 
     heldout_final = heldout_eval(model, heldout)
     counts = parameter_counts(trainer.model)
@@ -267,34 +307,14 @@ def train_student(
         heldout=heldout_final,
         heldout_initial=heldout_initial,
         heldout_curve=curve.points,
-        train_rows=train.num_rows,
-        heldout_rows=heldout.num_rows,
+        **split_summary(train, heldout),
         seconds=round(time.perf_counter() - started, 3),
+        resumed_from_step=resume.step,
         config={
-            "dataset_dir": str(dataset_dir),
-            "student": str(student),
-            "max_steps": max_steps,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "seed": seed,
-            "heldout_fraction": heldout_fraction,
-            "eval_every": eval_every,
-            **(
-                {"temperature": temperature, "alpha": alpha, **(kd_options or {})}
-                if mode == "kd"
-                else {}
-            ),
-            **({"sft_backend": sft_backend} if mode == "sft" else {}),
-            **(
-                {"teacher": str(teacher), "temperature": temperature, **(gkd_options or {})}
-                if mode == "gkd"
-                else {}
-            ),
-            "dtype": dtype,
+            **run,
+            "save_steps": save_steps,
             "device": str(trainer.args.device),
-            "lora": None if lora_options is None else lora_options.model_dump(),
             "parameters": counts,
-            **{k: v for k, v in trainer_options.items() if isinstance(v, (int, float, str, bool))},
         },
         model_dir=str(model_dir),
     )
