@@ -22,7 +22,7 @@ def curate(
 
     try:
         result = curate_dataset(dataset, out, load_recipe(recipe) if recipe else None)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         fail(str(err))
         return
     print_curation(result, Console())
@@ -39,7 +39,7 @@ def pack(
 
     try:
         result = pack_dataset(dataset, out, codec)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         fail(str(err))
         return
     console.print(
@@ -59,7 +59,7 @@ def report(
 
     try:
         collected = collect_report(dirs)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         fail(str(err))
         return
     print_report(collected, Console())

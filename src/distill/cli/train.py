@@ -101,7 +101,7 @@ def train(
             if mode == "gkd"
             else None,
         )
-    except (StudentMismatch, FileNotFoundError, ValueError, ImportError) as err:
+    except (StudentMismatch, OSError, ValueError, ImportError) as err:
         fail(str(err))
         return
     console.print(
