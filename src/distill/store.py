@@ -227,8 +227,10 @@ def check_shard_bytes(path: Path, data: bytes, sha256: str) -> None:
     if hashlib.sha256(data).hexdigest() == sha256:
         return
     if not data.endswith(b"PAR1"):
-        raise damaged_shard(path, f"truncated ({len(data)} bytes, no Parquet footer)")
-    raise damaged_shard(path, "sha256 differs from manifest.json (changed or bit-flipped)")
+        hint = f"truncated or cut: {len(data)} bytes with no Parquet footer"
+    else:
+        hint = "its bytes changed, e.g. a flipped bit"
+    raise damaged_shard(path, f"sha256 differs from manifest.json ({hint})")
 
 
 def read_shard(path: Path, sha256: str | None, columns: list[str] | None = None) -> pa.Table:
