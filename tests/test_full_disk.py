@@ -20,7 +20,14 @@ from distill.curate.recipe import recipe_from_dict
 from distill.gen.backend import Generation
 from distill.gen.runner import generate_dataset
 from distill.schemas import SamplingParams, TeacherInfo
-from distill.store import OutputWriteError, load_manifest, read_table, shard_paths, verify_shards
+from distill.store import (
+    DatasetError,
+    OutputWriteError,
+    load_manifest,
+    read_table,
+    shard_paths,
+    verify_shards,
+)
 from tests.factories import fake_teacher, make_record, write_fake_dataset
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -196,3 +203,14 @@ def test_a_real_full_disk(small_disk: Path, dataset: Path, tmp_path: Path) -> No
     subprocess.run(remount, check=True)
     curate(dataset, out)
     assert_same_curation(out, tmp_path / "ref")
+
+
+def test_a_job_that_wrote_nothing_does_not_hold_its_out(monkeypatch, dataset, tmp_path) -> None:
+    fail_writes(monkeypatch, "shard", 1)
+    with pytest.raises(OutputWriteError):
+        curate(dataset, tmp_path / "out")
+    monkeypatch.undo()
+    result = curate_dataset(dataset, tmp_path / "out")  # another recipe: nothing to protect
+    assert result.counts["input"] == 40
+    with pytest.raises(DatasetError, match="another `distill curate`"):
+        curate(dataset, tmp_path / "out")  # but a finished output is

@@ -70,7 +70,11 @@ def claim_output(out_dir: Path, command: str, key: str, datasets: list[Path]) ->
             held = json.loads(job_path.read_text())
         except ValueError:
             held = {}
-    if held and held.get("key") != key:
+    written = any(
+        shard_paths(dataset_dir) or (dataset_dir / MANIFEST_NAME).is_file()
+        for dataset_dir in map(Path, datasets)
+    )
+    if held and held.get("key") != key and written:
         raise DatasetError(
             f"{out_dir}: holds the output of another `distill {held.get('command', '?')}` "
             "(other input or settings); choose an empty --out"
@@ -79,6 +83,7 @@ def claim_output(out_dir: Path, command: str, key: str, datasets: list[Path]) ->
         for dataset_dir in datasets:
             if shard_paths(dataset_dir) or (dataset_dir / MANIFEST_NAME).is_file():
                 raise DatasetError(f"{dataset_dir}: already holds a dataset; choose an empty --out")
+    # Past here: an empty OUT, this job's own output, or a job that stopped before writing.
     for dataset_dir in datasets:
         clear_dataset(Path(dataset_dir))
     atomic_write_bytes(job_path, json.dumps({"command": command, "key": key}).encode() + b"\n")
