@@ -30,6 +30,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -232,11 +233,16 @@ def chaos_stage(stage: str, s: Settings, kills: int, rng: random.Random) -> Stag
     result = StageResult(stage)
     ref = folder / "ref"
     result.seconds_uninterrupted = run(commands(s, ref)[stage])
+    # The kill window: the median wall time of the full runs seen so far (the reference, then
+    # every run that finished before its kill), so one slow reference run on a busy machine
+    # does not push most kills past the end of the run.
+    durations = [result.seconds_uninterrupted]
     trial = 0
-    while result.kills < kills and trial < 3 * kills:  # a run may finish before its kill
+    while result.kills < kills and trial < 5 * kills:  # a run may finish before its kill
         trial += 1
         out = folder / f"trial-{trial:02d}"
         cmd = commands(s, out)[stage]
+        started = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
             env=env(),
@@ -246,8 +252,9 @@ def chaos_stage(stage: str, s: Settings, kills: int, rng: random.Random) -> Stag
         )
         lo, hi = s.window
         try:
-            proc.wait(timeout=rng.uniform(lo, hi) * result.seconds_uninterrupted)
+            proc.wait(timeout=rng.uniform(lo, hi) * statistics.median(durations))
             result.finished_first += 1
+            durations.append(time.perf_counter() - started)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
