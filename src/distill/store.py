@@ -6,8 +6,12 @@
       data/part-00001.parquet
 
 Every file is written to a temporary name in the same directory, fsynced and then
-renamed, so a crash never leaves a half-written shard or manifest. The shards on disk
-are the truth: after a crash the manifest is rebuilt from them (see `scan_shards`).
+renamed, so a crash never leaves a half-written shard or manifest; a write that fails
+(a full disk: ENOSPC, or any OSError) removes its temporary and raises `OutputWriteError`.
+The shards on disk are the truth for their writer: after a crash `gen` rebuilds the
+manifest from them (see `scan_shards`). Readers trust only what the manifest lists:
+`read_table` checks every shard's sha256 while it reads it (one pass over the bytes) and
+refuses a missing, extra, truncated or changed shard, naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -48,6 +52,31 @@ class DatasetError(ValueError):
     """A dataset directory that can't be read as one: names the path and what is wrong."""
 
 
+class OutputWriteError(DatasetError):
+    """A write failed (disk full, I/O error); its temporary was removed, nothing partial left."""
+
+
+def _write_failed(path: Path, tmp: Path, exc: OSError) -> OutputWriteError:
+    tmp.unlink(missing_ok=True)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return OutputWriteError(
+        f"{path}: write failed ({reason}); no partial file was left. Free some space (or fix "
+        "the error) and re-run the same command: it resumes"
+    )
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -58,12 +87,16 @@ def sha256_file(path: Path) -> str:
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = _temporary(path)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        raise _write_failed(path, tmp, exc) from exc
 
 
 def remove_stale_temporaries(dataset_dir: Path) -> int:
@@ -110,11 +143,17 @@ def write_shard(dataset_dir: Path, table: pa.Table, schema: pa.Schema) -> ShardI
         table = table.cast(schema)
     path = next_shard_path(dataset_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table.replace_schema_metadata(schema.metadata), tmp, **parquet_options(schema))
-    with tmp.open("rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = _temporary(path)
+    try:
+        pq.write_table(
+            table.replace_schema_metadata(schema.metadata), tmp, **parquet_options(schema)
+        )
+        with tmp.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:  # pyarrow's I/O errors are OSErrors too
+        raise _write_failed(path, tmp, exc) from exc
     return ShardInfo(
         file=str(path.relative_to(dataset_dir)), rows=table.num_rows, sha256=sha256_file(path)
     )
@@ -162,35 +201,97 @@ def parent_ref(dataset_dir: Path) -> ParentRef:
     )
 
 
-def verify_shards(dataset_dir: Path, manifest: Manifest) -> None:
+def damaged_shard(path: Path, detail: str) -> DatasetError:
+    dataset_dir = path.parent.parent
+    return DatasetError(
+        f"{path}: {detail}. Restore the file, or re-run the command that wrote {dataset_dir} "
+        "(for gen or score output: delete the file first, the rerun regenerates its rows)"
+    )
+
+
+def _check_listing(dataset_dir: Path, manifest: Manifest) -> None:
+    listed = {shard.file for shard in manifest.shards}
     for shard in manifest.shards:
-        path = Path(dataset_dir) / shard.file
-        if not path.is_file():
-            raise DatasetError(f"{path}: listed in the manifest but missing")
-        if sha256_file(path) != shard.sha256:
-            raise DatasetError(f"{path}: sha256 differs from the manifest; the shard was changed")
+        if not (dataset_dir / shard.file).is_file():
+            raise damaged_shard(dataset_dir / shard.file, "listed in manifest.json but missing")
+    for path in shard_paths(dataset_dir):
+        if str(path.relative_to(dataset_dir)) not in listed:
+            raise DatasetError(
+                f"{path}: not listed in {dataset_dir / MANIFEST_NAME}: the run writing this "
+                "dataset has not finished (or was killed); re-run the same command to finish it"
+            )
 
 
-def read_table(dataset_dir: Path, columns: list[str] | None = None) -> pa.Table:
-    """All rows of a dataset, in shard order, with the schema they were written with."""
-    paths = shard_paths(Path(dataset_dir))
-    if not paths:
-        if not (Path(dataset_dir) / MANIFEST_NAME).is_file():
+def check_shard_bytes(path: Path, data: bytes, sha256: str) -> None:
+    """Refuse `data` (the bytes of the shard at `path`) unless its sha256 is `sha256`."""
+    if hashlib.sha256(data).hexdigest() == sha256:
+        return
+    if not data.endswith(b"PAR1"):
+        hint = f"truncated or cut: {len(data)} bytes with no Parquet footer"
+    else:
+        hint = "its bytes changed, e.g. a flipped bit"
+    raise damaged_shard(path, f"sha256 differs from manifest.json ({hint})")
+
+
+def read_shard(path: Path, sha256: str | None, columns: list[str] | None = None) -> pa.Table:
+    """One shard, its bytes read once: hashed against `sha256` (None: not checked), then parsed."""
+    data = path.read_bytes()
+    if sha256 is not None:
+        check_shard_bytes(path, data, sha256)
+    try:
+        return pq.read_table(pa.BufferReader(data), columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise damaged_shard(path, f"unreadable Parquet ({exc})") from exc
+
+
+def verify_shards(dataset_dir: Path, manifest: Manifest) -> None:
+    """Every listed shard present with its sha256, and no shard the manifest doesn't list."""
+    dataset_dir = Path(dataset_dir)
+    _check_listing(dataset_dir, manifest)
+    for shard in manifest.shards:
+        path = dataset_dir / shard.file
+        check_shard_bytes(path, path.read_bytes(), shard.sha256)
+
+
+def read_table(
+    dataset_dir: Path, columns: list[str] | None = None, verify: bool = True
+) -> pa.Table:
+    """All rows of a dataset, in shard order, with the schema they were written with.
+
+    `verify` (default): only the manifest's shards, each checked against its sha256 as it
+    is read (see `verify_shards`). `verify=False` reads whatever shards are on disk, for a
+    writer resuming its own unfinished output.
+    """
+    dataset_dir = Path(dataset_dir)
+    if verify or not shard_paths(dataset_dir):
+        if not (dataset_dir / MANIFEST_NAME).is_file() and not shard_paths(dataset_dir):
             raise DatasetError(f"{dataset_dir}: not a distill dataset (no manifest, no shards)")
-        manifest = load_manifest(Path(dataset_dir))
-        from distill.schemas import schema_for
+        manifest = load_manifest(dataset_dir)
+        _check_listing(dataset_dir, manifest)
+        if not manifest.shards:
+            from distill.schemas import schema_for
 
-        empty = schema_for(manifest, rejected=manifest.kind == "rejected").empty_table()
-        return empty.select(columns) if columns else empty
-    tables = [pq.read_table(p, columns=columns) for p in paths]
+            empty = schema_for(manifest, rejected=manifest.kind == "rejected").empty_table()
+            return empty.select(columns) if columns else empty
+        tables = [
+            read_shard(dataset_dir / shard.file, shard.sha256, columns) for shard in manifest.shards
+        ]
+    else:
+        tables = [read_shard(path, None, columns) for path in shard_paths(dataset_dir)]
     return pa.concat_tables(tables)
 
 
 def iter_batches(
     dataset_dir: Path, batch_size: int = 1024, columns: list[str] | None = None
 ) -> Iterator[pa.RecordBatch]:
-    for path in shard_paths(Path(dataset_dir)):
-        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
+    """Batches of `read_table`'s rows (verified), one shard in memory at a time."""
+    dataset_dir = Path(dataset_dir)
+    manifest = load_manifest(dataset_dir)
+    _check_listing(dataset_dir, manifest)
+    for shard in manifest.shards:
+        yield from read_shard(dataset_dir / shard.file, shard.sha256, columns).to_batches(
+            max_chunksize=batch_size
+        )
 
 
 def write_json(path: Path, payload: object) -> None:

@@ -74,10 +74,19 @@ def test_row_filtering_keeps_each_rows_payload(plain_dir: Path, tmp_path: Path):
     np.testing.assert_array_equal(decode_topk(kept_p).ids, decode_topk(kept_v).ids)
 
 
-def test_packing_twice_into_the_same_out_is_refused(plain_dir: Path, tmp_path: Path):
+def test_packing_into_a_used_out_redoes_the_same_job_and_refuses_others(
+    plain_dir: Path, tmp_path: Path
+):
     pack_dataset(plain_dir, tmp_path / "packed")
+    first = {p.name: p.read_bytes() for p in [*shard_paths(tmp_path / "packed")]}
+    manifest = (tmp_path / "packed" / "manifest.json").read_bytes()
+    pack_dataset(plain_dir, tmp_path / "packed")  # the same job again: redone, identical
+    assert {p.name: p.read_bytes() for p in shard_paths(tmp_path / "packed")} == first
+    assert (tmp_path / "packed" / "manifest.json").read_bytes() == manifest
+    with pytest.raises(DatasetError, match="another `distill pack`"):
+        pack_dataset(plain_dir, tmp_path / "packed", codec="plain")
     with pytest.raises(DatasetError, match="already holds"):
-        pack_dataset(plain_dir, tmp_path / "packed")
+        pack_dataset(tmp_path / "packed", plain_dir, codec="plain")
 
 
 def test_records_to_table_packed_and_back_to_plain(tmp_path: Path):

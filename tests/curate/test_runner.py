@@ -193,8 +193,11 @@ def test_empty_input(tmp_path: Path) -> None:
 
 def test_refuses_a_used_output(dataset: Path, tmp_path: Path) -> None:
     curate_dataset(dataset, tmp_path / "out", RECIPE)
-    with pytest.raises(DatasetError, match="already holds a dataset"):
-        curate_dataset(dataset, tmp_path / "out", RECIPE)
+    with pytest.raises(DatasetError, match="another `distill curate`"):
+        curate_dataset(dataset, tmp_path / "out")  # another recipe: another job
+    write_fake_dataset(tmp_path / "held", [make_record(row=0)])
+    with pytest.raises(DatasetError, match="held: already holds a dataset"):
+        curate_dataset(dataset, tmp_path / "held", RECIPE)
     with pytest.raises(DatasetError, match="must differ"):
         curate_dataset(dataset, dataset)
     with pytest.raises(DatasetError, match="rejected-rows dataset"):

@@ -25,7 +25,7 @@ def curate(
         steps = load_recipe(recipe) if recipe else default_recipe()
         with CurateProgress(len(steps.steps), console.file) as progress:
             result = curate_dataset(dataset, out, steps, progress=progress)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         fail(str(err))
         return
     print_curation(result, Console())
@@ -42,7 +42,7 @@ def pack(
 
     try:
         result = pack_dataset(dataset, out, codec)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         fail(str(err))
         return
     console.print(
@@ -62,7 +62,7 @@ def report(
 
     try:
         collected = collect_report(dirs)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         fail(str(err))
         return
     print_report(collected, Console())

@@ -118,7 +118,7 @@ def gen(
         ]
     except (
         PromptError,
-        FileNotFoundError,
+        OSError,
         ValueError,
         NotImplementedError,
         TeacherUnavailableError,
@@ -198,7 +198,7 @@ def score(
             mapping=mapping,
             batch_size=batch_size,
         )
-    except (PromptError, FileNotFoundError, ValueError, NotImplementedError) as err:
+    except (PromptError, OSError, ValueError, NotImplementedError) as err:
         fail(str(err))
         return
     console.print(

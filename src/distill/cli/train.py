@@ -112,7 +112,7 @@ def train(
             save_steps=save_steps,
             callbacks=[TrainProgress()],
         )
-    except (StudentMismatch, FileNotFoundError, ValueError, ImportError) as err:
+    except (StudentMismatch, OSError, ValueError, ImportError) as err:
         fail(str(err))
         return
     if result.resumed_from_step is not None:

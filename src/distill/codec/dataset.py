@@ -1,21 +1,27 @@
-"""`distill pack`: rewrite a dataset directory with another top-k codec, shard by shard."""
+"""`distill pack`: rewrite a dataset directory with another top-k codec, shard by shard.
+
+Each source shard is checked against the source manifest's sha256 as it is read. The same
+command run again on its own output (after a kill, or after it finished) clears it and
+redoes the job (`distill.rerun`); the output, manifest included, is byte-identical to an
+uninterrupted run's: its dataset id is derived from the job, `created_at` is the source's.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from distill.codec.topk import encode_table
+from distill.locking import locks_output
+from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import CODECS, schema_for
 from distill.store import (
     DatasetError,
     load_manifest,
-    new_dataset_id,
     parent_ref,
+    read_shard,
     save_manifest,
-    shard_paths,
+    verify_shards,
     write_shard,
 )
 
@@ -29,6 +35,7 @@ class PackResult:
     bytes_after: int
 
 
+@locks_output("dst")
 def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
     """Write `src`'s rows to the new dataset `dst` with `codec` ("packed" or "plain").
 
@@ -39,12 +46,16 @@ def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
     src, dst = Path(src), Path(dst)
     manifest = load_manifest(src)
-    if shard_paths(dst):
-        raise DatasetError(f"{dst}: already holds a dataset; choose an empty --out")
+    if dst.resolve() == src.resolve():
+        raise DatasetError(f"{dst}: the output must differ from the input dataset")
+    verify_shards(src, manifest)  # fail before writing, not halfway; cheap next to encoding
+    key = job_key("pack", src, {"codec": codec})
+    claim_output(dst, "pack", key, [dst])
     schema = schema_for(codec, rejected=manifest.kind == "rejected")
     shards, rows, before = [], 0, 0
-    for path in shard_paths(src):
-        table = encode_table(pq.read_table(path), codec)
+    for shard in manifest.shards:
+        path = src / shard.file
+        table = encode_table(read_shard(path, None), codec)  # verified above
         shards.append(write_shard(dst, table, schema))
         rows += table.num_rows
         before += path.stat().st_size
@@ -54,7 +65,7 @@ def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
         update={
             "schema_version": CODECS[codec],
             "codec": codec,
-            "dataset_id": new_dataset_id(),
+            "dataset_id": derived_dataset_id(key, manifest.kind),
             "shards": shards,
             "parents": [parent_ref(src)],
             "params": {**manifest.params, "codec": codec},

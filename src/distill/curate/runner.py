@@ -4,7 +4,12 @@ Steps only decide; this module does the I/O, the selection and the bookkeeping. 
 are selected with pyarrow (`filter` / `take`), so the top-k payload of a kept row is the
 same Arrow data it was in the input and stays aligned with its record. Kept and rejected
 rows are both written in input order, and nothing here depends on time or randomness,
-so re-running on the same input writes byte-identical shards.
+so re-running on the same input writes byte-identical shards. The same command run again
+on its own OUT (after a kill, or after it finished) clears it and redoes the job
+(`distill.rerun`); the input's shards are checked against its manifest as they are read.
+The rejected dataset is written first and the kept manifest last, so a complete
+`OUT/manifest.json` means the whole job finished. Per-run fields of the manifests:
+`created_at` and each step's `seconds`.
 
 What the kept dataset's manifest records (a report reads these keys):
 
@@ -41,15 +46,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distill.curate.base import Decisions, Step, domain_of
 from distill.curate.recipe import Recipe, default_recipe
+from distill.locking import locks_output
+from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import Manifest, codec_of, schema_for
 from distill.store import (
     DatasetError,
     load_manifest,
-    new_dataset_id,
     parent_ref,
     read_table,
-    shard_paths,
-    verify_shards,
     write_dataset,
 )
 
@@ -114,13 +118,14 @@ def _rejected_rows(table: pa.Table, step: Step, drops: Decisions) -> pa.Table:
     return table
 
 
-def _check_paths(input_dir: Path, out_dir: Path) -> None:
-    # Fail before any work: store.write_dataset would refuse too, but only after it.
+def _claim_out(input_dir: Path, out_dir: Path, recipe: Recipe) -> str:
+    """Fail before any work on an --out that holds another dataset; clear an earlier run
+    of this same job. Returns the job's key."""
     if out_dir.resolve() == input_dir.resolve():
         raise DatasetError(f"{out_dir}: the output must differ from the input dataset")
-    for target in (out_dir, out_dir / REJECTED_SUBDIR):
-        if shard_paths(target):
-            raise DatasetError(f"{target}: already holds a dataset; choose an empty --out")
+    key = job_key("curate", input_dir, recipe.model_dump(mode="json"))
+    claim_output(out_dir, "curate", key, [out_dir, out_dir / REJECTED_SUBDIR])
+    return key
 
 
 def _check_columns(input_dir: Path, recipe: Recipe, table: pa.Table) -> None:
@@ -159,6 +164,7 @@ def _apply_step(
     return kept, positions[keep], rejected, positions[dropped_at], stats
 
 
+@locks_output("out_dir")
 def curate_dataset(
     input_dir: Path,
     out_dir: Path,
@@ -172,11 +178,10 @@ def curate_dataset(
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     recipe = recipe or default_recipe()
-    _check_paths(input_dir, out_dir)
     parent = load_manifest(input_dir)
     if parent.kind == "rejected":
         raise DatasetError(f"{input_dir}: is a rejected-rows dataset; curate its parent instead")
-    verify_shards(input_dir, parent)
+    key = _claim_out(input_dir, out_dir, recipe)
     table = read_table(input_dir).select(schema_for(parent).names)
     _check_columns(input_dir, recipe, table)
 
@@ -239,14 +244,6 @@ def curate_dataset(
         "run_ids": parent.run_ids,
         "steps": [stats.model_dump(mode="json") for stats in all_stats],
     }
-    kept_manifest = write_dataset(
-        out_dir,
-        kept,
-        schema_for(parent),
-        Manifest(
-            kind="curated", dataset_id=new_dataset_id(), params=params, stats=results, **common
-        ),
-    )
     rejected_dir = out_dir / REJECTED_SUBDIR
     rejected_manifest = write_dataset(
         rejected_dir,
@@ -254,8 +251,20 @@ def curate_dataset(
         schema_for(parent, rejected=True),
         Manifest(
             kind="rejected",
-            dataset_id=new_dataset_id(),
+            dataset_id=derived_dataset_id(key, "rejected"),
             params={"recipe": params["recipe"], "kept_dir": ".."},
+            **common,
+        ),
+    )
+    kept_manifest = write_dataset(
+        out_dir,
+        kept,
+        schema_for(parent),
+        Manifest(
+            kind="curated",
+            dataset_id=derived_dataset_id(key, "curated"),
+            params=params,
+            stats=results,
             **common,
         ),
     )

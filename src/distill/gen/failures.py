@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from distill.gen.backend import Generation
+from distill.store import OutputWriteError, atomic_write_bytes
 
 FAILED_FILE = "failed.jsonl"
 PER_MILLION = 1_000_000
@@ -24,20 +25,30 @@ def start_failure_log(out_dir: Path, teacher_id: str) -> Path:
     kept = []
     if path.is_file():
         lines = path.read_text(encoding="utf-8").splitlines()
-        kept = [
-            f"{line}\n"
-            for line in lines
-            if line.strip() and json.loads(line)["teacher_id"] != teacher_id
-        ]
-    path.write_text("".join(kept), encoding="utf-8")
+        kept = [f"{line}\n" for line in lines if _entry_teacher(line) not in (None, teacher_id)]
+    atomic_write_bytes(path, "".join(kept).encode())
     return path
+
+
+def _entry_teacher(line: str) -> str | None:
+    """The teacher of a failed.jsonl line; None for a blank or torn one (a killed append)."""
+    try:
+        return json.loads(line)["teacher_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def append_failures(path: Path, entries: list[dict]) -> None:
     """Appended and flushed batch by batch, so a crash keeps what has failed so far."""
     if entries:
-        with path.open("a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
+        try:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
+        except OSError as exc:
+            raise OutputWriteError(
+                f"{path}: write failed ({exc.strerror or exc}); free some space and re-run the "
+                "same command: it resumes (rows with no record are sent again)"
+            ) from exc
 
 
 def failure_entry(

@@ -12,7 +12,7 @@ from typing import Any
 
 from distill.gen.backend import TeacherBackend
 from distill.schemas import CODECS, Manifest, TeacherInfo
-from distill.store import load_manifest, new_dataset_id, read_table, scan_shards, shard_paths
+from distill.store import load_manifest, new_dataset_id, read_shard, scan_shards, shard_paths
 
 # Counts that describe one run (the others are the prompt file's, the same every run).
 RUN_COUNTS = ("written", "failed", "retries", "skipped_existing", "unmapped_topk_entries")
@@ -69,10 +69,17 @@ def check_joinable(out_dir: Path, first: TeacherInfo, info: TeacherInfo) -> None
         )
 
 
-def existing_record_ids(out_dir: Path) -> set[str]:
-    if not shard_paths(out_dir):
-        return set()
-    return set(read_table(out_dir, columns=["record_id"]).column("record_id").to_pylist())
+def existing_record_ids(out_dir: Path, previous: Manifest | None = None) -> set[str]:
+    """The record ids in the shards on disk. A shard the last manifest lists must match its
+    sha256 (a damaged one stops the run, naming it); one written after that manifest (by a
+    killed run) was renamed into place whole, so it is read as it is. A listed shard that is
+    gone was deleted on purpose: its rows are missing, and this run makes them again."""
+    listed = {shard.file: shard.sha256 for shard in previous.shards} if previous else {}
+    ids: set[str] = set()
+    for path in shard_paths(out_dir):
+        table = read_shard(path, listed.get(str(path.relative_to(out_dir))), ["record_id"])
+        ids.update(table.column("record_id").to_pylist())
+    return ids
 
 
 def build_manifest(

@@ -33,6 +33,7 @@ from distill.gen.resume import build_manifest, check_resumable, existing_record_
 from distill.gen.sampled_targets import TARGETS
 from distill.gen.shards import ShardWriter, new_run_id
 from distill.gen.teachers import DEFAULT_TEACHER, load_teacher, teacher_in_use
+from distill.locking import locks_output
 from distill.schemas import (
     CODECS,
     Manifest,
@@ -41,7 +42,7 @@ from distill.schemas import (
     TeacherRecord,
     make_record_id,
 )
-from distill.store import remove_stale_temporaries
+from distill.store import atomic_write_bytes, remove_stale_temporaries
 
 INVALID_PROMPTS_FILE = "invalid_prompts.jsonl"
 
@@ -70,12 +71,11 @@ def sample_seed(seed: int, record_id: str) -> int:
 
 
 def _write_invalid(out_dir: Path, invalid: list) -> None:
-    path = out_dir / INVALID_PROMPTS_FILE
-    with path.open("w", encoding="utf-8") as fh:
-        for item in invalid:
-            fh.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
+    lines = "".join(json.dumps(asdict(item), ensure_ascii=False) + "\n" for item in invalid)
+    atomic_write_bytes(out_dir / INVALID_PROMPTS_FILE, lines.encode())
 
 
+@locks_output("out_dir")
 def generate_dataset(
     prompts_path: Path,
     out_dir: Path,
@@ -146,7 +146,7 @@ def generate_dataset(
         remove_stale_temporaries(out_dir)
         if batch.invalid:
             _write_invalid(out_dir, batch.invalid)
-        existing = existing_record_ids(out_dir)
+        existing = existing_record_ids(out_dir, previous)
         run_id = new_run_id()
         params = {
             "prompts": str(prompts_path),

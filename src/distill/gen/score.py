@@ -48,6 +48,7 @@ from distill.gen.shards import ShardWriter, new_run_id
 from distill.gen.teachers import DEFAULT_TEACHER, load_teacher, teacher_in_use
 from distill.gen.topk import capture_topk
 from distill.gen.vllm_teacher import VLLMTeacher
+from distill.locking import locks_output
 from distill.schemas import (
     SamplingParams,
     make_record_id,
@@ -115,6 +116,7 @@ def scorer_for(teacher: Any, spec: Any) -> Scorer:
     raise ValueError(f"--teacher {spec!r}: scoring needs an hf: or vllm: teacher")
 
 
+@locks_output("out_dir")
 def score_dataset(
     source: Path,
     out_dir: Path,
@@ -153,7 +155,7 @@ def score_dataset(
         if previous is not None and previous.params.get("mode") != SCORE_MODE:
             raise ValueError(f"{out_dir}: holds `distill gen` output; score into another --out")
         remove_stale_temporaries(out_dir)
-        existing = existing_record_ids(out_dir)
+        existing = existing_record_ids(out_dir, previous)
         run_id = new_run_id()
         params = {
             "mode": SCORE_MODE,

@@ -3,7 +3,8 @@
 Each directory given is classified by what it holds: a dataset (`manifest.json`, by its
 kind), a training run (`metrics.json`), or a folder of those (one level down, the shape
 `distill demo` writes). Nothing is recomputed here: every figure comes from a manifest
-or a metrics file, so the report shows exactly what the steps recorded.
+or a metrics file, so the report shows exactly what the steps recorded; a dataset's
+shards are checked against its manifest first, so it never reports on damaged data.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from distill.store import MANIFEST_NAME, load_manifest
+from distill.store import MANIFEST_NAME, load_manifest, verify_shards
 
 METRICS_NAME = "metrics.json"
 
 
 def _dataset_entry(path: Path) -> dict[str, Any]:
     manifest = load_manifest(path)
+    verify_shards(path, manifest)  # the figures describe these shards: refuse damaged ones
     teachers = [t.teacher_id for t in manifest.teachers]
     return {
         "path": str(path),

@@ -11,7 +11,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from distill.locking import output_lock
 from distill.report.svg import line_chart
+from distill.store import atomic_write_bytes
 
 
 def _rows_steps(cur: dict[str, Any]) -> list[list[str]]:
@@ -172,11 +174,12 @@ def render_html(report: dict[str, Any]) -> str:
 
 
 def write_report(report: dict[str, Any], html_path: Path) -> tuple[Path, Path]:
+    """The HTML and its JSON figures, written atomically under the folder's writer lock."""
     html_path = Path(html_path)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(render_html(report), encoding="utf-8")
     json_path = html_path.with_suffix(".json")
-    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    with output_lock(html_path.parent):
+        atomic_write_bytes(html_path, render_html(report).encode())
+        atomic_write_bytes(json_path, json.dumps(report, indent=2, default=str).encode() + b"\n")
     return html_path, json_path
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from distill.locking import locks_output
 from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
 from distill.store import DatasetError, load_manifest, read_table, write_json
 from distill.train.checkpoints import (
@@ -100,6 +101,7 @@ def kd_options_for_targets(manifest: Manifest, kd_options: dict[str, Any] | None
     return options
 
 
+@locks_output("out_dir")  # one writer per run dir; read_table checks the shards' sha256
 def train_student(
     dataset_dir: Path,
     out_dir: Path,
