@@ -8,6 +8,6 @@ import pytest
 
 @pytest.fixture(scope="session")
 def embedded_teacher():
-    from distill.gen.teachers import load_teacher
+    from distill.teachers.specs import load_teacher
 
     return load_teacher("hf:embedded")

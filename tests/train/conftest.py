@@ -15,7 +15,7 @@ REAL_VOCAB = 49152
 
 @pytest.fixture(scope="session")
 def teacher_dir() -> Path:
-    from distill.gen.embedded import EmbeddedTeacherMissing, embedded_teacher_dir
+    from distill.teachers.embedded import EmbeddedTeacherMissing, embedded_teacher_dir
 
     try:
         return embedded_teacher_dir()

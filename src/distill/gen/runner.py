@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from distill.gen.backend import Generation, TeacherBackend, TeacherUnavailableError
 from distill.gen.failures import (
     FAILED_FILE,
     append_failures,
@@ -30,9 +29,7 @@ from distill.gen.failures import (
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
 from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
-from distill.gen.sampled_targets import TARGETS
 from distill.gen.shards import ShardWriter, new_run_id
-from distill.gen.teachers import DEFAULT_TEACHER, load_teacher, teacher_in_use
 from distill.schemas import (
     CODECS,
     Manifest,
@@ -42,6 +39,9 @@ from distill.schemas import (
     make_record_id,
 )
 from distill.store import remove_stale_temporaries
+from distill.teachers.backend import Generation, TeacherBackend, TeacherUnavailableError
+from distill.teachers.sampled_targets import TARGETS
+from distill.teachers.specs import DEFAULT_TEACHER, load_teacher, teacher_in_use
 
 INVALID_PROMPTS_FILE = "invalid_prompts.jsonl"
 

@@ -73,8 +73,8 @@ def permute_options(row: dict[str, Any], rng: random.Random) -> tuple[dict[str, 
 
 
 def _answers(teacher: Any, prompts: list[str], max_new_tokens: int, batch_size: int) -> list:
-    from distill.gen.hf_teacher import generate_batch
     from distill.schemas import SamplingParams
+    from distill.teachers.hf_teacher import generate_batch
 
     sampling = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
     letters: list[str | None] = []
@@ -136,7 +136,7 @@ def evaluate_mcq(
     seed: int = 0,
 ) -> McqEvalResult:
     """Score each local HF model dir on the questions; write the JSON to `out` if given."""
-    from distill.gen.hf_teacher import load_hf_teacher
+    from distill.teachers.hf_teacher import load_hf_teacher
 
     rows = load_mcq(questions, limit)
     if not rows:

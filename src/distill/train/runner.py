@@ -170,14 +170,14 @@ def train_student(
         raise DatasetError(f"{dataset_dir}: no rows with a non-empty response to train on")
 
     if student is None:
-        from distill.gen.embedded import embedded_teacher_dir
+        from distill.teachers.embedded import embedded_teacher_dir
 
         student = build_random_student(embedded_teacher_dir(), out_dir / "student_init", seed=seed)
     tokenizer = AutoTokenizer.from_pretrained(student)
     model = AutoModelForCausalLM.from_pretrained(student, dtype=DTYPES[dtype])
     check_student_compat(manifest, tokenizer, model.config, need_topk=mode == "kd", table=table)
     if mode == "gkd":
-        from distill.gen.embedded import embedded_teacher_dir
+        from distill.teachers.embedded import embedded_teacher_dir
 
         teacher = Path(teacher) if teacher is not None else embedded_teacher_dir()
         teacher_model = load_live_teacher(teacher, manifest, DTYPES[dtype])
