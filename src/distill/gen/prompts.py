@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from distill.gen.mmlu import MMLU_FIELDS, is_mmlu_header_row, mmlu_prompt
 from distill.gen.prompt_files import (
     PromptError,
     PromptFormat,
@@ -28,6 +27,7 @@ from distill.gen.prompt_files import (
     read_rows,
     text_problem,
 )
+from distill.tasks.mmlu import MMLU_FIELDS, is_mmlu_header_row, mmlu_prompt
 
 
 class FieldMapping(BaseModel):

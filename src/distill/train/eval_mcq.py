@@ -1,6 +1,6 @@
 """`evaluate_mcq`: multiple-choice accuracy per domain for several local models side by side.
 
-Each model answers every MMLU-format question (`distill.gen.mmlu.mmlu_prompt`) with greedy
+Each model answers every MMLU-format question (`distill.tasks.mmlu.mmlu_prompt`) with greedy
 decoding; the letter is read with `distill.curate.extract_choice`. A response with no
 letter counts as wrong. Consistency: each question is asked a second time with its options
 in a seeded non-identity permutation; the model is consistent on a question when both
@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from distill.curate.mcq import extract_choice
-from distill.gen.mmlu import LETTERS, is_mmlu_header_row, mmlu_prompt
 from distill.store import write_json
+from distill.tasks.mcq import extract_choice
+from distill.tasks.mmlu import LETTERS, is_mmlu_header_row, mmlu_prompt
 
 
 class ModelScore(BaseModel):
