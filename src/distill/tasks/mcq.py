@@ -1,4 +1,9 @@
-"""Multiple-choice answers: extract the letter a response chose and check it.
+"""Multiple-choice questions: the prompt format, the letter a response chose, the reference.
+
+The format is MMLU's (the fields of `MMLU_FIELDS`): `mmlu_prompt` writes the question with
+its options A-D and asks for a final "Answer: X" line. `distill gen --format mmlu` sends it,
+`distill eval` asks it (also with the options permuted: `permute_options`), and curation's
+`mcq_verify` and confidence signals grade the responses with `extract_choice`.
 
 Models state their choice in many ways, so extraction tries rules from most to least
 explicit and the first rule that matches decides:
@@ -17,21 +22,34 @@ a capital "A" followed by a lower-case word ("Answer: A car is ...") is read as 
 article, not a choice. Known blind spot: a response ending in a phrase such as
 "Vitamin A." yields "A"; such rows can only be wrongly *kept* when A is the reference.
 
-Rows without a reference, or whose reference is not one of the letters, are not
-multiple-choice and pass through untouched; they are not counted in the accuracy.
+A reference that is not one of the letters (`normalize_reference` gives None) marks a row
+that is not multiple-choice.
 """
 
 from __future__ import annotations
 
+import random
 import re
-from collections import defaultdict
 from functools import lru_cache
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, NamedTuple
 
-import pyarrow as pa
-from pydantic import Field, field_validator
+from distill.input_rows import PromptError, text_problem
 
-from distill.curate.base import Decisions, Drop, RejectReason, RowStep, domain_of
+MMLU_FIELDS = (
+    "question",
+    "answer_a",
+    "answer_b",
+    "answer_c",
+    "answer_d",
+    "correct_answer",
+    "topic",
+)
+LETTERS = ("A", "B", "C", "D")
+
+MMLU_INSTRUCTION = (
+    "Answer the following multiple-choice question. Think briefly, in one or two "
+    "sentences, then finish with a line of the form 'Answer: X' where X is A, B, C or D."
+)
 
 # Words that may follow a chosen "A" in a sentence ("Answer: A because ...").
 _CONNECTORS = frozenset({"because", "since", "as", "is", "and", "which", "with", "for"})
@@ -99,49 +117,42 @@ def normalize_reference(reference: str | None, letters: str = "ABCD") -> str | N
     return cleaned if len(cleaned) == 1 and cleaned in letters.upper() else None
 
 
-class McqVerify(RowStep):
-    """Keep a multiple-choice row only when the extracted letter equals the reference."""
+def chosen_letter(text: str, letters: str = "ABCD") -> str | None:
+    """The letter `extract_choice` finds in the response, or None."""
+    found = extract_choice(text, letters)
+    return found.letter if found is not None else None
 
-    name: Literal["mcq_verify"] = "mcq_verify"
-    columns: ClassVar[tuple[str, ...]] = ("response_text", "reference")
 
-    letters: str = Field("ABCD", min_length=2, description="the choice letters, in order")
+def mmlu_prompt(row: dict[str, Any], file: str, line: int) -> tuple[str, str, str]:
+    """(user prompt, domain, reference letter) for one MMLU row; PromptError if malformed."""
+    for name in MMLU_FIELDS:
+        value = row.get(name)
+        if value is None or not str(value).strip():
+            raise PromptError(file, line, name, "missing or empty")
+        problem = None if isinstance(value, int | float) else text_problem(value)
+        if problem is not None:  # an object would become its Python repr in the prompt
+            raise PromptError(file, line, name, problem)
+    reference = _mmlu_reference(row)
+    if reference not in LETTERS:
+        raise PromptError(file, line, "correct_answer", f"'{reference}' is not one of A-D")
+    options = "\n".join(f"{letter}. {row[f'answer_{letter.lower()}']}" for letter in LETTERS)
+    text = f"{MMLU_INSTRUCTION}\n\nQuestion: {row['question']}\n{options}"
+    return text, str(row["topic"]), reference
 
-    @field_validator("letters")
-    @classmethod
-    def _letters_are_distinct_capitals(cls, value: str) -> str:
-        if not value.isalpha() or value.upper() != value or len(set(value)) != len(value):
-            raise ValueError(f"letters must be distinct capital letters, got {value!r}")
-        return value
 
-    def filter(self, row: dict[str, Any]) -> Drop | None:
-        reference = normalize_reference(row["reference"], self.letters)
-        if reference is None:
-            return None
-        extracted = extract_choice(row["response_text"], self.letters)
-        if extracted is None:
-            return Drop(RejectReason.NO_ANSWER_FOUND, {"reference": reference})
-        if extracted.letter != reference:
-            return Drop(
-                RejectReason.WRONG_ANSWER,
-                {"extracted": extracted.letter, "reference": reference, "rule": extracted.rule},
-            )
-        return None
+def _mmlu_reference(row: dict[str, Any]) -> str:
+    return str(row["correct_answer"]).strip().upper()
 
-    def summarize(self, table: pa.Table, decisions: Decisions) -> dict[str, Any]:
-        """Per-domain accuracy among the rows this step graded (those with a letter reference)."""
-        graded: dict[str, int] = defaultdict(int)
-        correct: dict[str, int] = defaultdict(int)
-        domains = table.column("domain").to_pylist()
-        references = table.column("reference").to_pylist()
-        for domain, reference, decision in zip(domains, references, decisions, strict=True):
-            if normalize_reference(reference, self.letters) is None:
-                continue
-            graded[domain_of(domain)] += 1
-            correct[domain_of(domain)] += decision is None
-        return {
-            "accuracy_by_domain": {
-                d: {"graded": graded[d], "correct": correct[d], "accuracy": correct[d] / graded[d]}
-                for d in sorted(graded)
-            }
-        }
+
+def permute_options(row: dict[str, Any], rng: random.Random) -> tuple[dict[str, Any], list[int]]:
+    """The row with its four options in a random non-identity order, and `order`:
+    new option i is old option order[i]. The reference letter follows its content."""
+    order = list(range(len(LETTERS)))
+    while order == sorted(order):
+        rng.shuffle(order)
+    new = dict(row)
+    for i, old in enumerate(order):
+        new[f"answer_{LETTERS[i].lower()}"] = row[f"answer_{LETTERS[old].lower()}"]
+    old_ref = LETTERS.index(_mmlu_reference(row))
+    new["correct_answer"] = LETTERS[order.index(old_ref)]
+    return new, order
