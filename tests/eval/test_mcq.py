@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.train.eval_mcq import evaluate_mcq, score_model
+from distill.eval.mcq import evaluate_mcq, score_model
 
 QUESTIONS = [
     ("What is 2 + 2?", ["3", "4", "5", "6"], "B", "math"),
