@@ -160,7 +160,7 @@ def prepare(s: Settings) -> None:
         "steps:\n  - name: exact_dedup\n  - name: length\n    min_tokens: 3\n"
     )
     if s.teacher == "tiny":
-        from distill.gen.embedded import embedded_teacher_dir
+        from distill.teachers.embedded import embedded_teacher_dir
         from distill.train.student import build_random_student
 
         s.teacher = f"hf:{build_random_student(embedded_teacher_dir(), s.work / 'tiny', seed=1)}"

@@ -31,7 +31,7 @@ def load_tokenizer(path: str | None):
     from transformers import AutoTokenizer
 
     if path is None:
-        from distill.gen.embedded import embedded_teacher_dir
+        from distill.teachers.embedded import embedded_teacher_dir
 
         path = str(embedded_teacher_dir())
     return AutoTokenizer.from_pretrained(path)

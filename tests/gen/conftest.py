@@ -60,7 +60,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def vllm_server(embedded_teacher, tmp_path_factory):
     """`vllm serve` on 127.0.0.1 and a free port; waits for /health, stopped by its PID."""
-    from distill.gen.embedded import embedded_teacher_dir
+    from distill.teachers.embedded import embedded_teacher_dir
 
     if not VLLM_PYTHON.is_file():
         pytest.skip(".venv-vllm missing: run `bash scripts/setup_vllm.sh`")

@@ -25,7 +25,7 @@ from distill.gen.failures import FAILED_FILE
 from distill.gen.prompts import load_prompts
 from distill.store import load_manifest, read_table
 from tests.gen.fault_proxy import FaultProxy
-from tests.gen.test_openai_teacher import RESPONSE_IDS, FakeState, make_handler
+from tests.teachers.test_openai_teacher import RESPONSE_IDS, FakeState, make_handler
 
 pytest.importorskip("openai")
 
@@ -86,7 +86,7 @@ def gen_args(prompts: Path, out: Path, url: str) -> list[str]:
 def test_bad_replies_fail_their_rows_alone_and_the_batch_is_written(
     upstream, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("distill.gen.openai_teacher.BAD_REPLY_BACKOFF_S", 0.0)
+    monkeypatch.setattr("distill.teachers.openai_teacher.BAD_REPLY_BACKOFF_S", 0.0)
     prompts = tmp_path / "p.jsonl"
     texts = [f"[ok-{i}] Name colour {i}." for i in range(GOOD)] + [f"{t} Name one." for t in RULES]
     prompts.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts))

@@ -19,11 +19,11 @@ import pytest
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.gen.backend import TeacherUnavailableError
 from distill.gen.failures import FAILED_FILE
 from distill.gen.runner import generate_dataset
 from distill.schemas import SamplingParams
 from distill.store import load_manifest, read_table
+from distill.teachers.backend import TeacherUnavailableError
 from tests.gen.conftest import SERVED_MAX_LOGPROBS, SERVED_MODEL, requires_vllm
 from tests.gen.fault_proxy import RETRY_AFTER_S, FaultProxy
 

@@ -13,10 +13,10 @@ from distill.cli import app
 from distill.curate import curate_dataset
 from distill.curate.recipe import Recipe
 from distill.curate.select_teacher import SelectTeacher
-from distill.gen.embedded import embedded_teacher_dir
 from distill.gen.resume import check_joinable, run_history
 from distill.schemas import Manifest, TeacherInfo
 from distill.store import load_manifest, read_table
+from distill.teachers.embedded import embedded_teacher_dir
 from distill.train.student import build_random_student
 from tests.factories import fake_teacher
 

@@ -39,7 +39,7 @@ pytestmark = requires_vllm
 
 @pytest.fixture(scope="module")
 def teacher_dir(embedded_teacher) -> Path:
-    from distill.gen.embedded import embedded_teacher_dir
+    from distill.teachers.embedded import embedded_teacher_dir
 
     return embedded_teacher_dir()
 

@@ -22,9 +22,9 @@ import pytest
 import torch
 
 from distill.gen.score import score_dataset
-from distill.gen.vllm_teacher import generation_from_prompt_logprobs
 from distill.schemas import RECORD_SCHEMA, TeacherRecord
 from distill.store import load_manifest, read_table
+from distill.teachers.vllm_teacher import generation_from_prompt_logprobs
 from tests.gen.conftest import VLLM_PYTHON, run_vllm_cli, skip_without_vllm
 
 LOGPROB_TOL = 1e-3
@@ -68,7 +68,7 @@ def source(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def vllm_scored(tmp_path_factory, source, embedded_teacher) -> Path:
-    from distill.gen.embedded import embedded_teacher_dir
+    from distill.teachers.embedded import embedded_teacher_dir
 
     out = tmp_path_factory.mktemp("vllm-score") / "out"
     cmd = [str(VLLM_PYTHON), "-m", "distill.cli", "score", str(source), "--out", str(out)]

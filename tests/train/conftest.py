@@ -1,5 +1,5 @@
-"""Shared fixtures: a tiny random student on the real teacher tokenizer and a fake dataset
-over the real vocabulary (49152), so training runs end to end in seconds."""
+"""Shared fixtures: a fake dataset over the real vocabulary (49152) whose tokenizer matches the
+tiny random student (`tiny_student`, tests/conftest.py), so training runs end to end in seconds."""
 
 from __future__ import annotations
 
@@ -11,26 +11,6 @@ from distill.schemas import TeacherInfo
 from tests.factories import make_record, teacher_for_tokenizer, write_fake_dataset
 
 REAL_VOCAB = 49152
-
-
-@pytest.fixture(scope="session")
-def teacher_dir() -> Path:
-    from distill.gen.embedded import EmbeddedTeacherMissing, embedded_teacher_dir
-
-    try:
-        return embedded_teacher_dir()
-    except EmbeddedTeacherMissing as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(str(exc))
-
-
-@pytest.fixture(scope="session")
-def tiny_student(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from distill.train import build_random_student
-
-    out = tmp_path_factory.mktemp("student")
-    return build_random_student(
-        teacher_dir, out, hidden_size=16, num_layers=1, heads=2, intermediate=32, seed=0
-    )
 
 
 @pytest.fixture(scope="session")

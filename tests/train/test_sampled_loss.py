@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from distill.gen.sampled_targets import sample_targets
+from distill.teachers.sampled_targets import sample_targets
 from distill.train.losses import distill_loss, sparse_divergence_per_token
 
 

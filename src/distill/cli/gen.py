@@ -76,10 +76,10 @@ def gen(
     ] = None,
 ) -> None:
     """Generate responses with the teacher's top-k log-probs; re-run to resume."""
-    from distill.gen.backend import TeacherUnavailableError
     from distill.gen.prompts import FieldMapping
     from distill.gen.runner import generate_dataset
     from distill.schemas import SamplingParams
+    from distill.teachers.backend import TeacherUnavailableError
 
     try:
         sampling = SamplingParams(

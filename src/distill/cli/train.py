@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from distill.cli.app import console, fail
-from distill.gen.prompts import PromptError
+from distill.input_rows import PromptError
 
 
 def train(
@@ -133,7 +133,7 @@ def eval_(
     seed: Annotated[int, typer.Option(help="seed of the option permutations")] = 0,
 ) -> None:
     """MCQ accuracy per domain, models side by side, and agreement under permuted options."""
-    from distill.train.eval_mcq import evaluate_mcq, mcq_table
+    from distill.eval.mcq import evaluate_mcq, mcq_table
 
     try:
         result = evaluate_mcq(

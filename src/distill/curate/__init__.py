@@ -19,13 +19,14 @@ from distill.curate.dedup import ExactDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.language import LanguageFilter
 from distill.curate.llm_judge import LlmJudge, parse_score
-from distill.curate.mcq import McqVerify, extract_choice
+from distill.curate.mcq import McqVerify
 from distill.curate.near_dedup import NearDedup
 from distill.curate.recipe import Recipe, RecipeError, default_recipe, load_recipe
 from distill.curate.runner import CurateResult, DomainAccuracy, StepStats, curate_dataset
 from distill.curate.semantic_dedup import SemanticDedup
 from distill.curate.truncated import DropTruncated
 from distill.curate.verify import MatchVerify, MathVerify, UserFilter
+from distill.tasks.mcq import extract_choice
 
 __all__ = [
     "ConfidenceFilter",

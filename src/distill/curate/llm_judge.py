@@ -33,8 +33,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from distill.curate.base import Decisions, Drop, RejectReason, Step
 from distill.curate.dedup import last_user_message
 from distill.curate.signals import auroc, is_wrong
-from distill.gen.backend import RequestFailure
 from distill.schemas import SamplingParams
+from distill.teachers.backend import RequestFailure
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class LlmJudge(Step):
     def _load(self) -> Any:
         if self._backend is not None:
             return self._backend
-        from distill.gen.teachers import load_teacher
+        from distill.teachers.specs import load_teacher
 
         return load_teacher(self.teacher, top_k=1)
 

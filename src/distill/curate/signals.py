@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from distill.codec import LOGPROB_BOUND, LOGPROB_RANGE, TopK, decode_topk
 from distill.codec.quantize import token_max
-from distill.curate.mcq import extract_choice, normalize_reference
+from distill.tasks.mcq import extract_choice, normalize_reference
 
 # signal -> True when a higher value means a more confident (more likely correct) row.
 HIGHER_IS_CONFIDENT: dict[str, bool] = {

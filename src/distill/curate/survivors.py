@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from distill.curate.dedup import last_user_message
-from distill.curate.mcq import extract_choice, normalize_reference
+from distill.tasks.mcq import extract_choice, normalize_reference
 
 
 def row_text(field: str, messages: list[dict[str, Any]] | None, response: str) -> str:

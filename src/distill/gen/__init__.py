@@ -1,1 +1,1 @@
-"""Teachers: generate responses and capture each token's top-k teacher log-probs."""
+"""Generation: run a teacher over prompt files (or score given responses), resumably."""

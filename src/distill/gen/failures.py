@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distill.gen.backend import Generation
 from distill.store import OutputWriteError, atomic_write_bytes
+from distill.teachers.backend import Generation
 
 FAILED_FILE = "failed.jsonl"
 PER_MILLION = 1_000_000

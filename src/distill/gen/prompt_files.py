@@ -19,18 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from distill.input_rows import PromptError, printable
+
 PromptFormat = Literal["jsonl", "parquet", "csv", "hf", "mmlu"]
 BOM = "\ufeff"
 # The csv module refuses a cell over 128 KiB by default; long-context prompts are longer.
 CSV_FIELD_LIMIT = 1 << 30
-
-
-class PromptError(ValueError):
-    """A prompt row that can't be used; the message names file, line and field."""
-
-    def __init__(self, file: str, line: int, field: str, problem: str) -> None:
-        super().__init__(f"{file}:{line}: field '{field}': {problem}")
-        self.file, self.line, self.field, self.problem = file, line, field, problem
 
 
 @dataclass(frozen=True)
@@ -40,31 +34,6 @@ class RowProblem:
     field: str
     problem: str
     raw: str
-
-
-def printable(text: str) -> str:
-    """`text` safe to write as UTF-8: undecodable bytes and lone surrogates as escapes."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def text_problem(value: Any) -> str | None:
-    """Why `value` is not usable text, or None if it is."""
-    if not isinstance(value, str):
-        return f"{_kind(value)}, not a string"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return f"not valid UTF-8 text (character {err.start + 1})"
-    return None
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    kinds = {dict: "an object", list: "a list", type(None): "null", bytes: "bytes"}
-    return kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def read_rows(path: Path, fmt: PromptFormat) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:

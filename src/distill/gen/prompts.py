@@ -19,15 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from distill.gen.mmlu import MMLU_FIELDS, is_mmlu_header_row, mmlu_prompt
-from distill.gen.prompt_files import (
-    PromptError,
-    PromptFormat,
-    RowProblem,
-    printable,
-    read_rows,
-    text_problem,
-)
+from distill.gen.prompt_files import PromptFormat, RowProblem, read_rows
+from distill.input_rows import PromptError, printable, text_problem
+from distill.tasks.mcq import MMLU_FIELDS, mmlu_prompt
+from distill.tasks.mmlu import is_mmlu_header_row
 
 
 class FieldMapping(BaseModel):

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distill.gen.backend import TeacherBackend
 from distill.schemas import CODECS, Manifest, TeacherInfo
 from distill.store import load_manifest, new_dataset_id, read_shard, scan_shards, shard_paths
+from distill.teachers.backend import TeacherBackend
 
 # Counts that describe one run (the others are the prompt file's, the same every run).
 RUN_COUNTS = ("written", "failed", "retries", "skipped_existing", "unmapped_topk_entries")

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from distill.gen.backend import Generation, TeacherBackend, TeacherUnavailableError
 from distill.gen.failures import (
     FAILED_FILE,
     append_failures,
@@ -30,9 +29,7 @@ from distill.gen.failures import (
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
 from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
-from distill.gen.sampled_targets import TARGETS
 from distill.gen.shards import ShardWriter, new_run_id
-from distill.gen.teachers import DEFAULT_TEACHER, load_teacher, teacher_in_use
 from distill.locking import locks_output
 from distill.schemas import (
     CODECS,
@@ -43,6 +40,9 @@ from distill.schemas import (
     make_record_id,
 )
 from distill.store import atomic_write_bytes, remove_stale_temporaries
+from distill.teachers.backend import Generation, TeacherBackend, TeacherUnavailableError
+from distill.teachers.sampled_targets import TARGETS
+from distill.teachers.specs import DEFAULT_TEACHER, load_teacher, teacher_in_use
 
 INVALID_PROMPTS_FILE = "invalid_prompts.jsonl"
 
@@ -101,11 +101,11 @@ def generate_dataset(
     """`codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`).
 
     `targets`: "topk" (the teacher's k most likely ids) or "sampled" (k draws from its
-    distribution with importance weights, `distill.gen.sampled_targets`; hf teachers only),
+    distribution with importance weights, `distill.teachers.sampled_targets`; hf teachers only),
     recorded as the manifest's `targets` (and in `params`).
 
     `teacher` is a spec (`hf:PATH`, `vllm:DIR`, `openai:MODEL@URL`) or a loaded backend;
-    `teacher_options` configure the backend (see `distill.gen.teachers.load_teacher`) and
+    `teacher_options` configure the backend (see `distill.teachers.specs.load_teacher`) and
     `api_key_env` names the environment variable an API backend reads its key from.
 
     `price_input` / `price_output`: USD per 1M prompt / completion tokens; with either, the

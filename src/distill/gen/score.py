@@ -30,8 +30,6 @@ from typing import Any
 
 import torch
 
-from distill.gen.backend import Generation
-from distill.gen.hf_teacher import HFTeacher
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import (
     PromptFormat,
@@ -45,9 +43,6 @@ from distill.gen.score_inputs import (
     response_ids,
 )
 from distill.gen.shards import ShardWriter, new_run_id
-from distill.gen.teachers import DEFAULT_TEACHER, load_teacher, teacher_in_use
-from distill.gen.topk import capture_topk
-from distill.gen.vllm_teacher import VLLMTeacher
 from distill.locking import locks_output
 from distill.schemas import (
     SamplingParams,
@@ -57,6 +52,11 @@ from distill.store import (
     MANIFEST_NAME,
     remove_stale_temporaries,
 )
+from distill.teachers.backend import Generation
+from distill.teachers.hf_teacher import HFTeacher
+from distill.teachers.specs import DEFAULT_TEACHER, load_teacher, teacher_in_use
+from distill.teachers.topk_capture import capture_topk
+from distill.teachers.vllm_teacher import VLLMTeacher
 
 SCORE_MODE = "score"
 

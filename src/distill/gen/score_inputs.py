@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from distill.gen.prompt_files import RowProblem, read_rows, text_problem
+from distill.gen.prompt_files import RowProblem, read_rows
 from distill.gen.prompts import (
     FieldMapping,
     PromptError,
@@ -24,6 +24,7 @@ from distill.gen.prompts import (
     detect_format,
     load_prompts,
 )
+from distill.input_rows import text_problem
 from distill.store import load_manifest, read_table
 
 

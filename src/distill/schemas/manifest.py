@@ -44,7 +44,7 @@ class Manifest(BaseModel):
     targets: Literal["topk", "sampled"] = Field(
         "topk",
         description="what the top-k columns hold: the teacher's k most likely ids (topk) or "
-        "k draws with importance weights (sampled, distill.gen.sampled_targets); describes "
+        "k draws with importance weights (sampled, distill.teachers.sampled_targets); describes "
         "the data, so curation and packing carry it to their outputs",
     )
     codec: Literal["plain", "packed"] = Field(

@@ -17,7 +17,7 @@ empty tail at k == V, a tail below `TAIL_NOISE`) is floored at `TAIL_FLOOR`, so 
 stays finite and strongly penalises student mass there instead of being infinite.
 
 `sampled_ce` is not a bucket divergence: it is the loss for *sampled* targets
-(`distill.gen.sampled_targets`, Anshumann et al., 2025), the cross-entropy
+(`distill.teachers.sampled_targets`, Anshumann et al., 2025), the cross-entropy
 -sum_i w_i log q(i) of the student against the stored importance weights w_i = count_i / k,
 with no tail bucket (`sampled_cross_entropy`). As E[w_i] = p_i, its expectation over the
 teacher's draws is the dense cross-entropy H(p, q) = KL(p || q) + H(p): the same gradient as

@@ -15,7 +15,7 @@ approximation otherwise (a tail spread over many tokens would gain more mass und
 than one pseudo-token does). The KD term is scaled by T**2 (Hinton et al., 2015) so its
 gradient magnitude does not shrink as T grows.
 
-Sampled targets (`distill.gen.sampled_targets`) use divergence "sampled_ce": the student's
+Sampled targets (`distill.teachers.sampled_targets`) use divergence "sampled_ce": the student's
 cross-entropy against the stored weights, no tail bucket, student tempered at T and the
 weights not (they estimate the teacher at T = 1; tempering an estimate is not unbiased), and
 the same T**2 scaling.

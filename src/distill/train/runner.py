@@ -79,7 +79,7 @@ class TrainResult(BaseModel):
 def kd_options_for_targets(manifest: Manifest, kd_options: dict[str, Any] | None) -> dict:
     """`kd_options` with the loss matching the dataset's targets (`manifest.targets`).
 
-    Sampled targets (`distill.gen.sampled_targets`) train with divergence "sampled_ce"; an
+    Sampled targets (`distill.teachers.sampled_targets`) train with divergence "sampled_ce"; an
     optional `kd_options["targets"]` must agree with the manifest, and a bucket divergence on
     sampled targets (or sampled_ce on top-k ones) is refused rather than silently wrong.
     """
@@ -129,7 +129,7 @@ def train_student(
     """Train a student on a distill dataset with SFT (hard labels) or KD (sparse top-k).
 
     `student=None` builds a random tiny student (`build_random_student`) on the embedded
-    teacher's tokenizer (`distill.gen.embedded.embedded_teacher_dir()`), since that is the
+    teacher's tokenizer (`distill.teachers.embedded.embedded_teacher_dir()`), since that is the
     only teacher whose checkpoint we can find without network; datasets from another
     teacher must pass a student built on that teacher's tokenizer, and the compat check
     refuses the default otherwise. The default learning rate 1e-3 suits the tiny random
@@ -177,14 +177,14 @@ def train_student(
         raise DatasetError(f"{dataset_dir}: no rows with a non-empty response to train on")
 
     if student is None:
-        from distill.gen.embedded import embedded_teacher_dir
+        from distill.teachers.embedded import embedded_teacher_dir
 
         student = build_random_student(embedded_teacher_dir(), out_dir / "student_init", seed=seed)
     tokenizer = AutoTokenizer.from_pretrained(student)
     model = AutoModelForCausalLM.from_pretrained(student, dtype=DTYPES[dtype])
     check_student_compat(manifest, tokenizer, model.config, need_topk=mode == "kd", table=table)
     if mode == "gkd":
-        from distill.gen.embedded import embedded_teacher_dir
+        from distill.teachers.embedded import embedded_teacher_dir
 
         teacher = Path(teacher) if teacher is not None else embedded_teacher_dir()
         teacher_model = load_live_teacher(teacher, manifest, DTYPES[dtype])

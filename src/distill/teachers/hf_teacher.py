@@ -15,11 +15,11 @@ from typing import Any
 
 import torch
 
-from distill.gen.backend import Generation, encode_chat_ids
-from distill.gen.sampled_targets import TARGETS, sample_targets
-from distill.gen.topk import capture_topk, sample_next
 from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
 from distill.schemas.manifest import TokenizerInfo
+from distill.teachers.backend import Generation, encode_chat_ids
+from distill.teachers.sampled_targets import TARGETS, sample_targets
+from distill.teachers.topk_capture import capture_topk, sample_next
 from distill.tokenizer_info import (
     chat_template_hash,
     describe_tokenizer,
@@ -155,7 +155,7 @@ def generate_batch(
 
     `capture=False` skips the top-k work (the baseline in bench/gen_capture.py).
     `targets="sampled"` stores k draws from the raw distribution with their weights instead
-    of the top-k (`distill.gen.sampled_targets`); the draws use their own generators (seeded
+    of the top-k (`distill.teachers.sampled_targets`); the draws use their own generators (seeded
     from each row's seed), so the sampled response is the same as with `targets="topk"`.
     """
     if targets not in TARGETS:

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from distill.gen.teachers import parse_teacher_spec, teacher_in_use
-from distill.gen.vllm_teacher import VLLMEngineConfig, VLLMTeacher
+from distill.teachers.specs import parse_teacher_spec, teacher_in_use
+from distill.teachers.vllm_teacher import VLLMEngineConfig, VLLMTeacher
 
 
 class Closable:

@@ -1,6 +1,6 @@
 import torch
 
-from distill.gen.topk import _top_p_filter, capture_topk, sample_next
+from distill.teachers.topk_capture import _top_p_filter, capture_topk, sample_next
 
 
 def test_capture_topk_matches_a_direct_computation() -> None:

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import distill.gen.openai_teacher as openai_teacher
-from distill.gen.backend import Generation
-from distill.gen.openai_teacher import OpenAIConfig, OpenAITeacher
+import distill.teachers.openai_teacher as openai_teacher
 from distill.schemas import SamplingParams
+from distill.teachers.backend import Generation
+from distill.teachers.openai_teacher import OpenAIConfig, OpenAITeacher
 
 http = importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
 MAX_RETRIES = 1

@@ -19,7 +19,7 @@ Token ids, in order of exactness (`token_ids` option, "auto" picks the first tha
   * "vllm": the server is vLLM (it answers GET /version); we ask for
     `return_tokens_as_token_ids`, so every token comes back as "token_id:123": exact ids;
   * "tokenizer": token strings (or their bytes) are mapped to ids through the local
-    tokenizer the user names (`tokenizer=DIR`), see `distill.gen.token_strings`; a top-k
+    tokenizer the user names (`tokenizer=DIR`), see `distill.teachers.token_strings`; a top-k
     entry that cannot be mapped is dropped and counted (`Generation.unmapped`), a sampled
     token that cannot be mapped fails the row (kind "unmapped_token");
   * "none": hard-label records (text only, no token or top-k lists); the manifest says
@@ -41,21 +41,21 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from distill.gen.backend import (
+from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
+from distill.schemas.manifest import TokenizerInfo
+from distill.teachers.backend import (
     Generation,
     RequestFailure,
     encode_chat_ids,
 )
-from distill.gen.openai_replies import (
+from distill.teachers.openai_replies import (
     BadResponse,
     classify_failure,
     not_json,
     parse_reply,
     vllm_token_id,
 )
-from distill.gen.token_strings import TokenStringMap, build_token_map
-from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
-from distill.schemas.manifest import TokenizerInfo
+from distill.teachers.token_strings import TokenStringMap, build_token_map
 from distill.tokenizer_info import chat_template_hash, describe_tokenizer, tokenizer_hash
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

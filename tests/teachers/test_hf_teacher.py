@@ -128,7 +128,7 @@ def test_decode_loop_uses_no_deprecated_cache_api(embedded_teacher, monkeypatch)
     import logging
     import warnings
 
-    from distill.gen.hf_teacher import generate_batch
+    from distill.teachers.hf_teacher import generate_batch
 
     logged: list[str] = []
 

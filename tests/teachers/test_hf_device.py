@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from distill.gen.hf_teacher import HFTeacher, generate_batch
-from distill.gen.teachers import HFOptions, load_teacher
 from distill.schemas import SamplingParams
+from distill.teachers.hf_teacher import HFTeacher, generate_batch
+from distill.teachers.specs import HFOptions, load_teacher
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 STOP = 1

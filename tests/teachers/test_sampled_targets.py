@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from distill.gen.sampled_targets import sample_targets
+from distill.teachers.sampled_targets import sample_targets
 
 
 def test_weights_are_counts_over_k_and_sum_to_one():

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from distill.gen.backend import TeacherUnavailableError
 from distill.gen.failures import FAILED_FILE
-from distill.gen.openai_teacher import OpenAIConfig, load_openai_teacher, parse_openai_target
 from distill.gen.runner import generate_dataset
 from distill.schemas import SamplingParams
 from distill.store import load_manifest, read_table
+from distill.teachers.backend import TeacherUnavailableError
+from distill.teachers.openai_teacher import OpenAIConfig, load_openai_teacher, parse_openai_target
 
 pytest.importorskip("openai")
 
@@ -155,7 +155,7 @@ def prompts_file(tmp_path) -> Path:
 def test_retries_concurrency_usage_and_key_secrecy(
     fake_server, prompts_file, tmp_path, monkeypatch, capsys, embedded_teacher
 ):
-    from distill.gen.embedded import embedded_teacher_dir
+    from distill.teachers.embedded import embedded_teacher_dir
 
     base_url, state = fake_server
     monkeypatch.setenv(KEY_ENV, SECRET)
@@ -253,7 +253,7 @@ def test_token_strings_mapped_through_the_tokenizer(
     from transformers import AutoTokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-    from distill.gen.embedded import embedded_teacher_dir
+    from distill.teachers.embedded import embedded_teacher_dir
 
     tok = AutoTokenizer.from_pretrained(embedded_teacher_dir())
     byte_of = {c: b for b, c in bytes_to_unicode().items()}
@@ -292,7 +292,7 @@ def test_token_strings_mapped_through_the_tokenizer(
 
 def gen_mapping_through_tokenizer(prompts_file: Path, out: Path, base_url: str) -> None:
     """A run that maps the server's token strings to ids through the embedded tokenizer."""
-    from distill.gen.embedded import embedded_teacher_dir
+    from distill.teachers.embedded import embedded_teacher_dir
 
     generate_dataset(
         prompts_file,

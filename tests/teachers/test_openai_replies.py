@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import openai
 import pytest
 
-from distill.gen.backend import TeacherUnavailableError
-from distill.gen.openai_replies import (
+from distill.teachers.backend import TeacherUnavailableError
+from distill.teachers.openai_replies import (
     BadResponse,
     classify_failure,
     parse_reply,

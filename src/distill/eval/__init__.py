@@ -1,0 +1,1 @@
+"""Evaluating models: multiple-choice accuracy per domain and agreement under permutation."""
