@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from distill.codec import LOGPROB_BOUND, decode_topk, pack_dataset
+from distill.codec import LOGPROB_BOUND, decode_topk, encode_table, pack_dataset
 from distill.schemas import RECORD_SCHEMA_V2, records_to_table
 from distill.store import DatasetError, load_manifest, read_table, shard_paths
 from distill.train.collate import RecordCollator, collate_rows
@@ -91,7 +91,7 @@ def test_packing_into_a_used_out_redoes_the_same_job_and_refuses_others(
 
 def test_records_to_table_packed_and_back_to_plain(tmp_path: Path):
     records = [make_record(row=i, n_tokens=2 + i, top_k=3) for i in range(3)]
-    packed = records_to_table(records, codec="packed")
+    packed = encode_table(records_to_table(records), "packed")
     assert packed.schema.equals(RECORD_SCHEMA_V2)
     pack_dataset_roundtrip = pack_dataset  # plain <- packed through the same entry point
     write_fake_dataset(tmp_path / "p", records)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 
+from distill.codec import encode_table
 from distill.schemas import Manifest, TeacherRecord, records_to_table, schema_for
 from distill.store import read_table, save_manifest, write_shard
 
@@ -39,7 +40,7 @@ class ShardWriter:
 
     def _flush(self) -> None:
         if self.pending:
-            table = records_to_table(self.pending, self.codec)
+            table = encode_table(records_to_table(self.pending), self.codec)
             write_shard(self.out_dir, table, schema_for(self.codec))
             self.written += len(self.pending)
             self.pending = []

@@ -167,11 +167,7 @@ def record_to_row(record: TeacherRecord) -> dict[str, Any]:
     return row
 
 
-def records_to_table(records: Iterable[TeacherRecord], codec: str = "plain") -> pa.Table:
-    """The records as a table with `schema_for(codec)`; "packed" encodes the top-k."""
-    table = pa.Table.from_pylist([record_to_row(r) for r in records], schema=RECORD_SCHEMA)
-    if codec == "plain":
-        return table
-    from distill.codec import encode_table
-
-    return encode_table(table, codec)
+def records_to_table(records: Iterable[TeacherRecord]) -> pa.Table:
+    """The records as a plain-codec table (`RECORD_SCHEMA`); `distill.codec.encode_table`
+    turns it into another codec. Encoding lives in `codec`, above this ground floor."""
+    return pa.Table.from_pylist([record_to_row(r) for r in records], schema=RECORD_SCHEMA)
