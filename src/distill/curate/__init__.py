@@ -15,15 +15,13 @@ from distill.curate.balance import DomainCap, DomainRatio, DomainTemperature, Do
 from distill.curate.base import DatasetStep, Drop, RejectReason, RowStep, Step
 from distill.curate.confidence import ConfidenceFilter
 from distill.curate.decontaminate import Decontaminate
-from distill.curate.dedup import ExactDedup
+from distill.curate.dedup import ExactDedup, NearDedup, SemanticDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.language import LanguageFilter
 from distill.curate.llm_judge import LlmJudge, parse_score
 from distill.curate.mcq import McqVerify, extract_choice
-from distill.curate.near_dedup import NearDedup
 from distill.curate.recipe import Recipe, RecipeError, default_recipe, load_recipe
 from distill.curate.runner import CurateResult, DomainAccuracy, StepStats, curate_dataset
-from distill.curate.semantic_dedup import SemanticDedup
 from distill.curate.truncated import DropTruncated
 from distill.curate.verify import MatchVerify, MathVerify, UserFilter
 

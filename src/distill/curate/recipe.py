@@ -27,14 +27,12 @@ from distill.curate.balance import DomainCap, DomainRatio, DomainTemperature, Do
 from distill.curate.base import Step
 from distill.curate.confidence import ConfidenceFilter
 from distill.curate.decontaminate import Decontaminate
-from distill.curate.dedup import ExactDedup
+from distill.curate.dedup import ExactDedup, NearDedup, SemanticDedup
 from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
 from distill.curate.language import LanguageFilter
 from distill.curate.llm_judge import LlmJudge
 from distill.curate.mcq import McqVerify
-from distill.curate.near_dedup import NearDedup
 from distill.curate.select_teacher import SelectTeacher
-from distill.curate.semantic_dedup import SemanticDedup
 from distill.curate.truncated import DropTruncated
 from distill.curate.verify import MatchVerify, MathVerify, UserFilter
 
