@@ -22,7 +22,8 @@ from distill.curate.llm_judge import LlmJudge
 from distill.curate.mcq import McqVerify
 from distill.curate.select_teacher import SelectTeacher
 from distill.curate.truncated import DropTruncated
-from distill.curate.verify import MatchVerify, MathVerify, UserFilter
+from distill.curate.user_filter import UserFilter
+from distill.curate.verify import MatchVerify, MathVerify
 
 STEP_CLASSES: tuple[type[Step], ...] = (
     ExactDedup,
