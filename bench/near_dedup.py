@@ -1,17 +1,19 @@
 """Near-duplicate throughput and quality on synthetic documents with injected near-duplicates.
 
-    python bench/near_dedup.py [--docs 100000] [--seed 0] [--repeat 3]
+    python -m bench.near_dedup [--docs 100000] [--seed 0] [--repeat 3]
 
 Documents are ~50 words drawn from a Zipf-like vocabulary of 20,000 words; ~10 % of them
 are copies of another document with 5-15 % of their words replaced. Every engine gets the
-same texts, the same shingles (`near_dedup.shingles`, word 1-grams), 128 permutations,
+same texts, the same shingles (the reference `shingles`, word 1-grams), 128 permutations,
 LSH with 32 bands of 4 rows (rensa needs a divisor of 128), J >= 0.5, and the same policy
 (visit in order, drop a row whose best LSH candidate among the kept rows reaches the
 threshold). Every timing is end to end, texts in, decisions out, in this one process:
 
   datasketch  the naive baseline: `MinHash.update(s)` per shingle, then `MinHashLSH`;
-  distill     the `near_dedup` step (`NearDedup.select_rows`, engine "numpy", and
-              "datasketch" = its `update_batch` path), max_shingle_share off;
+  distill     the `near_dedup` step (`NearDedup.decide_columns`), max_shingle_share off;
+  reference   the step as datasketch makes it (`MinHash.update_batch` per text, then
+              `MinHashLSH`; tests/curate/dedup/minhash_reference.py, its former
+              "datasketch" engine);
   rensa       `RMinHash.update(shingles)` + `RMinHashLSH` (Rust), if installed (`bench` extra).
 
 On a shared machine one timing is noisy, so the numpy engine and rensa are timed
@@ -31,8 +33,9 @@ from typing import Any
 
 import numpy as np
 from datasketch import MinHash, MinHashLSH
+from tests.curate.dedup.minhash_reference import reference_decide_columns, shingles
 
-from distill.curate.near_dedup import NearDedup, shingles
+from distill.curate.dedup import NearDedup
 
 FAST = ("distill near_dedup, engine=numpy", "rensa RMinHash + RMinHashLSH")
 NUM_PERM, THRESHOLD, SHINGLE, NGRAM, BANDS, ROWS = 128, 0.5, "word", 1, 32, 4
@@ -108,7 +111,7 @@ def keep_first(texts: list[str], sketch_of: Callable[[str], Any], lsh: Any) -> l
     return out
 
 
-def dedup_step(engine: str) -> Callable[[list[str]], list[int | None]]:
+def dedup_step(reference: bool = False) -> Callable[[list[str]], list[int | None]]:
     def run(texts: list[str]) -> list[int | None]:
         step = NearDedup(
             field="response",
@@ -119,7 +122,6 @@ def dedup_step(engine: str) -> Callable[[list[str]], list[int | None]]:
             bands=BANDS,
             rows=ROWS,
             max_shingle_share=None,
-            engine=engine,
         )
         n = len(texts)
         columns = {
@@ -129,7 +131,11 @@ def dedup_step(engine: str) -> Callable[[list[str]], list[int | None]]:
             "response_text": texts,
             "reference": [None] * n,
         }
-        return [None if d is None else d.details["duplicate_of"] for d in step.select(columns, n)]
+        if reference:
+            decisions = reference_decide_columns(step, columns)
+        else:
+            decisions = step.decide_columns(columns)
+        return [None if d is None else d.details["duplicate_of"] for d in decisions]
 
     return run
 
@@ -154,8 +160,8 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.python_version()}; docs: {len(texts):,}")
     engines: dict[str, Callable[[list[str]], list[int | None]]] = {
         "datasketch update() per shingle": dedup_datasketch,
-        "distill near_dedup, engine=datasketch": dedup_step("datasketch"),
-        "distill near_dedup, engine=numpy": dedup_step("numpy"),
+        "near_dedup reference (datasketch)": dedup_step(reference=True),
+        "distill near_dedup, engine=numpy": dedup_step(),
     }
     try:
         import rensa  # noqa: F401

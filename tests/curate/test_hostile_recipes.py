@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from distill.curate import RecipeError, load_recipe
-from distill.curate.recipe import STEP_TYPES
+from distill.curate.steps import STEP_TYPES
 
 FUZZ = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -24,10 +24,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill.curate.base import Step
-from distill.curate.dedup import ExactDedup
+from distill.curate.dedup import ExactDedup, NearDedup
 from distill.curate.mcq import McqVerify
-from distill.curate.near_dedup import NearDedup
 from distill.curate.verify import MatchVerify, MathVerify
+from tests.curate.dedup.minhash_reference import reference_decide, reference_step, sketches
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "smollm2_mmlu.parquet"
 COLUMNS = ["record_id", "prompt_id", "messages", "response_text", "reference", "sampled_logprob"]
@@ -277,14 +277,14 @@ def test_numpy_lsh_and_policy_reproduce_datasketch_exactly(injected, step, monke
     keep pass make the reference's decisions row for row, naming the same Jaccard."""
 
     def datasketch_signatures(self: NearDedup, texts: list[str]):
-        sketches = self.sketches(texts)
-        usable = np.array([sketches[t] is not None for t in texts])
+        sketch_of = sketches(self, texts)
+        usable = np.array([sketch_of[t] is not None for t in texts])
         empty = np.full(self.num_perm, 2**32 - 1, dtype=np.uint64)
-        rows = [empty if sketches[t] is None else sketches[t].hashvalues for t in texts]
+        rows = [empty if sketch_of[t] is None else sketch_of[t].hashvalues for t in texts]
         return np.stack(rows).astype(np.uint32), usable
 
     table = _without_exact(*injected[:2])
-    reference = step.model_copy(update={"engine": "datasketch"}).decide(table)
+    reference = reference_decide(step, table)
     monkeypatch.setattr(NearDedup, "signatures", datasketch_signatures)
     vectorised = step.decide(table)
     assert sum(d is not None for d in reference) >= 10
@@ -300,7 +300,7 @@ def test_numpy_engine_agrees_with_datasketch_up_to_minhash_noise(injected) -> No
     copies, equally precisely."""
     rows, exact, near = injected
     after_exact = [r for r in rows if r["record_id"] not in exact]
-    reference = EDITED_COPIES.model_copy(update={"engine": "datasketch"})
+    reference = reference_step(EDITED_COPIES)
     fast_recall, fast_precision = recall_precision(EDITED_COPIES, after_exact, near)
     ref_recall, ref_precision = recall_precision(reference, after_exact, near)
     assert fast_precision >= 0.98 and ref_precision >= 0.98

@@ -6,7 +6,7 @@ import pytest
 
 from distill.curate import Recipe, RecipeError, default_recipe, load_recipe
 from distill.curate.balance import DomainCap
-from distill.curate.near_dedup import NearDedup
+from distill.curate.dedup import NearDedup
 from distill.curate.recipe import recipe_from_dict
 
 

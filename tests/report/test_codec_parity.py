@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from distill.curate import curate_dataset
-from distill.curate.near_dedup import NearDedup
+from distill.curate.dedup import NearDedup
 from distill.curate.recipe import Recipe, default_recipe
 from distill.report import collect_report
 from tests.factories import write_table_dataset

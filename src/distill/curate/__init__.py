@@ -3,62 +3,32 @@
     from distill.curate import curate_dataset, load_recipe
     result = curate_dataset(Path("gen"), Path("cur"), load_recipe("recipe.yaml"))
 
-A recipe is an ordered list of small steps (`exact_dedup`, `near_dedup`, `semantic_dedup`,
-`truncated`, `mcq_verify`, `math_verify`, `match_verify`, `user_filter`, `confidence`,
-`empty`, `length`, `repetition`, `refusal`, `language`, `decontaminate`, `domain_cap`,
-`domain_ratio`, `domain_token_budget`, `domain_temperature`, `llm_judge`); see
-`distill.curate.recipe` for the file format and `distill.curate.runner` for the manifest
-keys the runner writes.
+A recipe is an ordered list of small steps; `distill.curate.steps` lists every step type
+(`STEP_TYPES`: `exact_dedup`, `near_dedup`, `truncated`, `domain_cap`, ...), and every step
+class is exported here. See `distill.curate.recipe` for the file format and
+`distill.curate.runner` for the manifest keys the runner writes.
 """
 
-from distill.curate.balance import DomainCap, DomainRatio, DomainTemperature, DomainTokenBudget
+from distill.curate import steps
 from distill.curate.base import DatasetStep, Drop, RejectReason, RowStep, Step
-from distill.curate.confidence import ConfidenceFilter
-from distill.curate.decontaminate import Decontaminate
-from distill.curate.dedup import ExactDedup
-from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
-from distill.curate.language import LanguageFilter
-from distill.curate.llm_judge import LlmJudge, parse_score
-from distill.curate.mcq import McqVerify
-from distill.curate.near_dedup import NearDedup
+from distill.curate.llm_judge import parse_score
 from distill.curate.recipe import Recipe, RecipeError, default_recipe, load_recipe
 from distill.curate.runner import CurateResult, DomainAccuracy, StepStats, curate_dataset
-from distill.curate.semantic_dedup import SemanticDedup
-from distill.curate.truncated import DropTruncated
-from distill.curate.verify import MatchVerify, MathVerify, UserFilter
+from distill.curate.steps import *  # noqa: F403  (every step class, from the one registry)
 from distill.tasks.mcq import extract_choice
 
 __all__ = [
-    "ConfidenceFilter",
+    *steps.__all__,
     "CurateResult",
     "DatasetStep",
-    "Decontaminate",
     "DomainAccuracy",
-    "DomainCap",
-    "DomainRatio",
-    "DomainTemperature",
-    "DomainTokenBudget",
     "Drop",
-    "DropEmpty",
-    "DropTruncated",
-    "ExactDedup",
-    "LanguageFilter",
-    "LengthFilter",
-    "LlmJudge",
-    "MatchVerify",
-    "MathVerify",
-    "McqVerify",
-    "NearDedup",
     "Recipe",
     "RecipeError",
-    "RefusalFilter",
     "RejectReason",
-    "RepetitionFilter",
     "RowStep",
-    "SemanticDedup",
     "Step",
     "StepStats",
-    "UserFilter",
     "curate_dataset",
     "default_recipe",
     "extract_choice",

@@ -33,7 +33,7 @@ import pyarrow as pa
 from pydantic import Field, PositiveInt
 
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
-from distill.curate.dedup import last_user_message
+from distill.curate.text import last_user_message
 
 _WORD = re.compile(r"\w+")
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, NonNegativeInt
 
 from distill.curate.base import Drop, RejectReason, RowStep
-from distill.curate.dedup import last_user_message
+from distill.curate.text import last_user_message
 
 
 @cache

@@ -31,8 +31,8 @@ import pyarrow as pa
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from distill.curate.base import Decisions, Drop, RejectReason, Step
-from distill.curate.dedup import last_user_message
 from distill.curate.signals import auroc, is_wrong
+from distill.curate.text import last_user_message
 from distill.schemas import SamplingParams
 from distill.teachers.backend import RequestFailure
 

@@ -18,74 +18,16 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from distill.curate.balance import DomainCap, DomainRatio, DomainTemperature, DomainTokenBudget
-from distill.curate.base import Step
-from distill.curate.confidence import ConfidenceFilter
-from distill.curate.decontaminate import Decontaminate
-from distill.curate.dedup import ExactDedup
-from distill.curate.heuristics import DropEmpty, LengthFilter, RefusalFilter, RepetitionFilter
-from distill.curate.language import LanguageFilter
-from distill.curate.llm_judge import LlmJudge
+from distill.curate.balance import DomainCap
+from distill.curate.dedup import ExactDedup, NearDedup
 from distill.curate.mcq import McqVerify
-from distill.curate.near_dedup import NearDedup
-from distill.curate.select_teacher import SelectTeacher
-from distill.curate.semantic_dedup import SemanticDedup
+from distill.curate.steps import STEP_TYPES, StepConfig
 from distill.curate.truncated import DropTruncated
-from distill.curate.verify import MatchVerify, MathVerify, UserFilter
-
-STEP_TYPES: dict[str, type[Step]] = {
-    "exact_dedup": ExactDedup,
-    "near_dedup": NearDedup,
-    "semantic_dedup": SemanticDedup,
-    "truncated": DropTruncated,
-    "mcq_verify": McqVerify,
-    "math_verify": MathVerify,
-    "match_verify": MatchVerify,
-    "user_filter": UserFilter,
-    "confidence": ConfidenceFilter,
-    "empty": DropEmpty,
-    "length": LengthFilter,
-    "repetition": RepetitionFilter,
-    "refusal": RefusalFilter,
-    "language": LanguageFilter,
-    "domain_cap": DomainCap,
-    "domain_ratio": DomainRatio,
-    "domain_token_budget": DomainTokenBudget,
-    "domain_temperature": DomainTemperature,
-    "decontaminate": Decontaminate,
-    "llm_judge": LlmJudge,
-    "select_teacher": SelectTeacher,
-}
-
-StepConfig = Annotated[
-    ExactDedup
-    | NearDedup
-    | SemanticDedup
-    | DropTruncated
-    | McqVerify
-    | MathVerify
-    | MatchVerify
-    | UserFilter
-    | ConfidenceFilter
-    | DropEmpty
-    | LengthFilter
-    | RepetitionFilter
-    | RefusalFilter
-    | LanguageFilter
-    | DomainCap
-    | DomainRatio
-    | DomainTokenBudget
-    | DomainTemperature
-    | Decontaminate
-    | LlmJudge
-    | SelectTeacher,
-    Field(discriminator="name"),
-]
 
 
 class RecipeError(ValueError):

@@ -26,8 +26,8 @@ import pyarrow as pa
 from pydantic import Field, PositiveInt
 
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
+from distill.curate.dedup.keep_policy import rows_passing_mcq
 from distill.curate.signals import mean_sampled_logprob
-from distill.curate.survivors import rows_passing_mcq
 
 
 def rank_rows(

@@ -1,24 +1,18 @@
-"""Check answers against the reference: math expressions, strings, or a function of yours.
+"""Check answers against the reference: math expressions or strings.
 
 - `math_verify`: parses the reference and the response with Hugging Face's `math-verify`
   (LaTeX, \\boxed{}, plain expressions) and compares them symbolically, so "1/2",
   "0.5" and "\\frac{1}{2}" agree;
 - `match_verify`: `exact` (the whole response equals the reference), `normalised`
   (casefolded, punctuation and whitespace collapsed) or `regex` (the pattern's first group,
-  or whole match, found last in the response, normalised, equals the normalised reference);
-- `user_filter`: `function: "pkg.module:func"` is imported and called with the row (the
-  columns in `columns`); it returns True to keep, False to drop, or (keep, note) as in
-  datatrove, the note landing in the drop details.
+  or whole match, found last in the response, normalised, equals the normalised reference).
 
 Rows without a reference pass `math_verify` and `match_verify` untouched.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable
-from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -111,54 +105,3 @@ class MatchVerify(RowStep):
             RejectReason.WRONG_ANSWER,
             {"extracted": extracted[:200], "reference": reference, "rule": self.mode},
         )
-
-
-def import_function(path: str) -> Callable[..., Any]:
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"function must look like 'pkg.module:func', got {path!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r} for {path!r}: {exc}") from exc
-    function = getattr(module, attribute, None)
-    if not callable(function):
-        raise ValueError(f"{path!r}: {module_name} has no callable {attribute!r}")
-    return function
-
-
-class UserFilter(RowStep):
-    """Your own keep/drop rule; imported once when the recipe is loaded, so typos fail early."""
-
-    name: Literal["user_filter"] = "user_filter"
-    columns: ClassVar[tuple[str, ...]] = (
-        "record_id",
-        "prompt_id",
-        "domain",
-        "reference",
-        "messages",
-        "response_text",
-        "finish_reason",
-    )
-
-    function: str = Field(description="'pkg.module:func'; func(row) -> bool | (bool, str)")
-
-    @field_validator("function")
-    @classmethod
-    def _importable(cls, value: str) -> str:
-        import_function(value)
-        return value
-
-    @cached_property
-    def _function(self) -> Callable[..., Any]:
-        return import_function(self.function)
-
-    def filter(self, row: dict[str, Any]) -> Drop | None:
-        result = self._function(row)
-        keep, note = result if isinstance(result, tuple) else (result, None)
-        if keep:
-            return None
-        details: dict[str, Any] = {"function": self.function}
-        if note is not None:
-            details["note"] = str(note)
-        return Drop(RejectReason.USER_FILTER, details)

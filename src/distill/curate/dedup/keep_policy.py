@@ -1,5 +1,6 @@
-"""Which rows of a duplicate group survive, shared by the dedup steps (`near_dedup`,
-`semantic_dedup`) and `select_teacher`.
+"""The keep policy: which row of a group of similar rows survives. Used by the pairwise
+dedup steps (`near_dedup`, `semantic_dedup`, through `distill.curate.dedup.pairwise`);
+`select_teacher` shares its multiple-choice check (`rows_passing_mcq`).
 
 Which member of a group survives is the `keep` policy:
 
@@ -20,16 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from distill.curate.dedup import last_user_message
 from distill.tasks.mcq import extract_choice, normalize_reference
-
-
-def row_text(field: str, messages: list[dict[str, Any]] | None, response: str) -> str:
-    if field == "prompt":
-        return last_user_message(messages)
-    if field == "response":
-        return response
-    return last_user_message(messages) + "\n" + response
 
 
 def priority_order(

@@ -1,10 +1,10 @@
-"""Vectorised MinHash LSH over a whole batch of texts (the `near_dedup` default engine).
+"""Vectorised MinHash LSH over a whole batch of texts (the `near_dedup` engine).
 
 Every stage is a handful of numpy calls over all documents at once, not a Python loop per
 document or per band; that is what made the previous engine (per-document broadcast, then
 datasketch's `MinHashLSH`) ~7x slower than rensa (bench/near_dedup.py, docs/benchmarks.md).
 
-1. Shingles: `distill.curate.shingles.shingle_pairs`, (text, 32-bit hash) pairs grouped by
+1. Shingles: `distill.curate.dedup.shingles.shingle_pairs`, (text, 32-bit hash) pairs grouped by
    text, hashed from the code points in numpy.
 2. Signatures: multiply-add-shift hashing, h_i(x) = ((a_i x + b_i) mod 2^64) >> 32 with a
    random odd a_i, a universal family for 32-bit keys (Dietzfelbinger 1996) that needs no
@@ -18,8 +18,8 @@ By default (bands, rows) minimise the weighted false positive + false negative a
 S-curve 1 - (1 - s^r)^b, as datasketch's `MinHashLSH` chooses them, weighing a missed
 candidate 9x (see `banding`); either can be set.
 The hash family differs from datasketch's (SHA-1, then (a x + b) mod 2^61 - 1), so
-estimates differ by MinHash sampling noise; decisions agree on the SmolLM2 fixture
-(tests/curate).
+estimates differ by MinHash sampling noise; decisions agree with the datasketch reference
+(tests/curate/dedup/minhash_reference.py) on the SmolLM2 fixture.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from functools import cache
 
 import numpy as np
 
-from distill.curate.shingles import mix64
+from distill.curate.dedup.shingles import mix64
 
 RECALL_WEIGHTS = (0.1, 0.9)  # (false positive, false negative) weights of the default banding
 _MUL = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio, odd

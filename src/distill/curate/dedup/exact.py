@@ -9,24 +9,10 @@ duplicates.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any, ClassVar, Literal
 
 from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
-
-_WHITESPACE = re.compile(r"\s+")
-
-
-def normalize_text(text: str) -> str:
-    return _WHITESPACE.sub(" ", text.casefold()).strip()
-
-
-def last_user_message(messages: list[dict[str, Any]] | None) -> str:
-    """The prompt as the user last phrased it; '' when there is no user turn."""
-    for message in reversed(messages or []):
-        if message.get("role") == "user":
-            return message.get("content") or ""
-    return ""
+from distill.curate.text import last_user_message, normalize_text
 
 
 def dedup_key(messages: list[dict[str, Any]] | None, response_text: str) -> bytes:

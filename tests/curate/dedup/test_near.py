@@ -6,10 +6,11 @@ import pytest
 from datasketch import MinHash
 
 from distill.curate.base import RejectReason
-from distill.curate.near_dedup import NearDedup, minhash, shingles
-from distill.curate.numpy_minhash import BatchMinHashLSH, lsh_params
+from distill.curate.dedup.minhash import BatchMinHashLSH, lsh_params
+from distill.curate.dedup.near import NearDedup
+from distill.curate.dedup.shingles import shingle_pairs
 from distill.curate.recipe import recipe_from_dict
-from distill.curate.shingles import shingle_pairs
+from tests.curate.dedup.minhash_reference import minhash, reference_decide, shingles
 
 TEXT = (
     "The mitochondria is the powerhouse of the cell and produces most of the chemical "
@@ -225,7 +226,19 @@ def test_candidates_are_exactly_the_pairs_sharing_a_band() -> None:
 def test_engines_make_the_same_decisions() -> None:
     table = _table([("r0", "p0", "q", TEXT), ("r1", "p1", "q", OTHER), ("r2", "p2", "q", EDITED)])
     numpy_engine = NearDedup(field="response", threshold=0.6).decide(table)
-    datasketch_engine = NearDedup(field="response", threshold=0.6, engine="datasketch")
-    assert [d is None for d in numpy_engine] == [d is None for d in datasketch_engine.decide(table)]
+    datasketch_engine = reference_decide(NearDedup(field="response", threshold=0.6), table)
+    assert [d is None for d in numpy_engine] == [d is None for d in datasketch_engine]
     with pytest.raises(ValueError, match="engine"):
         recipe_from_dict({"steps": [{"name": "near_dedup", "engine": "rust"}]})
+
+
+def test_engine_datasketch_is_still_accepted_and_runs_the_numpy_engine() -> None:
+    table = _table([("r0", "p0", "q", TEXT), ("r1", "p1", "q", OTHER), ("r2", "p2", "q", EDITED)])
+    with pytest.warns(UserWarning, match="numpy engine"):
+        recipe = recipe_from_dict({"steps": [{"name": "near_dedup", "engine": "datasketch"}]})
+    step = recipe.steps[0]
+    assert step.params()["engine"] == "datasketch"  # recorded in the manifest as written
+    numpy_step = NearDedup(field="response", threshold=0.6)
+    with pytest.warns(UserWarning):
+        old = NearDedup(field="response", threshold=0.6, engine="datasketch")
+    assert old.decide(table) == numpy_step.decide(table)

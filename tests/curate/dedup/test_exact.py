@@ -3,7 +3,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from distill.curate.base import RejectReason
-from distill.curate.dedup import ExactDedup, last_user_message, normalize_text
+from distill.curate.dedup import ExactDedup
 
 
 def _table(rows: list[tuple[str, str, str]]) -> pa.Table:
@@ -17,21 +17,6 @@ def _table(rows: list[tuple[str, str, str]]) -> pa.Table:
             "response_text": [r[2] for r in rows],
         }
     )
-
-
-def test_normalize_text() -> None:
-    assert normalize_text("  Hello\n\tWORLD  ") == "hello world"
-    assert normalize_text("Straße") == normalize_text("STRASSE")  # casefold, not lower
-
-
-def test_last_user_message() -> None:
-    messages = [
-        {"role": "user", "content": "first"},
-        {"role": "assistant", "content": "reply"},
-        {"role": "user", "content": "second"},
-    ]
-    assert last_user_message(messages) == "second"
-    assert last_user_message([{"role": "system", "content": "x"}]) == ""
 
 
 def test_case_and_whitespace_variants_are_duplicates_and_first_survives() -> None:

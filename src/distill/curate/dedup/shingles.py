@@ -1,8 +1,9 @@
 """Hashed shingles of a whole batch of texts in vectorised numpy: no Python loop per token.
 
-The sets are those of `near_dedup.shingles` (casefolded `\\w+` words; their n-grams, or the
-character n-grams of the words joined by one space; a text shorter than one n-gram is one
-shingle), each shingle reduced to a 32-bit hash:
+The sets are casefolded `\\w+` words' n-grams, or the character n-grams of the words joined
+by one space; a text shorter than one n-gram is one shingle (the plain-Python sets, the
+reference these are tested against, are `shingles` in tests/curate/dedup/minhash_reference.py).
+Each shingle is reduced to a 32-bit hash:
 
 1. Code points: the texts joined with NUL (never a word character, so it ends a text) are
    casefolded once and read as one numpy array, a byte per character for ASCII text, else

