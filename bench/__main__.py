@@ -27,7 +27,7 @@ import torch
 from bench.codec_bench import codec_rows, truncate_k
 from bench.loader_bench import loader_rows, synthetic_table
 from distill.store import read_table
-from distill.train.losses import distill_loss, hard_label_loss
+from distill.train.losses import TeacherTargets, distill_loss, hard_label_loss
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "smollm2_mmlu.parquet"
 
@@ -48,7 +48,8 @@ def kd_vs_sft_step(
         hard_label_loss(model(tokens), labels).backward()
 
     def kd() -> None:
-        distill_loss(model(tokens), teacher.indices, lps, tail, labels).loss.backward()
+        targets = TeacherTargets(teacher.indices, lps, tail)
+        distill_loss(model(tokens), targets, labels).loss.backward()
 
     times: dict[str, list[float]] = {"sft": [], "kd": []}
     for _ in range(5):

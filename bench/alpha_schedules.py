@@ -28,15 +28,17 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from bench.three_way import experiment_parser, mean_sd, prepare, reach_cell, steps_to_reach
-from distill.train import train_student
-from distill.train.divergences import ALPHA_SCHEDULES
+from distill.train import KDLossConfig, TrainConfig, train_student
+from distill.train.schedules import ALPHA_SCHEDULES
 
 
-def kd_options(schedule: str, args: argparse.Namespace) -> tuple[float, dict]:
-    """(alpha, kd_options) of one schedule; TAID's knobs stay at KDConfig's paper defaults."""
+def kd_loss(schedule: str, args: argparse.Namespace) -> KDLossConfig:
+    """The KD loss spec of one schedule; TAID's knobs stay at their paper defaults."""
     if schedule == "linear":
-        return args.linear_from, {"alpha_schedule": "linear", "alpha_end": args.linear_to}
-    return args.alpha, {"alpha_schedule": schedule}
+        return KDLossConfig(
+            alpha=args.linear_from, alpha_schedule="linear", alpha_end=args.linear_to
+        )
+    return KDLossConfig(alpha=args.alpha, alpha_schedule=schedule)
 
 
 class Trajectory(TrainerCallback):
@@ -84,13 +86,15 @@ def main() -> None:
         for seed in args.seeds:
             baseline = None
             for schedule in args.schedules:
-                alpha, options = kd_options(schedule, args)
                 trajectory = Trajectory()
+                config = TrainConfig(
+                    mode="kd", max_steps=args.steps, learning_rate=args.lr, seed=seed,
+                    kd=kd_loss(schedule, args), heldout_fraction=args.heldout_fraction,
+                    eval_every=args.eval_every,
+                )  # fmt: skip
                 result = train_student(
-                    dirs["topk"], Path(tmp) / f"{schedule}-{seed}", mode="kd",
-                    max_steps=args.steps, learning_rate=args.lr, seed=seed, alpha=alpha,
-                    kd_options=options, heldout_fraction=args.heldout_fraction,
-                    eval_every=args.eval_every, heldout_eval=evaluate, callbacks=[trajectory],
+                    dirs["topk"], Path(tmp) / f"{schedule}-{seed}", config,
+                    heldout_eval=evaluate, callbacks=[trajectory],
                 )  # fmt: skip
                 baseline = baseline or result.heldout
                 for key in keys:

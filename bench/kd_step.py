@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from distill.train.chunked import chunked_distill_loss
-from distill.train.losses import distill_loss, hard_label_loss
+from distill.train.chunked_loss import chunked_distill_loss
+from distill.train.losses import LossSpec, TeacherTargets, distill_loss, hard_label_loss
 
 VOCAB, HIDDEN, K = 49152, 64, 20
 
@@ -41,9 +41,7 @@ def inputs(n: int, seed: int = 0) -> dict:
     return {
         "hidden": torch.randn(n, HIDDEN, generator=gen),
         "weight": torch.randn(VOCAB, HIDDEN, generator=gen) * 0.05,
-        "ids": ids,
-        "lps": lps,
-        "tail": (1.0 - lps.exp().sum(-1)).clamp(min=0.0),
+        "targets": TeacherTargets(ids, lps, (1.0 - lps.exp().sum(-1)).clamp(min=0.0)),
         "labels": ids[:, 0].clone(),
     }
 
@@ -56,14 +54,12 @@ def loss_step(x: dict, kind: str, chunk_size: int | None, divergence: str = "for
         hard_label_loss(hidden @ weight.T, x["labels"]).backward()
     elif chunk_size is None:
         logits = hidden @ weight.T
-        loss = distill_loss(
-            logits, x["ids"], x["lps"], x["tail"], x["labels"], divergence=divergence
-        )
+        loss = distill_loss(logits, x["targets"], x["labels"], LossSpec(divergence=divergence))
         loss.loss.backward()
     else:
         chunked_distill_loss(
-            hidden, weight, None, x["ids"], x["lps"], x["tail"], x["labels"],
-            divergence=divergence, chunk_size=chunk_size,
+            hidden, weight, None, x["targets"], x["labels"], LossSpec(divergence=divergence),
+            chunk_size=chunk_size,
         ).loss.backward()  # fmt: skip
 
 
@@ -82,14 +78,13 @@ def step_times(chunk_size: int, batch: int = 8, length: int = 128, repeats: int 
         if kind == "sft":
             hard_label_loss(head(hidden), x["labels"]).backward()
         elif chunk is None:
-            parts = distill_loss(
-                head(hidden), x["ids"], x["lps"], x["tail"], x["labels"], divergence=divergence
-            )
+            spec = LossSpec(divergence=divergence)
+            parts = distill_loss(head(hidden), x["targets"], x["labels"], spec)
             parts.loss.backward()
         else:
             chunked_distill_loss(
-                hidden, head.weight, None, x["ids"], x["lps"], x["tail"], x["labels"],
-                divergence=divergence, chunk_size=chunk,
+                hidden, head.weight, None, x["targets"], x["labels"],
+                LossSpec(divergence=divergence), chunk_size=chunk,
             ).loss.backward()  # fmt: skip
 
     variants = [("sft", "sft", None, "")]

@@ -21,6 +21,7 @@ import torch
 
 # The same forward + backward as the CPU bench; only the inputs' size and device differ.
 from bench.kd_step import loss_step as step
+from distill.train.losses import TeacherTargets
 
 
 def make_inputs(n: int, vocab: int, hidden: int, k: int, seed: int = 0) -> dict:
@@ -32,9 +33,7 @@ def make_inputs(n: int, vocab: int, hidden: int, k: int, seed: int = 0) -> dict:
     return {
         "hidden": torch.randn(n, hidden, generator=gen, device="cuda").bfloat16(),
         "weight": weight.bfloat16(),
-        "ids": ids,
-        "lps": lps,
-        "tail": (1.0 - lps.exp().sum(-1)).clamp(min=0.0),
+        "targets": TeacherTargets(ids, lps, (1.0 - lps.exp().sum(-1)).clamp(min=0.0)),
         "labels": ids[:, 0].clone(),
     }
 

@@ -38,9 +38,9 @@ from distill.gen.score import score_dataset
 from distill.schemas import SamplingParams
 from distill.store import MANIFEST_NAME, read_table
 from distill.teachers.embedded import embedded_teacher_dir
-from distill.train import train_student
+from distill.train import TrainConfig, train_student
 from distill.train.collate import collate_rows, shifted_labels
-from distill.train.losses import sparse_kl_per_token
+from distill.train.losses import TeacherTargets, sparse_kl_per_token
 from distill.train.student import logits_at
 
 METHODS = {"sft": ("topk", "sft"), "kd top-k": ("topk", "kd"), "kd sampled": ("sampled", "kd")}
@@ -117,11 +117,7 @@ class LiveTeacherEval:
                 sums["kl"] += float((log_p.exp() * (log_p - log_q)).sum())
                 sums["topk_kl"] += float(
                     sparse_kl_per_token(
-                        logits.float(),
-                        batch["teacher_ids"][where],
-                        batch["teacher_logprobs"][where],
-                        batch["teacher_tail"][where],
-                        batch["teacher_topk_mask"][where],
+                        logits.float(), TeacherTargets.from_batch(batch).at(where)
                     ).sum()
                 )
                 targets = shifted_labels(batch["labels"])[where]
@@ -168,10 +164,12 @@ def run_seed(dirs: dict, evaluate: Callable, seed: int, args: argparse.Namespace
     """{method: TrainResult} for the three students of one seed."""
     results = {}
     for method, (targets, mode) in METHODS.items():
-        results[method] = train_student(
-            dirs[targets], tmp / f"{method.replace(' ', '-')}-{seed}", mode=mode,
-            max_steps=args.steps, learning_rate=args.lr, seed=seed,
+        config = TrainConfig(
+            mode=mode, max_steps=args.steps, learning_rate=args.lr, seed=seed,
             heldout_fraction=args.heldout_fraction, eval_every=args.eval_every,
+        )  # fmt: skip
+        results[method] = train_student(
+            dirs[targets], tmp / f"{method.replace(' ', '-')}-{seed}", config,
             heldout_eval=evaluate,
         )  # fmt: skip
     return results

@@ -27,7 +27,7 @@ from tests.factories import (
 )
 from transformers import TrainerCallback
 
-from distill.train import build_random_student, train_student
+from distill.train import TrainConfig, build_random_student, train_student
 
 
 def build(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
@@ -71,10 +71,11 @@ def timed_run(data: Path, student: Path, out: Path, mode: str, steps: int, batch
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     timer = StepTimer()
-    train_student(
-        data, out, mode=mode, student=student, max_steps=steps, batch_size=batch,
-        dtype="bfloat16", heldout_fraction=0.05, learning_rate=1e-4, seed=0, callbacks=[timer],
+    config = TrainConfig(
+        mode=mode, student=student, max_steps=steps, batch_size=batch, dtype="bfloat16",
+        heldout_fraction=0.05, learning_rate=1e-4, seed=0,
     )  # fmt: skip
+    train_student(data, out, config, callbacks=[timer])
     steady = sorted(timer.seconds[2:])  # the first steps pay for kernel selection
     peak = torch.cuda.max_memory_allocated() / 2**30 if gpu else 0.0
     return steady[len(steady) // 2], peak

@@ -13,7 +13,7 @@ import pytest
 from distill.gen.runner import generate_dataset
 from distill.schemas import SamplingParams
 from distill.store import load_manifest, read_table, write_dataset
-from distill.train import train_student
+from distill.train import TrainConfig, train_student
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +44,8 @@ def test_a_domain_specialist_student_teaches_the_next_generation(
     geo = table.filter(pc.equal(table["domain"], "geo"))
     parent = load_manifest(tmp_path / "gen")
     write_dataset(tmp_path / "geo", geo, table.schema, parent.model_copy(update={"shards": []}))
-    specialist = train_student(
-        tmp_path / "geo",
-        tmp_path / "geo-kd",
-        mode="kd",
-        max_steps=2,
-        batch_size=2,
-        heldout_fraction=0.0,
-    )
+    config = TrainConfig(mode="kd", max_steps=2, batch_size=2, heldout_fraction=0.0)
+    specialist = train_student(tmp_path / "geo", tmp_path / "geo-kd", config)
     assert specialist.train_rows == 3
 
     generate_dataset(

@@ -23,7 +23,7 @@ from distill.gen.score import score_dataset
 from distill.locking import LOCK_NAME, OutputLockedError, output_lock
 from distill.report import collect_report, write_report
 from distill.store import shard_paths
-from distill.train import train_student
+from distill.train import TrainConfig, train_student
 from tests.factories import make_record, write_fake_dataset
 
 HOLDER = (
@@ -58,7 +58,7 @@ WRITERS: dict[str, Callable[[Path, Path], object]] = {
     "score": lambda src, out: score_dataset(src, out, progress=False),
     "curate": lambda src, out: curate_dataset(src, out),
     "pack": lambda src, out: pack_dataset(src, out),
-    "train": lambda src, out: train_student(src, out, mode="kd", max_steps=1),
+    "train": lambda src, out: train_student(src, out, TrainConfig(mode="kd", max_steps=1)),
     "report": lambda src, out: write_report(collect_report([src]), out / "report.html"),
 }
 

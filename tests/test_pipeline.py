@@ -12,7 +12,7 @@ from distill.gen.runner import generate_dataset
 from distill.report import collect_report
 from distill.schemas import SamplingParams
 from distill.store import load_manifest
-from distill.train import train_student
+from distill.train import TrainConfig, train_student
 
 pytestmark = pytest.mark.slow
 
@@ -45,9 +45,8 @@ def run_spine(prompts: Path, out: Path, codec: str, embedded_teacher) -> dict:
     assert curated.counts["rejected"] == 1  # greedy: the repeated prompt repeats its answer
     for name in ("curated", "curated/rejected"):
         assert load_manifest(out / name).codec == codec
-    result = train_student(
-        out / "curated", out / "kd", mode="kd", max_steps=2, batch_size=2, heldout_fraction=0.25
-    )
+    config = TrainConfig(mode="kd", max_steps=2, batch_size=2, heldout_fraction=0.25)
+    result = train_student(out / "curated", out / "kd", config)
     return {
         "loss": result.loss_curve,
         "kl": result.heldout["kl"],

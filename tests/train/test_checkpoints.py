@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from distill.cli import app
-from distill.train import train_student
+from distill.train import TrainConfig, train_student
 from distill.train.checkpoints import MARKER, last_complete_checkpoint
 
 STEPS, SAVE_EVERY = 16, 4
@@ -95,12 +95,12 @@ def test_kill_9_then_the_same_command_resumes(real_vocab_dataset, tiny_student, 
 
 
 def test_a_different_run_in_the_same_out_is_refused(real_vocab_dataset, tiny_student, tmp_path):
-    common = {"student": tiny_student, "batch_size": 2, "save_steps": 2}
-    first = train_student(real_vocab_dataset, tmp_path, "kd", max_steps=2, **common)
+    common = {"mode": "kd", "student": tiny_student, "batch_size": 2, "save_steps": 2}
+    first = train_student(real_vocab_dataset, tmp_path, TrainConfig(max_steps=2, **common))
     with pytest.raises(ValueError, match=r"different run \(differs in max_steps\)"):
-        train_student(real_vocab_dataset, tmp_path, "kd", max_steps=3, **common)
+        train_student(real_vocab_dataset, tmp_path, TrainConfig(max_steps=3, **common))
     # Killed after the last checkpoint: the rerun loads it and takes no step past max_steps.
     (tmp_path / "metrics.json").unlink()
-    again = train_student(real_vocab_dataset, tmp_path, "kd", max_steps=2, **common)
+    again = train_student(real_vocab_dataset, tmp_path, TrainConfig(max_steps=2, **common))
     assert again.resumed_from_step == 2 and again.steps == 2
     assert again.loss_curve == first.loss_curve and again.heldout == first.heldout

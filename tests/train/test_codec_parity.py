@@ -24,15 +24,15 @@ import pytest
 
 from distill.codec import LOGPROB_BOUND, pack_dataset
 from distill.schemas import TeacherInfo, TeacherRecord
-from distill.train import train_student
+from distill.train import GKDOptions, KDLossConfig, TrainConfig, train_student
+from distill.train.config import MODES
 from distill.train.divergences import DIVERGENCES
-from distill.train.runner import MODES
 from tests.factories import make_record, write_fake_dataset
 
 REL = math.expm1(LOGPROB_BOUND)
 ABS = 1e-4
 COMMON = {"max_steps": 3, "batch_size": 4, "eval_every": 2, "heldout_fraction": 0.25}
-# case -> (mode, kd_options or gkd_options, dataset): every mode, and KD with each divergence.
+# case -> (mode, KDLossConfig or GKDOptions fields, dataset): every mode, KD with each divergence.
 CASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "sft": ("sft", {}, "topk"),
     "kd-forward_kl": ("kd", {"divergence": "forward_kl"}, "topk"),
@@ -83,18 +83,12 @@ def test_train_matches_on_both_codecs(
     case: str, datasets, tiny_student: Path, teacher_dir: Path, tmp_path: Path
 ) -> None:
     mode, options, targets = CASES[case]
-    extra: dict[str, Any] = {"kd_options": options} if mode == "kd" else {}
+    extra: dict[str, Any] = {"kd": KDLossConfig(**options)} if mode == "kd" else {}
     if mode == "gkd":
-        extra = {"gkd_options": options, "teacher": teacher_dir}
+        extra = {"gkd": GKDOptions(**options, teacher=teacher_dir)}
+    config = TrainConfig(mode=mode, student=tiny_student, **COMMON, **extra)
     runs = {
-        codec: train_student(
-            datasets[targets, codec],
-            tmp_path / codec,
-            mode,
-            student=tiny_student,
-            **COMMON,
-            **extra,
-        )
+        codec: train_student(datasets[targets, codec], tmp_path / codec, config)
         for codec in ("plain", "packed")
     }
     plain, packed = runs["plain"], runs["packed"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.train import build_random_student, train_student
+from distill.train import TrainConfig, build_random_student, train_student
 from tests.factories import (
     make_record,
     teacher_for_tokenizer,
@@ -44,10 +44,10 @@ def test_gpu_training_matches_cpu(toy_checkpoint, toy_dataset, tmp_path, mode) -
     student = build_random_student(toy_checkpoint, tmp_path / "student", hidden_size=32, seed=0)
     runs = {}
     for device, options in (("cpu", {"use_cpu": True}), ("cuda", {})):
-        result = train_student(
-            toy_dataset, tmp_path / device, mode=mode, student=student, max_steps=6,
-            batch_size=4, seed=0, **options,
-        )  # fmt: skip
+        config = TrainConfig(
+            mode=mode, student=student, max_steps=6, batch_size=4, seed=0, **options
+        )
+        result = train_student(toy_dataset, tmp_path / device, config)
         metrics = json.loads((tmp_path / device / "metrics.json").read_text())
         assert metrics["config"]["device"].startswith(device)
         runs[device] = result

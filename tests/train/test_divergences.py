@@ -10,8 +10,9 @@ import os
 import pytest
 import torch
 
-from distill.train.divergences import interpolated_target, scheduled_alpha, taid_lambda
-from distill.train.losses import distill_loss, sparse_divergence_per_token
+from distill.train.divergences import interpolated_target
+from distill.train.losses import LossSpec, TeacherTargets, distill_loss, sparse_divergence_per_token
+from distill.train.schedules import scheduled_alpha, taid_linear_t
 from tests.train.test_losses import V, sparse_targets, toy
 
 DIVERGENCES = [("forward_kl", 0.5), ("reverse_kl", 0.5), ("jsd", 0.5), ("jsd", 0.1), ("jsd", 0.9)]
@@ -41,12 +42,12 @@ def dense_reference(student, teacher, divergence, beta, temperature=1.0, lam=Non
 def test_identical_distributions_give_zero(divergence, beta, k, lam):
     logits, _, labels = toy()
     ids, lps, tail = sparse_targets(logits, k)
-    div = sparse_divergence_per_token(
-        logits, ids, lps, tail, divergence=divergence, beta=beta, taid_lambda=lam
-    )
+    targets = TeacherTargets(ids, lps, tail)
+    spec = LossSpec(divergence=divergence, beta=beta, taid_t=lam)
+    div = sparse_divergence_per_token(logits, targets, spec)
     assert div.abs().max() < 1e-5
     parts = distill_loss(
-        logits, ids, lps, tail, labels, alpha=1.0, divergence=divergence, beta=beta
+        logits, targets, labels, LossSpec(alpha=1.0, divergence=divergence, beta=beta)
     )
     assert abs(float(parts.loss)) < 1e-5
 
@@ -60,10 +61,8 @@ def test_k_equal_vocab_matches_dense(divergence, beta, temperature, lam):
     perm = torch.randperm(V, generator=torch.Generator().manual_seed(3))
     ids, lps = ids[..., perm], lps[..., perm]
     s1 = student.clone().requires_grad_(True)
-    sparse = sparse_divergence_per_token(
-        s1, ids, lps, tail, temperature=temperature, divergence=divergence, beta=beta,
-        taid_lambda=lam,
-    )  # fmt: skip
+    spec = LossSpec(temperature=temperature, divergence=divergence, beta=beta, taid_t=lam)
+    sparse = sparse_divergence_per_token(s1, TeacherTargets(ids, lps, tail), spec)
     s2 = student.clone().requires_grad_(True)
     dense = dense_reference(s2, teacher, divergence, beta, temperature, lam)
     torch.testing.assert_close(sparse, dense, atol=1e-5, rtol=1e-5)
@@ -81,9 +80,8 @@ def test_jsd_matches_trl_generalized_jsd(beta, temperature):
 
     student, teacher, _ = toy(2)
     ids, lps, tail = sparse_targets(teacher, V)
-    ours = sparse_divergence_per_token(
-        student, ids, lps, tail, temperature=temperature, divergence="jsd", beta=beta
-    )
+    spec = LossSpec(temperature=temperature, divergence="jsd", beta=beta)
+    ours = sparse_divergence_per_token(student, TeacherTargets(ids, lps, tail), spec)
     theirs = GKDTrainer.generalized_jsd_loss(
         student, teacher, beta=beta, temperature=temperature, reduction="none"
     ).sum(-1)
@@ -94,15 +92,15 @@ def test_jsd_matches_trl_generalized_jsd(beta, temperature):
 def test_padded_topk_entries_are_ignored(divergence, beta):
     student, teacher, labels = toy(7)
     ids, lps, tail = sparse_targets(teacher, 3)
-    kwargs = {"divergence": divergence, "beta": beta, "taid_lambda": 0.5}
-    base = distill_loss(student, ids, lps, tail, labels, **kwargs)
+    spec = LossSpec(divergence=divergence, beta=beta, taid_t=0.5)
+    base = distill_loss(student, TeacherTargets(ids, lps, tail), labels, spec)
     pad_ids = torch.cat([ids, torch.zeros_like(ids[..., :2])], -1)
     pad_lps = torch.cat([lps, torch.full_like(lps[..., :2], 5.0)], -1)
     topk_mask = torch.cat(
         [torch.ones_like(ids, dtype=torch.bool), torch.zeros_like(ids[..., :2], dtype=torch.bool)],
         -1,
     )
-    padded = distill_loss(student, pad_ids, pad_lps, tail, labels, topk_mask=topk_mask, **kwargs)
+    padded = distill_loss(student, TeacherTargets(pad_ids, pad_lps, tail, topk_mask), labels, spec)
     torch.testing.assert_close(padded.loss, base.loss)
 
 
@@ -116,8 +114,8 @@ def test_gradients_are_finite_in_extreme_cases(divergence, beta, temperature):
         extreme.scatter_(-1, ids, mass_on_topk)  # student all on / all off the teacher's top-k
         logits = extreme.requires_grad_(True)
         loss = distill_loss(
-            logits, ids, lps, teacher_tail, labels, temperature=temperature,
-            divergence=divergence, beta=beta,
+            logits, TeacherTargets(ids, lps, teacher_tail), labels,
+            LossSpec(temperature=temperature, divergence=divergence, beta=beta),
         ).loss  # fmt: skip
         loss.backward()
         assert torch.isfinite(loss)
@@ -131,9 +129,9 @@ def test_reverse_kl_penalises_student_mass_on_an_empty_teacher_tail():
     empty = torch.zeros(lps.shape[:-1])
     off = student.clone().scatter_(-1, ids, -20.0)  # student: almost all mass in the tail
     on = student.clone().scatter_(-1, ids, 20.0)
-    kw = {"divergence": "reverse_kl", "alpha": 1.0}
-    high = distill_loss(off, ids, lps, empty, labels, **kw).loss
-    low = distill_loss(on, ids, lps, empty, labels, **kw).loss
+    spec, targets = LossSpec(divergence="reverse_kl", alpha=1.0), TeacherTargets(ids, lps, empty)
+    high = distill_loss(off, targets, labels, spec).loss
+    low = distill_loss(on, targets, labels, spec).loss
     assert float(high) > 10.0 > float(low)
 
 
@@ -146,10 +144,10 @@ def test_taid_target_endpoints_and_normalisation():
     mid = interpolated_target(log_q, log_p, 0.3).exp()
     geometric = log_p.exp() ** 0.3 * log_q.exp() ** 0.7
     torch.testing.assert_close(mid, geometric / geometric.sum(-1, keepdim=True))
-    # lambda = 0 (target = stopgrad(student)): zero loss and zero gradient
+    # t = 0 (target = stopgrad(student)): zero loss and zero gradient
     s = student.clone().requires_grad_(True)
     ids, lps, tail = sparse_targets(teacher, 5)
-    div = sparse_divergence_per_token(s, ids, lps, tail, taid_lambda=0.0)
+    div = sparse_divergence_per_token(s, TeacherTargets(ids, lps, tail), LossSpec(taid_t=0.0))
     div.sum().backward()
     assert div.abs().max() < 1e-6 and s.grad.abs().max() < 1e-6
 
@@ -161,9 +159,9 @@ def test_schedules():
     assert math.isclose(linear[0], 0.2) and math.isclose(linear[-1], 0.8)
     assert all(b > a for a, b in itertools.pairwise(linear))
     assert scheduled_alpha("linear", 2.0, 0.2, 0.8) == pytest.approx(0.8)  # clamped
-    lams = [taid_lambda(t / 10, start=0.4) for t in range(11)]
-    assert lams[0] == pytest.approx(0.4) and lams[-1] == pytest.approx(1.0)
-    assert all(b > a for a, b in itertools.pairwise(lams))
+    ts = [taid_linear_t(t / 10, t_start=0.4) for t in range(11)]
+    assert ts[0] == pytest.approx(0.4) and ts[-1] == pytest.approx(1.0)
+    assert all(b > a for a, b in itertools.pairwise(ts))
     with pytest.raises(ValueError, match="alpha_end"):
         scheduled_alpha("linear", 0.5, 0.2)
     with pytest.raises(ValueError, match="alpha_schedule"):

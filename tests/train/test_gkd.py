@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from distill.store import read_table
-from distill.train import train_student
+from distill.train import GKDOptions, TrainConfig, train_student
 from distill.train.gkd import gkd_classes, gkd_dataset
 
 
@@ -32,22 +32,21 @@ def test_gkd_dataset_keeps_ids_and_marks_the_completion(real_vocab_dataset, teac
 
 def test_gkd_two_on_policy_steps(real_vocab_dataset, tiny_student, teacher_dir, tmp_path):
     gkd_classes()  # importable on this TRL
-    result = train_student(
-        real_vocab_dataset, tmp_path, "gkd", student=tiny_student, teacher=teacher_dir,
-        max_steps=2, batch_size=2, eval_every=2,
-        gkd_options={"max_new_tokens": 3, "lmbda": 1.0, "beta": 0.5},
+    config = TrainConfig(
+        mode="gkd", student=tiny_student, max_steps=2, batch_size=2, eval_every=2,
+        gkd=GKDOptions(teacher=teacher_dir, max_new_tokens=3, lmbda=1.0, beta=0.5),
     )  # fmt: skip
+    result = train_student(real_vocab_dataset, tmp_path, config)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["mode"] == "gkd" and metrics["steps"] == 2
     assert all(math.isfinite(loss) for _, loss in metrics["loss_curve"])
-    assert metrics["config"]["lmbda"] == 1.0 and metrics["config"]["teacher"] == str(teacher_dir)
+    gkd = metrics["config"]["gkd"]
+    assert gkd["lmbda"] == 1.0 and gkd["teacher"] == str(teacher_dir)
     assert [p["step"] for p in metrics["heldout_curve"]] == [2]
     assert result.heldout["tokens"] > 0
     AutoModelForCausalLM.from_pretrained(tmp_path / "model")
 
 
-def test_unknown_gkd_option_is_refused(real_vocab_dataset, tiny_student, tmp_path):
-    with pytest.raises(ValueError, match="gkd_options"):
-        train_student(
-            real_vocab_dataset, tmp_path, "gkd", student=tiny_student, gkd_options={"lambda": 1}
-        )
+def test_unknown_gkd_option_is_refused(tiny_student):
+    with pytest.raises(ValueError, match=r"gkd\.lambda"):
+        TrainConfig(mode="gkd", student=tiny_student, gkd={"lambda": 1})

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from transformers import AutoModelForCausalLM
 
 from distill.store import read_table
-from distill.train import heldout_metrics, train_student
+from distill.train import TrainConfig, heldout_metrics, train_student
 from distill.train.lora import LoraOptions, apply_lora, merged_for_saving, parameter_counts
 
 pytest.importorskip("peft")
@@ -19,10 +19,11 @@ pytest.importorskip("peft")
 @pytest.fixture(scope="module")
 def lora_run(real_vocab_dataset, tiny_student, tmp_path_factory):
     out = tmp_path_factory.mktemp("lora")
-    result = train_student(
-        real_vocab_dataset, out, "kd", student=tiny_student, max_steps=2, batch_size=4,
-        lora={"r": 4}, eval_every=1,
+    config = TrainConfig(
+        mode="kd", student=tiny_student, max_steps=2, batch_size=4, lora=LoraOptions(r=4),
+        eval_every=1,
     )  # fmt: skip
+    result = train_student(real_vocab_dataset, out, config)
     return result, out
 
 
@@ -67,7 +68,7 @@ def test_lora_kd_run_writes_metrics_and_a_loadable_merged_model(lora_run, tiny_s
 
 def test_lora_options_are_checked(real_vocab_dataset, tiny_student, tmp_path):
     with pytest.raises(ValidationError):
-        train_student(real_vocab_dataset, tmp_path, "kd", student=tiny_student, lora={"rank": 4})
+        TrainConfig(mode="kd", student=tiny_student, lora={"rank": 4})
     with pytest.raises(ValueError, match="target_modules"):
         apply_lora(
             AutoModelForCausalLM.from_pretrained(tiny_student),
@@ -76,10 +77,11 @@ def test_lora_options_are_checked(real_vocab_dataset, tiny_student, tmp_path):
 
 
 def test_bf16_lora_smoke(real_vocab_dataset, tiny_student, tmp_path):
-    result = train_student(
-        real_vocab_dataset, tmp_path, "kd", student=tiny_student, max_steps=1, batch_size=2,
-        lora={}, dtype="bfloat16", heldout_fraction=0.0,
+    config = TrainConfig(
+        mode="kd", student=tiny_student, max_steps=1, batch_size=2, lora=LoraOptions(),
+        dtype="bfloat16", heldout_fraction=0.0,
     )  # fmt: skip
+    result = train_student(real_vocab_dataset, tmp_path, config)
     assert result.steps == 1 and result.config["dtype"] == "bfloat16"
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "model")
     assert model.config.dtype == torch.bfloat16

@@ -6,7 +6,7 @@ import io
 import re
 from types import SimpleNamespace
 
-from distill.train import train_student
+from distill.train import TrainConfig, train_student
 from distill.train.progress import TrainProgress, progress_line
 
 LINE = re.compile(
@@ -52,10 +52,10 @@ def test_lines_every_few_seconds_and_on_resume():
 
 def test_a_real_run_prints_each_steps_logged_loss(real_vocab_dataset, tiny_student, tmp_path):
     stream = io.StringIO()
+    config = TrainConfig(mode="sft", student=tiny_student, max_steps=10, batch_size=2)
     result = train_student(
-        real_vocab_dataset, tmp_path, "sft", student=tiny_student, max_steps=10, batch_size=2,
-        callbacks=[TrainProgress(stream=stream, every_s=1e9)],
-    )  # fmt: skip
+        real_vocab_dataset, tmp_path, config, callbacks=[TrainProgress(stream=stream, every_s=1e9)]
+    )
     matches = [LINE.match(line) for line in stream.getvalue().splitlines()]
     assert all(matches) and [int(m.group(1)) for m in matches] == list(range(1, 11))
     losses = dict(result.loss_curve)

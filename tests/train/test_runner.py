@@ -8,7 +8,7 @@ import math
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from distill.train import StudentMismatch, train_student
+from distill.train import KDLossConfig, StudentMismatch, TrainConfig, train_student
 from tests.factories import make_record, write_fake_dataset
 
 KEYS = {
@@ -24,7 +24,10 @@ def runs(real_vocab_dataset, tiny_student, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     common = {"student": tiny_student, "max_steps": 3, "batch_size": 4, "eval_every": 2}
     return {
-        mode: (train_student(real_vocab_dataset, out / mode, mode, **common), out / mode)
+        mode: (
+            train_student(real_vocab_dataset, out / mode, TrainConfig(mode=mode, **common)),
+            out / mode,
+        )
         for mode in ("sft", "kd")
     }
 
@@ -54,15 +57,15 @@ def test_both_modes_share_split_init_and_data_order(runs):
     sft, kd = runs["sft"][0], runs["kd"][0]
     assert sft.heldout_initial == kd.heldout_initial
     assert sft.heldout_rows == kd.heldout_rows
-    assert kd.config["alpha"] == 0.5 and "alpha" not in sft.config
+    assert kd.config["kd"]["alpha"] == 0.5 and "kd" not in sft.config
 
 
 def test_kd_with_alpha_zero_retraces_sft(real_vocab_dataset, tiny_student, runs, tmp_path):
     """Same init, same batches in the same order: with the KD term off, the curves coincide."""
-    kd0 = train_student(
-        real_vocab_dataset, tmp_path, "kd", student=tiny_student, max_steps=3, batch_size=4,
-        alpha=0.0,
-    )  # fmt: skip
+    config = TrainConfig(
+        mode="kd", student=tiny_student, max_steps=3, batch_size=4, kd=KDLossConfig(alpha=0.0)
+    )
+    kd0 = train_student(real_vocab_dataset, tmp_path, config)
     sft = runs["sft"][0]
     for (s1, l1), (s2, l2) in zip(kd0.loss_curve, sft.loss_curve, strict=True):
         assert s1 == s2 and l1 == pytest.approx(l2, rel=1e-5)
@@ -71,20 +74,20 @@ def test_kd_with_alpha_zero_retraces_sft(real_vocab_dataset, tiny_student, runs,
 def test_gradient_accumulation_leaves_the_kd_loss_unchanged(
     real_vocab_dataset, tiny_student, tmp_path
 ):
-    common = {"student": tiny_student, "max_steps": 1, "heldout_fraction": 0.0}
-    full = train_student(real_vocab_dataset, tmp_path / "a", "kd", batch_size=4, **common)
+    common = {"mode": "kd", "student": tiny_student, "max_steps": 1, "heldout_fraction": 0.0}
+    full = train_student(real_vocab_dataset, tmp_path / "a", TrainConfig(batch_size=4, **common))
     split = train_student(
-        real_vocab_dataset, tmp_path / "b", "kd", batch_size=2, gradient_accumulation_steps=2,
-        **common,
+        real_vocab_dataset, tmp_path / "b",
+        TrainConfig(batch_size=2, gradient_accumulation_steps=2, **common),
     )  # fmt: skip
     assert split.loss_curve[0][1] == pytest.approx(full.loss_curve[0][1], rel=1e-5)
 
 
 def test_sft_backends_agree(real_vocab_dataset, tiny_student, runs, tmp_path):
-    trl = train_student(
-        real_vocab_dataset, tmp_path, "sft", student=tiny_student, max_steps=1, batch_size=4,
-        sft_backend="trl",
-    )  # fmt: skip
+    config = TrainConfig(
+        mode="sft", student=tiny_student, max_steps=1, batch_size=4, sft_backend="trl"
+    )
+    trl = train_student(real_vocab_dataset, tmp_path, config)
     records = runs["sft"][0]
     assert trl.loss_curve[0][1] == pytest.approx(records.loss_curve[0][1], rel=1e-4)
 
@@ -92,27 +95,25 @@ def test_sft_backends_agree(real_vocab_dataset, tiny_student, runs, tmp_path):
 def test_incompatible_dataset_is_refused_before_training(tiny_student, tmp_path):
     write_fake_dataset(tmp_path / "ds", [make_record(row=i) for i in range(4)])
     with pytest.raises(StudentMismatch, match="tokenizer hash"):
-        train_student(tmp_path / "ds", tmp_path / "out", "kd", student=tiny_student, max_steps=1)
+        config = TrainConfig(mode="kd", student=tiny_student, max_steps=1)
+        train_student(tmp_path / "ds", tmp_path / "out", config)
     assert not (tmp_path / "out" / "model").exists()
 
 
 def test_kd_options_reach_the_trainer_and_the_metrics(real_vocab_dataset, tiny_student, tmp_path):
-    common = {"student": tiny_student, "max_steps": 2, "batch_size": 2, "seed": 0}
-    forward = train_student(real_vocab_dataset, tmp_path / "f", "kd", **common)
+    common = {"mode": "kd", "student": tiny_student, "max_steps": 2, "batch_size": 2, "seed": 0}
+    forward = train_student(real_vocab_dataset, tmp_path / "f", TrainConfig(**common))
     reverse = train_student(
         real_vocab_dataset,
         tmp_path / "r",
-        "kd",
-        kd_options={"divergence": "reverse_kl", "chunk_size": 4},
-        **common,
+        TrainConfig(kd=KDLossConfig(divergence="reverse_kl", chunk_size=4), **common),
     )
-    assert reverse.config["divergence"] == "reverse_kl" and reverse.config["chunk_size"] == 4
+    kd = reverse.config["kd"]
+    assert kd["divergence"] == "reverse_kl" and kd["chunk_size"] == 4
     # a different divergence is a different loss from the first step on
     assert reverse.loss_curve[0][1] != pytest.approx(forward.loss_curve[0][1], abs=1e-6)
     with pytest.raises(ValueError, match="divergence"):
-        train_student(
-            real_vocab_dataset, tmp_path / "x", "kd", kd_options={"divergence": "nope"}, **common
-        )
+        TrainConfig(kd={"divergence": "nope"}, **common)
 
 
 def test_heldout_eval_scores_the_curve_and_both_ends(real_vocab_dataset, tiny_student, tmp_path):
@@ -122,13 +123,13 @@ def test_heldout_eval_scores_the_curve_and_both_ends(real_vocab_dataset, tiny_st
         seen.append((model.training, rows.column("record_id").to_pylist()))
         return {"kl": float(len(seen)), "nll": 0.0}
 
-    result = train_student(
-        real_vocab_dataset, tmp_path / "o", "kd", student=tiny_student, max_steps=4,
-        batch_size=2, eval_every=2, heldout_eval=evaluate,
-        kd_options={"alpha_schedule": "taid_adaptive", "taid_step_size": 0.5},
+    config = TrainConfig(
+        mode="kd", student=tiny_student, max_steps=4, batch_size=2, eval_every=2,
+        kd=KDLossConfig(alpha_schedule="taid_adaptive", taid_step_size=0.5),
     )  # fmt: skip
+    result = train_student(real_vocab_dataset, tmp_path / "o", config, heldout_eval=evaluate)
     assert result.heldout_initial["kl"] == 1.0 and result.heldout["kl"] == 4.0
     assert [(p["step"], p["kl"]) for p in result.heldout_curve] == [(2, 2.0), (4, 3.0)]
     assert len({tuple(ids) for _, ids in seen}) == 1 and len(seen[0][1]) == result.heldout_rows
-    assert result.config["alpha_schedule"] == "taid_adaptive"
+    assert result.config["kd"]["alpha_schedule"] == "taid_adaptive"
     assert all(math.isfinite(loss) for _, loss in result.loss_curve)

@@ -6,14 +6,21 @@ import pytest
 import torch
 
 from distill.teachers.sampled_targets import sample_targets
-from distill.train.losses import distill_loss, sparse_divergence_per_token
+from distill.train.config import KDLossConfig
+from distill.train.losses import (
+    LossSpec,
+    TeacherTargets,
+    distill_loss,
+    sparse_divergence_per_token,
+)
 
 
 def _sampled_ce(student_logits, teacher_logits, k, seed, temperature=1.0):
-    ids, log_w, tail = sample_targets(teacher_logits, k, torch.Generator().manual_seed(seed))
-    return sparse_divergence_per_token(
-        student_logits, ids, log_w, tail, temperature=temperature, divergence="sampled_ce"
+    targets = TeacherTargets(
+        *sample_targets(teacher_logits, k, torch.Generator().manual_seed(seed))
     )
+    spec = LossSpec(temperature=temperature, divergence="sampled_ce")
+    return sparse_divergence_per_token(student_logits, targets, spec)
 
 
 def test_average_over_seeds_matches_dense_cross_entropy():
@@ -50,14 +57,17 @@ def test_padding_slots_and_mask_count_nothing():
     student = torch.randn(1, 8)
     ids = torch.tensor([[3, 1, 0, 5]])
     log_w = torch.tensor([[0.5, 0.5, 0.0, 0.0]]).log()
-    got = sparse_divergence_per_token(student, ids, log_w, torch.zeros(1), divergence="sampled_ce")
+    sampled_ce = LossSpec(divergence="sampled_ce")
+    got = sparse_divergence_per_token(
+        student, TeacherTargets(ids, log_w, torch.zeros(1)), sampled_ce
+    )
     log_q = torch.log_softmax(student, -1)[0]
     torch.testing.assert_close(got[0], -(0.5 * log_q[3] + 0.5 * log_q[1]))
     mask = torch.tensor([[True, True, False, False]])
+    garbage = torch.tensor([[0.5, 0.5, 9.0, 9.0]]).log()
     masked = sparse_divergence_per_token(
-        student, ids, torch.tensor([[0.5, 0.5, 9.0, 9.0]]).log(), torch.zeros(1), mask,
-        divergence="sampled_ce",
-    )  # fmt: skip
+        student, TeacherTargets(ids, garbage, torch.zeros(1), mask), sampled_ce
+    )
     torch.testing.assert_close(masked, got)
 
 
@@ -67,26 +77,21 @@ def test_distill_loss_scales_by_t_squared_and_refuses_taid():
     teacher = torch.randn(10, 16)
     ids, log_w, tail = sample_targets(teacher, 4, torch.Generator().manual_seed(0))
     labels = torch.randint(0, 16, (2, 5))
-    args = (ids.view(2, 5, 4), log_w.view(2, 5, 4), tail.view(2, 5), labels)
-    out = distill_loss(logits, *args, temperature=2.0, alpha=1.0, divergence="sampled_ce")
+    targets = TeacherTargets(ids.view(2, 5, 4), log_w.view(2, 5, 4), tail.view(2, 5))
+    spec = LossSpec(temperature=2.0, alpha=1.0, divergence="sampled_ce")
+    out = distill_loss(logits, targets, labels, spec)
     torch.testing.assert_close(out.loss, 4.0 * out.kd)
     assert torch.isfinite(out.loss)
     with pytest.raises(ValueError, match="TAID"):
-        distill_loss(logits, *args, divergence="sampled_ce", taid_lambda=0.5)
+        distill_loss(logits, targets, labels, LossSpec(divergence="sampled_ce", taid_t=0.5))
 
 
 def test_train_options_follow_the_manifest_targets():
-    from types import SimpleNamespace
-
-    from distill.train.runner import kd_options_for_targets
-
-    sampled = SimpleNamespace(targets="sampled")
-    topk = SimpleNamespace(targets="topk")
-    assert kd_options_for_targets(sampled, None) == {"divergence": "sampled_ce"}
-    assert kd_options_for_targets(topk, {"targets": "topk"}) == {}
+    assert KDLossConfig().for_targets("sampled") == KDLossConfig(divergence="sampled_ce")
+    assert KDLossConfig(targets="topk").for_targets("topk") == KDLossConfig(targets="topk")
     with pytest.raises(ValueError, match="holds 'sampled'"):
-        kd_options_for_targets(sampled, {"targets": "topk"})
+        KDLossConfig(targets="topk").for_targets("sampled")
     with pytest.raises(ValueError, match="needs top-k"):
-        kd_options_for_targets(sampled, {"divergence": "reverse_kl"})
+        KDLossConfig(divergence="reverse_kl").for_targets("sampled")
     with pytest.raises(ValueError, match="--targets sampled"):
-        kd_options_for_targets(topk, {"divergence": "sampled_ce"})
+        KDLossConfig(divergence="sampled_ce").for_targets("topk")

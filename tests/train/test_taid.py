@@ -13,20 +13,26 @@ from transformers import AutoModelForCausalLM
 
 from distill.store import read_table
 from distill.train import KDConfig, KDTrainer
-from distill.train.divergences import TaidState, taid_start, taid_update
-from distill.train.losses import bucket_logprobs, distill_loss, sparse_divergence_per_token
+from distill.train.losses import (
+    LossSpec,
+    TeacherTargets,
+    bucket_logprobs,
+    distill_loss,
+    sparse_divergence_per_token,
+)
+from distill.train.schedules import TaidState, taid_start, taid_update
 from tests.train.test_losses import sparse_targets, toy
 
 
 @pytest.mark.parametrize("k", [1, 5])
 def test_t_equal_one_is_the_plain_forward_kl(k):
     student, teacher, labels = toy(11)
-    ids, lps, tail = sparse_targets(teacher, k)
+    targets = TeacherTargets(*sparse_targets(teacher, k))
     grads = []
-    for lam in (None, 1.0):
+    for t in (None, 1.0):
         s = student.clone().requires_grad_(True)
-        per_token = sparse_divergence_per_token(s, ids, lps, tail, taid_lambda=lam)
-        loss = distill_loss(s, ids, lps, tail, labels, alpha=0.7, taid_lambda=lam).loss
+        per_token = sparse_divergence_per_token(s, targets, LossSpec(taid_t=t))
+        loss = distill_loss(s, targets, labels, LossSpec(alpha=0.7, taid_t=t)).loss
         loss.backward()
         grads.append((per_token.detach(), loss.detach(), s.grad))
     for plain, interpolated in zip(grads[0], grads[1], strict=True):
@@ -37,13 +43,13 @@ def test_gradient_flows_only_through_the_student_term():
     """The loss's gradient is that of -sum p_t log q with p_t a constant computed by hand:
     no gradient through the student's share of the target."""
     student, teacher, _ = toy(12)
-    ids, lps, tail = sparse_targets(teacher, 4)
+    targets = TeacherTargets(*sparse_targets(teacher, 4))
     lam = 0.3
     s1 = student.clone().requires_grad_(True)
-    sparse_divergence_per_token(s1, ids, lps, tail, taid_lambda=lam).sum().backward()
+    sparse_divergence_per_token(s1, targets, LossSpec(taid_t=lam)).sum().backward()
 
     s2 = student.clone().requires_grad_(True)
-    log_q, log_p, _ = bucket_logprobs(torch.log_softmax(s2, -1), ids, lps, tail)
+    log_q, log_p, _ = bucket_logprobs(torch.log_softmax(s2, -1), targets)
     with torch.no_grad():  # the target, from the definition: a renormalised geometric mix
         mix = log_p.exp() ** lam * log_q.exp() ** (1 - lam)
         p_t = mix / mix.sum(-1, keepdim=True)
@@ -51,7 +57,7 @@ def test_gradient_flows_only_through_the_student_term():
     torch.testing.assert_close(s1.grad, s2.grad, atol=1e-6, rtol=1e-5)
     # and the student's share really is held fixed: a gradient through it would differ
     s3 = student.clone().requires_grad_(True)
-    log_q3, log_p3, _ = bucket_logprobs(torch.log_softmax(s3, -1), ids, lps, tail)
+    log_q3, log_p3, _ = bucket_logprobs(torch.log_softmax(s3, -1), targets)
     live = torch.log_softmax(lam * log_p3 + (1 - lam) * log_q3, -1)
     (live.exp() * (live - log_q3)).sum().backward()
     assert not torch.allclose(s3.grad, s1.grad, atol=1e-4)
@@ -103,7 +109,7 @@ def test_trainer_moves_t_once_per_optimiser_step(tiny_student, real_vocab_datase
     model = AutoModelForCausalLM.from_pretrained(tiny_student).train()  # loads in eval mode
     config = KDConfig(
         output_dir=str(tmp_path), report_to="none", use_cpu=True, max_steps=10,
-        max_length=None, alpha_schedule="taid_adaptive", taid_lambda_start=0.3,
+        max_length=None, alpha_schedule="taid_adaptive", taid_t_start=0.3,
         taid_step_size=0.9, taid_momentum=0.5,
     )  # fmt: skip
     trainer = KDTrainer(model, args=config, train_dataset=read_table(real_vocab_dataset))
@@ -144,5 +150,6 @@ def test_cli_train_takes_the_adaptive_schedule(real_vocab_dataset, tiny_student,
     )  # fmt: skip
     assert run.exit_code == 0, run.output
     config = json.loads((tmp_path / "metrics.json").read_text())["config"]
-    assert config["alpha_schedule"] == "taid_adaptive" and config["taid_lambda_start"] == 0.6
-    assert "divergence" not in config  # not given: the dataset's targets decide
+    assert config["kd"]["alpha_schedule"] == "taid_adaptive"
+    assert config["kd"]["taid_t_start"] == 0.6
+    assert config["kd"]["divergence"] is None  # not given: the dataset's targets decide

@@ -6,12 +6,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from distill.cli.app import console, fail
 from distill.input_rows import PromptError
 
 
+def flag_errors(err: ValidationError) -> str:
+    """A config's validation errors as one line each, named by the flag that set the value."""
+    lines = []
+    for error in err.errors():
+        names = [str(part) for part in error["loc"] if part not in ("kd", "gkd")]
+        flag = "--" + "-".join(names).replace("_", "-") + ": " if names else ""
+        lines.append(f"{flag}{error['msg']}")
+    return "; ".join(lines)
+
+
+# Long only by its signature: typer declares each flag as a parameter; the body is short.
 def train(
     dataset: Annotated[Path, typer.Argument(help="a curated (or generated) dataset")],
     out: Annotated[Path, typer.Option("--out")],
@@ -77,41 +89,56 @@ def train(
     ] = None,
 ) -> None:
     """Train a student with TRL: SFT on the teacher's tokens, KD on its top-k, or on-policy GKD."""
-    from distill.train import StudentMismatch, train_student
+    from distill.train import (
+        GKDOptions,
+        KDLossConfig,
+        LoraOptions,
+        StudentMismatch,
+        TrainConfig,
+        train_student,
+    )
     from distill.train.progress import TrainProgress
 
     if mode not in ("sft", "kd", "gkd"):
         fail(f"--mode {mode!r}: use sft, kd or gkd")
     try:
-        result = train_student(
-            dataset,
-            out,
-            mode=mode,
-            student=student,  # type: ignore[arg-type]
+        # Each section from its flags only in the mode that reads it, as the flags' help says.
+        config = TrainConfig(
+            mode=mode,  # type: ignore[arg-type]
+            student=student,
             max_steps=max_steps,
             batch_size=batch_size,
             learning_rate=learning_rate,
-            temperature=temperature,
-            alpha=alpha,
             seed=seed,
-            kd_options={
-                **({"divergence": divergence} if divergence is not None else {}),
-                "beta": beta,
-                "alpha_schedule": alpha_schedule,
-                "alpha_end": alpha_end,
-                "taid_lambda_start": taid_t_start,
-            }
-            if mode == "kd"
-            else None,
-            lora=None if lora_r is None else {"r": lora_r, "alpha": 2.0 * lora_r},
             dtype=dtype,  # type: ignore[arg-type]
-            teacher=teacher,
-            gkd_options={"lmbda": lmbda, "beta": beta, "max_new_tokens": max_new_tokens}
-            if mode == "gkd"
-            else None,
             save_steps=save_steps,
-            callbacks=[TrainProgress()],
+            kd=KDLossConfig(
+                temperature=temperature,
+                alpha=alpha,
+                divergence=divergence,  # type: ignore[arg-type]
+                beta=beta,
+                alpha_schedule=alpha_schedule,  # type: ignore[arg-type]
+                alpha_end=alpha_end,
+                taid_t_start=taid_t_start,
+            )
+            if mode == "kd"
+            else KDLossConfig(),
+            gkd=GKDOptions(
+                teacher=teacher,
+                lmbda=lmbda,
+                beta=beta,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+            )
+            if mode == "gkd"
+            else GKDOptions(),
+            lora=None if lora_r is None else LoraOptions(r=lora_r, alpha=2.0 * lora_r),
         )
+    except ValidationError as err:
+        fail(flag_errors(err))
+        return
+    try:
+        result = train_student(dataset, out, config, callbacks=[TrainProgress()])
     except (StudentMismatch, OSError, ValueError, ImportError) as err:
         fail(str(err))
         return

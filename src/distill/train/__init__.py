@@ -1,18 +1,20 @@
 """Train a student on a distill dataset: SFT on the teacher's tokens or KD on its top-k.
 
-from distill.train import train_student
-result = train_student(Path("data/curated"), Path("runs/kd"), mode="kd")
+from distill.train import TrainConfig, train_student
+result = train_student(Path("data/curated"), Path("runs/kd"), TrainConfig(mode="kd"))
 """
 
-from distill.train.chunked import chunked_distill_loss
+from distill.train.chunked_loss import chunked_distill_loss
 from distill.train.collate import collate_rows
-from distill.train.compat import StudentMismatch, check_student_compat
-from distill.train.divergences import bucket_divergence, scheduled_alpha, taid_lambda
-from distill.train.evaluate import heldout_metrics, split_heldout, split_summary
+from distill.train.config import GKDOptions, KDLossConfig, TrainConfig
+from distill.train.divergences import bucket_divergence
+from distill.train.heldout import heldout_metrics, split_heldout, split_summary
 from distill.train.kd_trainer import KDConfig, KDTrainer
 from distill.train.lora import LoraOptions
 from distill.train.losses import (
     DistillLoss,
+    LossSpec,
+    TeacherTargets,
     distill_loss,
     hard_label_loss,
     sparse_divergence_per_token,
@@ -20,16 +22,23 @@ from distill.train.losses import (
 )
 from distill.train.record_trainer import HardLabelTrainer, RecordTrainer
 from distill.train.runner import TrainResult, train_student
+from distill.train.schedules import scheduled_alpha, taid_linear_t
 from distill.train.student import build_random_student
+from distill.train.student_check import StudentMismatch, check_student_compat
 
 __all__ = [
     "DistillLoss",
+    "GKDOptions",
     "HardLabelTrainer",
     "KDConfig",
+    "KDLossConfig",
     "KDTrainer",
     "LoraOptions",
+    "LossSpec",
     "RecordTrainer",
     "StudentMismatch",
+    "TeacherTargets",
+    "TrainConfig",
     "TrainResult",
     "bucket_divergence",
     "build_random_student",
@@ -44,6 +53,6 @@ __all__ = [
     "sparse_kl_per_token",
     "split_heldout",
     "split_summary",
-    "taid_lambda",
+    "taid_linear_t",
     "train_student",
 ]

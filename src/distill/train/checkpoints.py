@@ -62,6 +62,17 @@ def _normalised(run: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(run, default=str))
 
 
+def _flat(run: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (`kd.alpha`), so a refusal names the setting itself."""
+    flat: dict[str, Any] = {}
+    for key, value in run.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 class Resume(BaseModel):
     """Where a rerun picks up: the checkpoint, and what was measured before it."""
 
@@ -95,8 +106,8 @@ def find_resume(out_dir: Path, run: dict[str, Any]) -> Resume:
         ) from None
     wanted = _normalised(run)
     if start.get("run") != wanted:
-        held = start.get("run") or {}
-        differ = sorted(k for k in set(held) | set(wanted) if held.get(k) != wanted.get(k))
+        held, want = _flat(start.get("run") or {}), _flat(wanted)
+        differ = sorted(k for k in set(held) | set(want) if held.get(k) != want.get(k))
         raise ValueError(
             f"{out_dir} holds checkpoints of a different run (differs in {', '.join(differ)}); "
             f"use another --out, or delete {trainer_dir} to start over"

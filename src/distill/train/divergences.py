@@ -28,25 +28,19 @@ logits p_t = softmax((1 - t) * stopgrad(log q) + t * log p) (`interpolated_targe
 rising from `t_start` towards 1 (the teacher). Here the mix is over the k + 1 buckets: the
 tail bucket mixes the two tail masses, which is not the bucketed mix over the full
 vocabulary (that needs the teacher's tail token by token), but is exact at k == V and at
-t == 1. Two schedules for t: `taid_lambda`, a linear ramp from `t_start` to 1 over training
-(the paper's non-adaptive ablation), and `taid_update`, the paper's adaptive rule: a
-momentum of the loss's relative change pushes t up faster while the student is still
-improving quickly, never below the linear ramp and never above 1.
+t == 1. The schedules that move t (and alpha) over training are in `schedules`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd", "sampled_ce"]
-AlphaSchedule = Literal["constant", "linear", "taid", "taid_adaptive"]
 DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd", "sampled_ce")
-ALPHA_SCHEDULES: tuple[str, ...] = ("constant", "linear", "taid", "taid_adaptive")
-TAID_SCHEDULES: tuple[str, ...] = ("taid", "taid_adaptive")
 
 # Smallest probability a teacher bucket is given inside reverse KL (see the module docstring).
 TAIL_FLOOR = 1e-12
@@ -110,86 +104,21 @@ def sampled_cross_entropy(log_q_ids: Tensor, log_w: Tensor, keep: Tensor | None 
 
 
 def interpolated_target(
-    log_q: Tensor, log_p: Tensor, lam: float, keep: Tensor | None = None
+    log_q: Tensor, log_p: Tensor, t: float, keep: Tensor | None = None
 ) -> Tensor:
-    """TAID's target log softmax((1 - lam) * stopgrad(log q) + lam * log p) over the buckets
+    """TAID's target log softmax((1 - t) * stopgrad(log q) + t * log p) over the buckets
     `[..., k + 1]`; buckets outside `keep` get -inf. No gradient reaches `log_q` through it.
     """
-    if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"lambda must be in [0, 1], got {lam}")
-    if lam == 1.0:
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"TAID's t must be in [0, 1], got {t}")
+    if t == 1.0:
         return log_p
     student = log_q.detach()
-    if lam == 0.0:  # 0 * log p would be 0 * -inf = nan on empty buckets
+    if t == 0.0:  # 0 * log p would be 0 * -inf = nan on empty buckets
         mixed = student
     else:
         # A teacher bucket of probability 0 stays at 0 (-inf) in the mix, as in a logit mix.
-        mixed = torch.where(torch.isneginf(log_p), log_p, (1.0 - lam) * student + lam * log_p)
+        mixed = torch.where(torch.isneginf(log_p), log_p, (1.0 - t) * student + t * log_p)
     if keep is not None:
         mixed = mixed.masked_fill(~keep, float("-inf"))
     return torch.log_softmax(mixed, dim=-1)
-
-
-def scheduled_alpha(
-    schedule: AlphaSchedule, progress: float, alpha: float, alpha_end: float | None = None
-) -> float:
-    """The KD weight at `progress` in [0, 1] of training.
-
-    `constant` and the TAID schedules keep `alpha`; `linear` goes from `alpha` to `alpha_end`.
-    """
-    if schedule not in ALPHA_SCHEDULES:
-        raise ValueError(f"alpha_schedule must be one of {ALPHA_SCHEDULES}, got {schedule!r}")
-    if schedule != "linear":
-        return alpha
-    if alpha_end is None:
-        raise ValueError("the linear alpha schedule needs alpha_end")
-    t = min(max(progress, 0.0), 1.0)
-    return alpha + (alpha_end - alpha) * t
-
-
-def taid_lambda(progress: float, start: float = 0.4) -> float:
-    """TAID's interpolation weight: `start` at the first step, 1.0 (the teacher) at the end."""
-    t = min(max(progress, 0.0), 1.0)
-    return start + (1.0 - start) * t
-
-
-class TaidState(NamedTuple):
-    """What adaptive TAID carries from one optimiser step to the next."""
-
-    t: float  # the teacher's weight in the interpolated target
-    prev_loss: float | None  # the previous step's loss; None before the first step
-    momentum: float  # running mean of the loss's relative change
-
-
-def taid_start(t_start: float = 0.4) -> TaidState:
-    """The state before the first step (the paper's default t_start = 0.4)."""
-    if not 0.0 <= t_start <= 1.0:
-        raise ValueError(f"t_start must be in [0, 1], got {t_start}")
-    return TaidState(t=t_start, prev_loss=None, momentum=0.0)
-
-
-def taid_update(
-    state: TaidState,
-    loss: float,
-    progress: float,
-    t_start: float = 0.4,
-    step_size: float = 5e-4,
-    momentum: float = 0.99,
-) -> TaidState:
-    """TAID's adaptive rule (Shing et al., 2025, Algorithm 1) after a step whose loss was `loss`.
-
-    relative change d = (prev_loss - loss) / prev_loss, momentum m <- momentum * m +
-    (1 - momentum) * d, and t <- min(1, max(linear(progress), t + step_size * sigmoid(m) *
-    (1 - t))): t grows faster while the loss still falls fast, slows as the student
-    saturates, never drops below the linear ramp from `t_start` (so it ends at 1) and never
-    decreases. The first call only records the loss. Defaults are the paper's (alpha = 5e-4,
-    beta = 0.99, t_start = 0.4).
-    """
-    if state.prev_loss is None:
-        return state._replace(prev_loss=loss)
-    change = (state.prev_loss - loss) / (state.prev_loss + 1e-15)
-    m = momentum * state.momentum + (1.0 - momentum) * change
-    # sigmoid(m) as 0.5 * (1 + tanh(m / 2)): exp(-m) overflows when a loss blows up
-    step = step_size * 0.5 * (1.0 + math.tanh(m / 2.0)) * (1.0 - state.t)
-    t = min(1.0, max(taid_lambda(progress, t_start), state.t + step))
-    return TaidState(t=t, prev_loss=loss, momentum=m)

@@ -8,9 +8,9 @@ re-tokenised and prompts keep the teacher's chat template.
 
 Before the trainer is built the live teacher is checked against the dataset's manifest
 (tokenizer hash, vocab size, special tokens), so a mismatched teacher is refused with
-reasons instead of TRL's shape error. Defaults are GKD's: lmbda = 0.5, beta = 0.5;
-max_new_tokens = 128 is TRL's default. `temperature` is the sampling temperature of the
-on-policy completions (TRL's loss itself is computed at T = 1).
+reasons instead of TRL's shape error. The options are `config.GKDOptions`; defaults are
+GKD's: lmbda = 0.5, beta = 0.5; max_new_tokens = 128 is TRL's default. `temperature` is the
+sampling temperature of the on-policy completions (TRL's loss itself is computed at T = 1).
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from distill.schemas import Manifest
 from distill.train.collate import sft_dataset
-from distill.train.compat import StudentMismatch, check_student_compat
-
-GKD_OPTIONS = ("lmbda", "beta", "max_new_tokens", "seq_kd")
+from distill.train.student_check import StudentMismatch, check_student_compat
 
 
 def gkd_classes() -> tuple[type, type]:
@@ -62,9 +60,3 @@ def load_live_teacher(teacher_dir: Path, manifest: Manifest, dtype: torch.dtype)
             [f"live GKD teacher {teacher_dir}: {p}" for p in exc.problems]
         ) from None
     return model.eval()
-
-
-def check_gkd_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - set(GKD_OPTIONS))
-    if unknown:
-        raise ValueError(f"gkd_options: unknown {unknown}; known: {list(GKD_OPTIONS)}")

@@ -10,140 +10,56 @@ same settings see the same batches in the same order and differ in nothing but t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from trl import SFTConfig
 
-from distill.train.chunked import chunked_distill_loss
+from distill.train.chunked_loss import chunked_distill_loss
 from distill.train.collate import shifted_labels
-from distill.train.divergences import (
-    ALPHA_SCHEDULES,
-    DIVERGENCES,
-    TAID_SCHEDULES,
+from distill.train.config import KDLossConfig
+from distill.train.divergences import Divergence
+from distill.train.losses import LossSpec, TeacherTargets, distill_loss
+from distill.train.record_trainer import RecordTrainer
+from distill.train.schedules import (
     AlphaSchedule,
     scheduled_alpha,
-    taid_lambda,
+    taid_linear_t,
     taid_start,
     taid_update,
 )
-from distill.train.losses import distill_loss
-from distill.train.record_trainer import RecordTrainer
 from distill.train.student import hidden_at
+
+# The KD fields of KDConfig: KDLossConfig's, which holds their defaults, help and checks.
+KD_FIELDS = tuple(name for name in KDLossConfig.model_fields if name != "targets")
+
+
+def _kd_field(name: str, **default: Any) -> Any:
+    """A KDConfig field with `KDLossConfig`'s default and help text (one source for both)."""
+    spec = KDLossConfig.model_fields[name]
+    return field(default=default.get("default", spec.default), metadata={"help": spec.description})
 
 
 @dataclass
 class KDConfig(SFTConfig):
-    """SFTConfig plus the knobs of the distillation loss.
+    """SFTConfig plus the knobs of the distillation loss: the fields of `KDLossConfig`
+    (defaults, help and checks are its own; see `distill.train.config`), flat as TRL's
+    configs are. The divergence here is always explicit (default forward_kl)."""
 
-    Defaults: T = 1.0 because the stored top-k are exact only at T = 1 (a tempered tail is
-    an approximation, see `losses`) and most LLM distillation work (MiniLLM, GKD, DistiLLM)
-    uses T = 1; alpha = 0.5 is the even soft/hard mix of Hinton et al. (2015) and the
-    default of DistillKit, keeping the teacher's sampled tokens as an anchor. The divergence
-    defaults to forward KL (the loss before these options existed); beta = 0.5 is GKD's
-    default; chunking changes memory, not the result, so it is on by default.
-    """
-
-    temperature: float = field(
-        default=1.0,
-        metadata={
-            "help": "Softmax temperature for student logits and teacher log-probs in the KD term; "
-            "the KD term is scaled by T^2. Exact at 1.0; at other values the teacher's tail "
-            "is tempered as one pseudo-token."
-        },
-    )
-    alpha: float = field(
-        default=0.5,
-        metadata={
-            "help": "Weight of the KD term: loss = alpha * T^2 * KL(teacher || student) + "
-            "(1 - alpha) * CE on the teacher's tokens. 1.0 is pure KD, 0.0 is plain SFT. "
-            "With alpha_schedule='linear' this is the weight at the first step."
-        },
-    )
-    divergence: Literal["forward_kl", "reverse_kl", "jsd", "sampled_ce"] = field(
-        default="forward_kl",
-        metadata={
-            "help": "KD term over the k + 1 buckets: forward_kl = KL(teacher || student), "
-            "reverse_kl = KL(student || teacher), jsd = generalised JSD with `beta`; "
-            "sampled_ce = cross-entropy against sampled targets' weights (no tail), the "
-            "loss for datasets generated with --targets sampled."
-        },
-    )
-    beta: float = field(
-        default=0.5,
-        metadata={
-            "help": "JSD interpolation, TRL GKD convention: mixture m = beta * teacher + "
-            "(1 - beta) * student, JSD = beta * KL(teacher || m) + (1 - beta) * KL(student || m); "
-            "beta = 0 is forward KL, beta = 1 reverse KL. Used only with divergence='jsd'."
-        },
-    )
-    alpha_schedule: AlphaSchedule = field(
-        default="constant",
-        metadata={
-            "help": "constant: alpha throughout. linear: alpha -> alpha_end over max_steps. "
-            "taid: constant alpha, and the KD target is TAID's interpolation "
-            "softmax((1 - t) * stopgrad(student log-probs) + t * teacher log-probs) over the "
-            "k + 1 buckets, t rising linearly from taid_lambda_start to 1 over max_steps. "
-            "taid_adaptive: the same target with TAID's adaptive t (Shing et al., 2025): "
-            "a momentum of the KD loss's relative change speeds t up, never below the "
-            "linear ramp."
-        },
-    )
-    alpha_end: float | None = field(
-        default=None,
-        metadata={"help": "Final alpha of the linear schedule (required with 'linear')."},
-    )
-    taid_lambda_start: float = field(
-        default=0.4,
-        metadata={"help": "TAID's t (the teacher's weight in the target) at the first step."},
-    )
-    taid_step_size: float = field(
-        default=5e-4,
-        metadata={
-            "help": "taid_adaptive: the largest step of t per optimiser step, times (1 - t)."
-        },
-    )
-    taid_momentum: float = field(
-        default=0.99,
-        metadata={"help": "taid_adaptive: momentum of the loss's relative change."},
-    )
-    chunk_size: int | None = field(
-        default=1024,
-        metadata={
-            "help": "Response positions per chunk of the LM head + loss, so the loss's peak "
-            "memory does not grow with sequence length. None projects all positions at once. "
-            "Needs a plain linear LM head; other models fall back to unchunked."
-        },
-    )
+    temperature: float = _kd_field("temperature")
+    alpha: float = _kd_field("alpha")
+    divergence: Divergence = _kd_field("divergence", default="forward_kl")  # noqa: RUF009
+    beta: float = _kd_field("beta")
+    alpha_schedule: AlphaSchedule = _kd_field("alpha_schedule")  # noqa: RUF009
+    alpha_end: float | None = _kd_field("alpha_end")
+    taid_t_start: float = _kd_field("taid_t_start")
+    taid_step_size: float = _kd_field("taid_step_size")
+    taid_momentum: float = _kd_field("taid_momentum")
+    chunk_size: int | None = _kd_field("chunk_size")
 
     def __post_init__(self):
         super().__post_init__()
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
-        if self.divergence not in DIVERGENCES:
-            raise ValueError(f"divergence must be one of {DIVERGENCES}, got {self.divergence!r}")
-        if not 0.0 <= self.beta <= 1.0:
-            raise ValueError(f"beta must be in [0, 1], got {self.beta}")
-        if self.alpha_schedule not in ALPHA_SCHEDULES:
-            raise ValueError(
-                f"alpha_schedule must be one of {ALPHA_SCHEDULES}, got {self.alpha_schedule!r}"
-            )
-        if self.divergence == "sampled_ce" and self.alpha_schedule in TAID_SCHEDULES:
-            raise ValueError("TAID's interpolated target needs top-k targets, not sampled_ce")
-        if self.alpha_schedule == "linear" and self.alpha_end is None:
-            raise ValueError("alpha_schedule='linear' needs alpha_end")
-        if self.alpha_end is not None and not 0.0 <= self.alpha_end <= 1.0:
-            raise ValueError(f"alpha_end must be in [0, 1], got {self.alpha_end}")
-        if not 0.0 <= self.taid_lambda_start <= 1.0:
-            raise ValueError(f"taid_lambda_start must be in [0, 1], got {self.taid_lambda_start}")
-        if self.taid_step_size < 0:
-            raise ValueError(f"taid_step_size must be >= 0, got {self.taid_step_size}")
-        if not 0.0 <= self.taid_momentum < 1.0:
-            raise ValueError(f"taid_momentum must be in [0, 1), got {self.taid_momentum}")
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1 or None, got {self.chunk_size}")
+        KDLossConfig.model_validate({name: getattr(self, name) for name in KD_FIELDS})
 
 
 class KDTrainer(RecordTrainer):
@@ -163,7 +79,7 @@ class KDTrainer(RecordTrainer):
         super().__init__(model, args, train_dataset, **kwargs)
         # Adaptive TAID's state, and the KD losses of the optimiser step in progress (one per
         # micro-batch) that move t once that step is over.
-        self.taid = taid_start(args.taid_lambda_start)
+        self.taid = taid_start(args.taid_t_start)
         self._taid_losses: list[float] = []
         self._taid_step = 0
 
@@ -177,33 +93,34 @@ class KDTrainer(RecordTrainer):
         if self._taid_losses:
             loss = sum(self._taid_losses) / len(self._taid_losses)
             self.taid = taid_update(
-                self.taid, loss, self._progress(), self.args.taid_lambda_start,
+                self.taid, loss, self._progress(), self.args.taid_t_start,
                 self.args.taid_step_size, self.args.taid_momentum,
             )  # fmt: skip
         self._taid_losses, self._taid_step = [], self.state.global_step
 
-    def loss_options(self) -> dict[str, Any]:
-        """The loss's keyword arguments at the current step (alpha / lambda schedules)."""
+    def loss_spec(self) -> LossSpec:
+        """The loss at the current step: alpha and TAID's t as their schedules have them."""
         args = self.args
         progress = self._progress()
-        lam = None
+        t = None
         if args.alpha_schedule == "taid":
-            lam = taid_lambda(progress, args.taid_lambda_start)
+            t = taid_linear_t(progress, args.taid_t_start)
         elif args.alpha_schedule == "taid_adaptive":
-            lam = self.taid.t
-        return {
-            "temperature": args.temperature,
-            "alpha": scheduled_alpha(args.alpha_schedule, progress, args.alpha, args.alpha_end),
-            "divergence": args.divergence,
-            "beta": args.beta,
-            "taid_lambda": lam,
-        }
+            t = self.taid.t
+        return LossSpec(
+            temperature=args.temperature,
+            alpha=scheduled_alpha(args.alpha_schedule, progress, args.alpha, args.alpha_end),
+            divergence=args.divergence,
+            beta=args.beta,
+            taid_t=t,
+        )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         adaptive = self.args.alpha_schedule == "taid_adaptive" and model.training
         if adaptive:
             self._advance_taid()
-        options = self.loss_options()
+        spec = self.loss_spec()
+        teacher = TeacherTargets.from_batch(inputs)
         chunked = None
         if self.args.chunk_size is not None and not return_outputs:
             labels = shifted_labels(inputs["labels"])
@@ -213,39 +130,23 @@ class KDTrainer(RecordTrainer):
             hidden, head = chunked
             logits = None
             parts = chunked_distill_loss(
-                hidden,
-                head.weight,
-                head.bias,
-                inputs["teacher_ids"][where],
-                inputs["teacher_logprobs"][where],
-                inputs["teacher_tail"][where],
-                labels[where],
-                topk_mask=inputs["teacher_topk_mask"][where],
-                num_items_in_batch=num_items_in_batch,
-                chunk_size=self.args.chunk_size,
-                **options,
-            )
+                hidden, head.weight, head.bias, teacher.at(where), labels[where], spec,
+                num_items_in_batch=num_items_in_batch, chunk_size=self.args.chunk_size,
+            )  # fmt: skip
         else:
             logits, labels, where = self.response_logits(model, inputs)
             # Logits are already selected at `where`, so the targets are selected the same way.
             parts = distill_loss(
-                logits,
-                inputs["teacher_ids"][where],
-                inputs["teacher_logprobs"][where],
-                inputs["teacher_tail"][where],
-                labels,
-                topk_mask=inputs["teacher_topk_mask"][where],
-                num_items_in_batch=num_items_in_batch,
-                **options,
+                logits, teacher.at(where), labels, spec, num_items_in_batch=num_items_in_batch
             )
         mode = "train" if model.training else "eval"
         # Log per-token means of this micro-batch, whatever the loss's divisor was.
         scale = float(num_items_in_batch or parts.num_tokens) / max(int(parts.num_tokens), 1)
         self._metrics[mode]["kd_kl"].append(float(parts.kd.detach()) * scale)
         self._metrics[mode]["ce"].append(float(parts.ce.detach()) * scale)
-        self._metrics[mode]["kd_alpha"].append(options["alpha"])
-        if options["taid_lambda"] is not None:
-            self._metrics[mode]["taid_t"].append(options["taid_lambda"])
+        self._metrics[mode]["kd_alpha"].append(spec.alpha)
+        if spec.taid_t is not None:
+            self._metrics[mode]["taid_t"].append(spec.taid_t)
         if adaptive:  # TAID's loss is the KD term against the interpolated target
             self._taid_losses.append(float(parts.kd.detach()) * scale)
         return (parts.loss, {"logits": logits}) if return_outputs else parts.loss

@@ -1,6 +1,6 @@
 """LoRA students through `peft`: wrap before training, merge before saving.
 
-`train_student(..., lora={"r": 8})` trains only low-rank adapters on the attention and MLP
+`TrainConfig(lora=LoraOptions(r=8))` trains only low-rank adapters on the attention and MLP
 projections; the embedding, norms and LM head stay frozen. The saved `model/` directory is
 the merged full model (`merge_and_unload`), so evaluation and `from_pretrained` need
 neither peft nor the adapter; the adapter alone is kept in `adapter/` for reuse.
@@ -22,7 +22,7 @@ LLAMA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 
 
 class LoraOptions(BaseModel):
-    """What `train_student(lora=...)` accepts; an unknown key is an error."""
+    """`TrainConfig.lora`: the adapters to train; an unknown key is an error."""
 
     model_config = ConfigDict(extra="forbid")
     r: int = Field(default=8, ge=1, description="rank of the adapters")

@@ -8,7 +8,7 @@ Its `compute_loss` projects only the response positions through the LM head
 (`student.logits_at`). TRL's own SFT loss (its fused, tiled LM head) gives the same
 cross-entropy but on a CPU scores every position in Python-driven tiles and ran ~9x slower
 (8.6 s vs 0.9 s per step at vocab 49k, batch 8, 250 tokens). `HardLabelTrainer` is
-therefore the default SFT trainer; `train_student(..., sft_backend="trl")` keeps TRL's
+therefore the default SFT trainer; `TrainConfig(sft_backend="trl")` keeps TRL's
 plain SFTTrainer for cross-checking (tests check the two losses agree).
 """
 

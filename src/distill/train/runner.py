@@ -3,15 +3,16 @@
 The thin runner around the trainers: load, check, split, evaluate, train, evaluate, save.
 SFT and KD share everything here (student init, split, seed, data order, optimiser and
 schedule); only the trainer's loss differs. GKD (on-policy, a live teacher) and LoRA
-students plug into the same path (`gkd`, `lora`).
+students plug into the same path. What to train is a `TrainConfig` (`distill.train.config`).
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -30,36 +31,30 @@ from distill.train.checkpoints import (
     train_or_resume,
 )
 from distill.train.collate import sft_dataset
-from distill.train.compat import check_student_compat
-from distill.train.evaluate import (
+from distill.train.config import Mode, TrainConfig
+from distill.train.gkd import gkd_classes, gkd_dataset, load_live_teacher
+from distill.train.heldout import (
     HeldoutCurve,
     HeldoutEval,
     heldout_metrics,
     split_heldout,
     split_summary,
 )
-from distill.train.gkd import check_gkd_options, gkd_classes, gkd_dataset, load_live_teacher
 from distill.train.kd_trainer import KDConfig, KDTrainer
-from distill.train.lora import LoraOptions, apply_lora, merged_for_saving, parameter_counts
+from distill.train.lora import apply_lora, merged_for_saving, parameter_counts
 from distill.train.record_trainer import HardLabelTrainer
 from distill.train.student import build_random_student
+from distill.train.student_check import check_student_compat
 
 BASE_COLUMNS = ["record_id", "prompt_id", "prompt_token_ids", "token_ids"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-MODES = ("sft", "kd", "gkd")
-
-
-def _columns(manifest: Manifest) -> list[str]:
-    """What training reads: the ids plus the top-k columns of the dataset's codec."""
-    topk = PACKED_TOPK_COLUMNS if manifest.codec == "packed" else PLAIN_TOPK_COLUMNS
-    return [*BASE_COLUMNS, *topk]
 
 
 class TrainResult(BaseModel):
     """What `metrics.json` holds, plus where the model was written."""
 
     model_config = ConfigDict(extra="forbid")
-    mode: Literal["sft", "kd", "gkd"]
+    mode: Mode
     steps: int
     loss_curve: list[tuple[int, float]]
     heldout: dict[str, float | int]
@@ -76,217 +71,155 @@ class TrainResult(BaseModel):
     model_dir: str
 
 
-def kd_options_for_targets(manifest: Manifest, kd_options: dict[str, Any] | None) -> dict:
-    """`kd_options` with the loss matching the dataset's targets (`manifest.targets`).
+def _trainable_rows(dataset_dir: Path, manifest: Manifest) -> pa.Table:
+    """The ids plus the top-k columns of the dataset's codec, rows with a response only."""
+    topk = PACKED_TOPK_COLUMNS if manifest.codec == "packed" else PLAIN_TOPK_COLUMNS
+    table = read_table(dataset_dir, columns=[*BASE_COLUMNS, *topk])
+    # A response with no token has nothing to learn from (and TRL would drop it, changing order).
+    table = table.filter(pc.greater(pc.list_value_length(table.column("token_ids")), 0))
+    if table.num_rows == 0:
+        raise DatasetError(f"{dataset_dir}: no rows with a non-empty response to train on")
+    return table
 
-    Sampled targets (`distill.teachers.sampled_targets`) train with divergence "sampled_ce"; an
-    optional `kd_options["targets"]` must agree with the manifest, and a bucket divergence on
-    sampled targets (or sampled_ce on top-k ones) is refused rather than silently wrong.
-    """
-    options = dict(kd_options or {})
-    held = manifest.targets
-    asked = options.pop("targets", held)
-    if asked != held:
-        raise ValueError(f"kd_options targets={asked!r}, but the dataset holds {held!r} targets")
-    divergence = options.get("divergence")
-    if held == "sampled":
-        if divergence not in (None, "sampled_ce"):
-            raise ValueError(
-                f"divergence {divergence!r} needs top-k targets; this dataset holds sampled "
-                "targets (use sampled_ce)"
-            )
-        options["divergence"] = "sampled_ce"
-    elif divergence == "sampled_ce":
-        raise ValueError("divergence 'sampled_ce' needs a dataset generated with --targets sampled")
-    return options
+
+def _resolved(config: TrainConfig, out_dir: Path) -> TrainConfig:
+    """`config` with the dirs it leaves to the run: the student (building the default random
+    one) and GKD's live teacher (default: the embedded teacher)."""
+    update: dict[str, Any] = {}
+    if config.student is None:
+        from distill.teachers.embedded import embedded_teacher_dir
+
+        student_dir = out_dir / "student_init"
+        update["student"] = build_random_student(
+            embedded_teacher_dir(), student_dir, seed=config.seed
+        )
+    if config.mode == "gkd" and config.gkd.teacher is None:
+        from distill.teachers.embedded import embedded_teacher_dir
+
+        update["gkd"] = config.gkd.model_copy(update={"teacher": embedded_teacher_dir()})
+    return config.model_copy(update=update)
+
+
+def _start(
+    out_dir: Path,
+    run: dict[str, Any],
+    save_steps: int | None,
+    model: Any,
+    heldout: pa.Table,
+    heldout_eval: HeldoutEval,
+) -> tuple[Resume, dict[str, Any]]:
+    """Where training starts (a checkpoint of this same run, or none) and the initial
+    student's held-out metrics (measured, or recorded when the run first started)."""
+    resume = find_resume(out_dir, run) if save_steps else Resume()
+    if resume.heldout_initial is not None:
+        return resume, resume.heldout_initial
+    heldout_initial = heldout_eval(model, heldout)
+    if save_steps:
+        record_run_start(out_dir, run, heldout_initial)
+    return resume, heldout_initial
+
+
+def _trainer_args(config: TrainConfig, out_dir: Path) -> dict[str, Any]:
+    """The TRL config's arguments that every mode shares."""
+    return {
+        "output_dir": str(out_dir / "trainer"),
+        "max_steps": config.max_steps,
+        "per_device_train_batch_size": config.batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "learning_rate": config.learning_rate,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "logging_steps": 1,
+        **checkpoint_args(config.save_steps),
+        "report_to": "none",
+        # A GPU when there is one, as TRL does; `use_cpu` forces the CPU.
+        "use_cpu": config.use_cpu or not torch.cuda.is_available(),
+        "max_length": None,  # datasets are bounded by the teacher's max_new_tokens; never cut
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+
+
+def _trainer(
+    config: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    train: pa.Table,
+    args: dict[str, Any],
+    callbacks: list[TrainerCallback],
+    teacher_model: Any = None,
+) -> SFTTrainer:
+    """The mode's trainer: KD, GKD, or SFT on the records path (or TRL's plain SFT)."""
+    common = {"processing_class": tokenizer, "callbacks": callbacks}
+    if config.mode == "kd":
+        kd_args = KDConfig(**args, **config.kd.kd_config_fields())
+        return KDTrainer(model, args=kd_args, train_dataset=train, **common)
+    if config.mode == "gkd":
+        gkd_config_class, gkd_trainer_class = gkd_classes()
+        gkd_args = gkd_config_class(**args, **config.gkd.trainer_fields())
+        return gkd_trainer_class(
+            model, teacher_model, args=gkd_args, train_dataset=gkd_dataset(train), **common
+        )
+    if config.sft_backend == "records":
+        return HardLabelTrainer(model, args=SFTConfig(**args), train_dataset=train, **common)
+    # Plain TRL SFT on the same ids, loss on the completion (response) tokens only.
+    sft_args = SFTConfig(**args, completion_only_loss=True)
+    return SFTTrainer(model, args=sft_args, train_dataset=sft_dataset(train), **common)
 
 
 @locks_output("out_dir")  # one writer per run dir; read_table checks the shards' sha256
 def train_student(
     dataset_dir: Path,
     out_dir: Path,
-    mode: Literal["sft", "kd", "gkd"],
-    student: Path | None = None,
-    max_steps: int = 60,
-    batch_size: int = 8,
-    learning_rate: float = 1e-3,
-    seed: int = 0,
-    heldout_fraction: float = 0.1,
-    eval_every: int | None = None,
-    temperature: float = 1.0,
-    alpha: float = 0.5,
-    sft_backend: Literal["records", "trl"] = "records",
-    kd_options: dict[str, Any] | None = None,
-    lora: dict[str, Any] | None = None,
-    dtype: Literal["float32", "bfloat16"] = "float32",
-    teacher: Path | None = None,
-    gkd_options: dict[str, Any] | None = None,
+    config: TrainConfig,
+    *,
     callbacks: list[TrainerCallback] | None = None,
-    save_steps: int | None = None,
     heldout_eval: HeldoutEval = heldout_metrics,
-    **trainer_options: Any,
 ) -> TrainResult:
-    """Train a student on a distill dataset with SFT (hard labels) or KD (sparse top-k).
+    """Train a student on a distill dataset as `config` says: SFT (hard labels), KD (sparse
+    top-k) or on-policy GKD, optionally as LoRA adapters (see `TrainConfig`'s fields).
 
-    `student=None` builds a random tiny student (`build_random_student`) on the embedded
-    teacher's tokenizer (`distill.teachers.embedded.embedded_teacher_dir()`), since that is the
-    only teacher whose checkpoint we can find without network; datasets from another
-    teacher must pass a student built on that teacher's tokenizer, and the compat check
-    refuses the default otherwise. The default learning rate 1e-3 suits the tiny random
-    student; lower it for a pretrained one. Extra `trainer_options` go to the TRL config;
-    `kd_options` (KD only) go to `KDConfig`: divergence, beta, alpha_schedule, alpha_end,
-    taid_lambda_start, taid_step_size, taid_momentum, chunk_size, and `targets` ("topk" |
-    "sampled", checked against the manifest's `targets`; sampled targets train with
-    divergence "sampled_ce").
-
-    `lora` (a `LoraOptions` dict: r, alpha, dropout, target_modules; `{}` takes the
-    defaults) trains peft LoRA adapters only; `model/` is then the merged full model
-    (`merge_and_unload`, loads without peft) and `adapter/` the adapter alone. `dtype`
-    is the student's weight dtype: "bfloat16" halves memory (with LoRA the frozen base is
-    bf16 and the adapters stay fp32; without, training is pure bf16), "float32" is exact.
-
-    `mode="gkd"` is on-policy GKD (TRL's GKDTrainer) against the live `teacher` model dir
-    (default: the embedded teacher); `gkd_options`: lmbda, beta, max_new_tokens, seq_kd, and
-    `temperature` is its sampling temperature. `alpha` and `kd_options` are KD only.
-
-    `save_steps` writes a checkpoint every N steps under `out_dir/trainer`; calling again
-    with the same settings resumes from the last complete one (`distill.train.checkpoints`).
-    `callbacks` are extra transformers `TrainerCallback`s (logging, timing, early stop).
-    `heldout_eval(model, heldout_rows) -> dict` scores the held-out rows before, during
-    (`eval_every`) and after training; default `heldout_metrics` (sparse KL and NLL).
-
-    SFT runs `HardLabelTrainer` (same data path and forward as KD, ~1 s/step on CPU);
-    `sft_backend="trl"` runs TRL's plain SFTTrainer with completion-only loss on the same
-    ids instead (same loss, but its fused LM head is ~9x slower on CPU).
+    The student (default: a random tiny one on the embedded teacher's tokenizer) is checked
+    against the dataset's manifest before step one (`student_check`). With
+    `config.save_steps`, calling again with the same config resumes from the last complete
+    checkpoint (`distill.train.checkpoints`). `callbacks` are extra transformers
+    `TrainerCallback`s (logging, timing, early stop). `heldout_eval(model, heldout_rows) ->
+    dict` scores the held-out rows before, during (`eval_every`) and after training;
+    default `heldout_metrics` (sparse KL and NLL). Writes `model/` (merged, with LoRA; the
+    adapter alone in `adapter/`) and `metrics.json`.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    lora_options = None if lora is None else LoraOptions(**lora)
-    check_gkd_options(gkd_options or {})
-    if sft_backend not in ("records", "trl"):
-        raise ValueError(f"sft_backend must be 'records' or 'trl', got {sft_backend!r}")
     started = time.perf_counter()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     manifest = load_manifest(dataset_dir)
-    table = read_table(dataset_dir, columns=_columns(manifest))
-    # A response with no token has nothing to learn from (and TRL would drop it, changing order).
-    table = table.filter(pc.greater(pc.list_value_length(table.column("token_ids")), 0))
-    if table.num_rows == 0:
-        raise DatasetError(f"{dataset_dir}: no rows with a non-empty response to train on")
+    table = _trainable_rows(dataset_dir, manifest)
+    config = _resolved(config, out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(config.student)
+    model = AutoModelForCausalLM.from_pretrained(config.student, dtype=DTYPES[config.dtype])
+    check_student_compat(
+        manifest, tokenizer, model.config, need_topk=config.mode == "kd", table=table
+    )
+    teacher_model = None
+    if config.mode == "gkd":
+        teacher_model = load_live_teacher(config.gkd.teacher, manifest, DTYPES[config.dtype])
+    if config.lora is not None:
+        model = apply_lora(model, config.lora)
+    if config.mode == "kd":  # the loss for the dataset's targets (top-k or sampled)
+        config = config.model_copy(update={"kd": config.kd.for_targets(manifest.targets)})
 
-    if student is None:
-        from distill.teachers.embedded import embedded_teacher_dir
-
-        student = build_random_student(embedded_teacher_dir(), out_dir / "student_init", seed=seed)
-    tokenizer = AutoTokenizer.from_pretrained(student)
-    model = AutoModelForCausalLM.from_pretrained(student, dtype=DTYPES[dtype])
-    check_student_compat(manifest, tokenizer, model.config, need_topk=mode == "kd", table=table)
-    if mode == "gkd":
-        from distill.teachers.embedded import embedded_teacher_dir
-
-        teacher = Path(teacher) if teacher is not None else embedded_teacher_dir()
-        teacher_model = load_live_teacher(teacher, manifest, DTYPES[dtype])
-    if lora_options is not None:
-        model = apply_lora(model, lora_options)
-
-    if mode == "kd":
-        kd_options = kd_options_for_targets(manifest, kd_options)
-    train, heldout = split_heldout(table, fraction=heldout_fraction, seed=seed)
+    train, heldout = split_heldout(table, fraction=config.heldout_fraction, seed=config.seed)
     # Everything that decides the result: metrics.json's config, and what a resume must match.
-    run = {
-        "dataset_dir": str(dataset_dir),
-        "student": str(student),
-        "max_steps": max_steps,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "heldout_fraction": heldout_fraction,
-        "eval_every": eval_every,
-        **(
-            {"temperature": temperature, "alpha": alpha, **(kd_options or {})}
-            if mode == "kd"
-            else {}
-        ),
-        **({"sft_backend": sft_backend} if mode == "sft" else {}),
-        **(
-            {"teacher": str(teacher), "temperature": temperature, **(gkd_options or {})}
-            if mode == "gkd"
-            else {}
-        ),
-        "dtype": dtype,
-        "lora": None if lora_options is None else lora_options.model_dump(),
-        **{k: v for k, v in trainer_options.items() if isinstance(v, (int, float, str, bool))},
-    }
-    same_run = {"mode": mode, "dataset_id": manifest.dataset_id, **run}
-    resume = find_resume(out_dir, same_run) if save_steps else Resume()
-    if resume.heldout_initial is not None:
-        heldout_initial = resume.heldout_initial
-    else:
-        heldout_initial = heldout_eval(model, heldout)
-        if save_steps:
-            record_run_start(out_dir, same_run, heldout_initial)
-    common: dict[str, Any] = {
-        "output_dir": str(out_dir / "trainer"),
-        "max_steps": max_steps,
-        "per_device_train_batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "data_seed": seed,
-        "logging_steps": 1,
-        **checkpoint_args(save_steps),
-        "report_to": "none",
-        # A GPU when there is one, as TRL does; `use_cpu=True` in trainer_options forces CPU.
-        "use_cpu": not torch.cuda.is_available(),
-        "max_length": None,  # datasets are bounded by the teacher's max_new_tokens; never cut
-        "dataloader_num_workers": 0,
-        "disable_tqdm": True,
-        **trainer_options,
-    }
-    curve = HeldoutCurve(heldout, eval_every, heldout_eval)
+    run = {"dataset_dir": str(dataset_dir), **config.settings()}
+    same_run = {"dataset_id": manifest.dataset_id, **run}
+    resume, heldout_initial = _start(
+        out_dir, same_run, config.save_steps, model, heldout, heldout_eval
+    )
+    curve = HeldoutCurve(heldout, config.eval_every, heldout_eval)
     curve.points.extend(resume.heldout_curve)
-    marker = [CheckpointMarker(curve.points)] if save_steps else []
-    trainer_callbacks = [curve, *marker, *(callbacks or [])]
-    if mode == "kd":
-        config = KDConfig(**common, temperature=temperature, alpha=alpha, **(kd_options or {}))
-        trainer: SFTTrainer = KDTrainer(
-            model,
-            args=config,
-            train_dataset=train,
-            processing_class=tokenizer,
-            callbacks=trainer_callbacks,
-        )
-    elif mode == "gkd":
-        gkd_config_class, gkd_trainer_class = gkd_classes()
-        config = gkd_config_class(**common, temperature=temperature, **(gkd_options or {}))
-        trainer = gkd_trainer_class(
-            model,
-            teacher_model,
-            args=config,
-            train_dataset=gkd_dataset(train),
-            processing_class=tokenizer,
-            callbacks=trainer_callbacks,
-        )
-    elif sft_backend == "records":
-        config = SFTConfig(**common)
-        trainer = HardLabelTrainer(
-            model,
-            args=config,
-            train_dataset=train,
-            processing_class=tokenizer,
-            callbacks=trainer_callbacks,
-        )
-    else:
-        # Plain TRL SFT on the same ids, loss on the completion (response) tokens only.
-        config = SFTConfig(**common, completion_only_loss=True)
-        trainer = SFTTrainer(
-            model,
-            args=config,
-            train_dataset=sft_dataset(train),
-            processing_class=tokenizer,
-            callbacks=trainer_callbacks,
-        )
+    marker = [CheckpointMarker(curve.points)] if config.save_steps else []
+    trainer = _trainer(
+        config, model, tokenizer, train, _trainer_args(config, out_dir),
+        [curve, *marker, *(callbacks or [])], teacher_model,
+    )  # fmt: skip
     # The loss curve is kept in metrics.json; the per-step dicts Trainer prints when tqdm
     # is off would bury the CLI's own summary.
     trainer.remove_callback(PrinterCallback)
@@ -294,18 +227,13 @@ def train_student(
 
     heldout_final = heldout_eval(model, heldout)
     counts = parameter_counts(trainer.model)
-    model_dir = out_dir / "model"
-    if lora_options is not None:
-        trainer.model.save_pretrained(out_dir / "adapter")
-    merged_for_saving(trainer.model).save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    loss_curve = [
-        (int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e
-    ]
+    _save(trainer, tokenizer, out_dir, adapter=config.lora is not None)
     result = TrainResult(
-        mode=mode,
+        mode=config.mode,
         steps=int(trainer.state.global_step),
-        loss_curve=loss_curve,
+        loss_curve=[
+            (int(e["step"]), float(e["loss"])) for e in trainer.state.log_history if "loss" in e
+        ],
         heldout=heldout_final,
         heldout_initial=heldout_initial,
         heldout_curve=curve.points,
@@ -314,12 +242,19 @@ def train_student(
         resumed_from_step=resume.step,
         config={
             **run,
-            "save_steps": save_steps,
+            "save_steps": config.save_steps,
             "device": str(trainer.args.device),
             "parameters": counts,
         },
-        model_dir=str(model_dir),
+        model_dir=str(out_dir / "model"),
     )
-    payload = result.model_dump(mode="json", exclude={"model_dir"})
-    write_json(out_dir / "metrics.json", payload)
+    write_json(out_dir / "metrics.json", result.model_dump(mode="json", exclude={"model_dir"}))
     return result
+
+
+def _save(trainer: SFTTrainer, tokenizer: Any, out_dir: Path, adapter: bool) -> None:
+    """`model/` (LoRA adapters merged in) and, with LoRA, `adapter/` alone."""
+    if adapter:
+        trainer.model.save_pretrained(out_dir / "adapter")
+    merged_for_saving(trainer.model).save_pretrained(out_dir / "model")
+    tokenizer.save_pretrained(out_dir / "model")

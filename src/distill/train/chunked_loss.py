@@ -20,8 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from distill.train.divergences import Divergence
-from distill.train.losses import DistillLoss, _divisor, loss_sums
+from distill.train.losses import (
+    FORWARD_KL,
+    DistillLoss,
+    LossSpec,
+    TeacherTargets,
+    _divisor,
+    at_valid_positions,
+    loss_sums,
+)
 
 ChunkLoss = Callable[[Tensor, int, int], tuple[Tensor, Tensor]]
 
@@ -70,50 +77,28 @@ def chunked_distill_loss(
     hidden: Tensor,
     weight: Tensor,
     bias: Tensor | None,
-    topk_ids: Tensor,
-    topk_logprobs: Tensor,
-    tail_mass: Tensor,
+    targets: TeacherTargets,
     labels: Tensor,
+    spec: LossSpec = FORWARD_KL,
     *,
-    topk_mask: Tensor | None = None,
-    temperature: float = 1.0,
-    alpha: float = 0.5,
-    divergence: Divergence = "forward_kl",
-    beta: float = 0.5,
-    taid_lambda: float | None = None,
     num_items_in_batch: int | Tensor | None = None,
     chunk_size: int = 1024,
 ) -> DistillLoss:
     """`distill_loss` on the logits `hidden @ weight.T + bias`, `chunk_size` positions at a time.
 
-    Shapes: hidden `[N, H]`, weight `[V, H]`, bias `[V]` or None, topk `[N, k]`,
-    tail/labels `[N]`; positions whose label is -100 are ignored.
+    Shapes: hidden `[N, H]`, weight `[V, H]`, bias `[V]` or None, targets `[N, k]` (tail
+    `[N]`), labels `[N]`; positions whose label is -100 are ignored.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    valid = labels != -100
-    if not bool(valid.all()):
-        hidden, topk_ids, topk_logprobs = hidden[valid], topk_ids[valid], topk_logprobs[valid]
-        tail_mass, labels = tail_mass[valid], labels[valid]
-        topk_mask = topk_mask[valid] if topk_mask is not None else None
-    n_valid = valid.sum()
+    hidden, targets, labels, n_valid = at_valid_positions(hidden, targets, labels)
     denom = _divisor(n_valid, num_items_in_batch, torch.zeros((), device=hidden.device))
-    kd_weight, ce_weight = alpha * temperature**2, 1.0 - alpha
 
     def chunk_loss(logits: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
-        kd_sum, ce_sum = loss_sums(
-            logits,
-            topk_ids[start:stop],
-            topk_logprobs[start:stop],
-            tail_mass[start:stop],
-            labels[start:stop],
-            topk_mask[start:stop] if topk_mask is not None else None,
-            temperature,
-            divergence,
-            beta,
-            taid_lambda,
-        )
-        return (kd_weight * kd_sum + ce_weight * ce_sum) / denom, torch.stack([kd_sum, ce_sum])
+        part = slice(start, stop)
+        kd_sum, ce_sum = loss_sums(logits, targets.at(part), labels[part], spec)
+        loss = (spec.kd_weight * kd_sum + spec.ce_weight * ce_sum) / denom
+        return loss, torch.stack([kd_sum, ce_sum])
 
     loss, (kd_sum, ce_sum) = _ChunkedHeadLoss.apply(hidden, weight, bias, chunk_loss, chunk_size)
     return DistillLoss(loss=loss, kd=kd_sum / denom, ce=ce_sum / denom, num_tokens=n_valid)

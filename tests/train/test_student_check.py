@@ -111,7 +111,7 @@ def test_special_tokens_unknown_to_the_manifest_are_not_compared():
 
 def test_kd_refuses_hard_label_datasets_from_api_teachers() -> None:
     from distill.schemas import SCHEMA_VERSION, Manifest
-    from distill.train.compat import _topk_problems
+    from distill.train.student_check import _topk_problems
 
     manifest = Manifest(
         schema_version=SCHEMA_VERSION,

@@ -19,7 +19,7 @@ import torch
 from transformers import TrainerCallback
 
 from distill.train.collate import collate_rows, shifted_labels
-from distill.train.losses import sparse_kl_per_token
+from distill.train.losses import TeacherTargets, sparse_kl_per_token
 from distill.train.student import logits_at
 
 
@@ -40,13 +40,7 @@ def heldout_metrics(model: torch.nn.Module, table: pa.Table, batch_size: int = 8
             batch = {k: v.to(device) for k, v in batch.items()}
             where = batch["target_mask"]
             logits = logits_at(model, batch["input_ids"], batch["attention_mask"], where).float()
-            kl = sparse_kl_per_token(
-                logits,
-                batch["teacher_ids"][where],
-                batch["teacher_logprobs"][where],
-                batch["teacher_tail"][where],
-                batch["teacher_topk_mask"][where],
-            )
+            kl = sparse_kl_per_token(logits, TeacherTargets.from_batch(batch).at(where))
             # The token the teacher sampled, aligned with the logits (position t -> token t + 1).
             targets = shifted_labels(batch["labels"])[where]
             log_q = torch.log_softmax(logits, dim=-1)

@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM
 from distill.schemas import records_to_table
 from distill.store import read_table
 from distill.train import heldout_metrics, split_heldout, split_summary
-from distill.train.evaluate import _unit_hash
+from distill.train.heldout import _unit_hash
 from tests.factories import make_record
 
 
