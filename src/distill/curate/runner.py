@@ -164,12 +164,65 @@ def _apply_step(
     return kept, positions[keep], rejected, positions[dropped_at], stats
 
 
+StepProgress = Callable[[Step, "StepStats | None"], None]
+
+
+def _run_steps(
+    recipe: Recipe, table: pa.Table, rejected_schema: pa.Schema, progress: StepProgress | None
+) -> tuple[pa.Table, pa.Table, list[StepStats]]:
+    """(kept rows, rejected rows in input order whichever step dropped them, step stats)."""
+    kept, positions = table, np.arange(table.num_rows)
+    rejected_parts: list[pa.Table] = []
+    rejected_positions: list[np.ndarray] = []
+    all_stats: list[StepStats] = []
+    for step in recipe.steps:
+        if progress is not None:
+            progress(step, None)
+        kept, positions, rejected, dropped_positions, stats = _apply_step(step, kept, positions)
+        if progress is not None:
+            progress(step, stats)
+        rejected_parts.append(rejected)
+        rejected_positions.append(dropped_positions)
+        all_stats.append(stats)
+    if not rejected_parts:
+        return kept, rejected_schema.empty_table(), all_stats
+    order = np.argsort(np.concatenate(rejected_positions), kind="stable")
+    return kept, pa.concat_tables(rejected_parts).take(order), all_stats
+
+
+def _results(
+    table: pa.Table, kept: pa.Table, rejected: pa.Table, all_stats: list[StepStats]
+) -> tuple[dict[str, int], dict[str, Any], dict[str, Any]]:
+    """The manifest's counts, its stats (domains, accuracy, step stats) and the accuracy."""
+    reason_counts: Counter[str] = Counter()
+    for stats in all_stats:
+        reason_counts.update(stats.dropped)
+    counts = {
+        "input": table.num_rows,
+        "kept": kept.num_rows,
+        "rejected": rejected.num_rows,
+        **{f"dropped_{reason}": n for reason, n in sorted(reason_counts.items())},
+    }
+    accuracy: dict[str, Any] = {}
+    for stats in all_stats:
+        accuracy = stats.summary.get("accuracy_by_domain", accuracy)
+    results: dict[str, Any] = {
+        "domains_before": domain_counts(table),
+        "domains_after": domain_counts(kept),
+    }
+    if any(stats.step == "mcq_verify" for stats in all_stats):
+        results["accuracy_by_domain"] = accuracy
+    for stats in all_stats:
+        results.update(stats.summary.get("stats", {}))
+    return counts, results, accuracy
+
+
 @locks_output("out_dir")
 def curate_dataset(
     input_dir: Path,
     out_dir: Path,
     recipe: Recipe | None = None,
-    progress: Callable[[Step, StepStats | None], None] | None = None,
+    progress: StepProgress | None = None,
 ) -> CurateResult:
     """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`.
 
@@ -184,53 +237,13 @@ def curate_dataset(
     key = _claim_out(input_dir, out_dir, recipe)
     table = read_table(input_dir).select(schema_for(parent).names)
     _check_columns(input_dir, recipe, table)
-
-    kept, positions = table, np.arange(table.num_rows)
-    rejected_parts: list[pa.Table] = []
-    rejected_positions: list[np.ndarray] = []
-    all_stats: list[StepStats] = []
-    for step in recipe.steps:
-        if progress is not None:
-            progress(step, None)
-        kept, positions, rejected, dropped_positions, stats = _apply_step(step, kept, positions)
-        if progress is not None:
-            progress(step, stats)
-        rejected_parts.append(rejected)
-        rejected_positions.append(dropped_positions)
-        all_stats.append(stats)
-
-    # Rejected rows in input order too, whichever step dropped them.
-    if rejected_parts:
-        rejected_all = pa.concat_tables(rejected_parts)
-        order = np.argsort(np.concatenate(rejected_positions), kind="stable")
-        rejected_all = rejected_all.take(order)
-    else:
-        rejected_all = schema_for(parent, rejected=True).empty_table()
-
-    reason_counts: Counter[str] = Counter()
-    for stats in all_stats:
-        reason_counts.update(stats.dropped)
-    counts = {
-        "input": table.num_rows,
-        "kept": kept.num_rows,
-        "rejected": rejected_all.num_rows,
-        **{f"dropped_{reason}": n for reason, n in sorted(reason_counts.items())},
-    }
-    accuracy: dict[str, Any] = {}
-    for stats in all_stats:
-        accuracy = stats.summary.get("accuracy_by_domain", accuracy)
+    rejected_schema = schema_for(parent, rejected=True)
+    kept, rejected_all, all_stats = _run_steps(recipe, table, rejected_schema, progress)
+    counts, results, accuracy = _results(table, kept, rejected_all, all_stats)
     params: dict[str, Any] = {
         "recipe": recipe.model_dump(mode="json"),
         "rejected_dir": REJECTED_SUBDIR,
     }
-    results: dict[str, Any] = {
-        "domains_before": domain_counts(table),
-        "domains_after": domain_counts(kept),
-    }
-    if any(stats.step == "mcq_verify" for stats in all_stats):
-        results["accuracy_by_domain"] = accuracy
-    for stats in all_stats:
-        results.update(stats.summary.get("stats", {}))
 
     common: dict[str, Any] = {
         "schema_version": parent.schema_version,
