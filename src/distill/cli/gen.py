@@ -11,6 +11,7 @@ from distill.cli.app import console, exit_hard_after_vllm, fail, teacher_options
 from distill.gen.prompts import PromptError
 
 
+# Long only by its signature: typer declares each flag as a parameter; the body is short.
 @exit_hard_after_vllm
 def gen(
     prompts: Annotated[Path, typer.Argument(help="prompt file (JSONL, Parquet, CSV, HF dir)")],
