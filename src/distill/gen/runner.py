@@ -6,7 +6,8 @@ missing, so re-running the same command after a crash or Ctrl-C completes the da
 with no duplicates. Rows an API could not answer are listed in failed.jsonl (see
 `distill.gen.failures`) and, having no record, are retried by the rerun too. A run that
 would mix settings (another teacher, k or sampling) into an existing output is refused,
-naming what differs.
+naming what differs. The run itself (resume, shards, failures, manifest, progress) is the
+one `distill score` uses too: `distill.gen.run`; this module says what gen adds to it.
 """
 
 from __future__ import annotations
@@ -14,56 +15,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
-from distill.gen.failures import (
-    FAILED_FILE,
-    append_failures,
-    cost_usd,
-    failure_entry,
-    start_failure_log,
-    tally,
-)
-from distill.gen.progress import GenProgress
-from distill.gen.prompts import FieldMapping, PromptFormat, PromptRow, load_prompts
-from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
-from distill.gen.shards import ShardWriter, new_run_id
+from distill.gen.prompts import FieldMapping, PromptBatch, PromptFormat, load_prompts
+from distill.gen.run import GenResult, Run, RunItem, RunSettings, execute, open_run
 from distill.locking import locks_output
-from distill.schemas import (
-    CODECS,
-    Manifest,
-    SamplingParams,
-    TeacherInfo,
-    TeacherRecord,
-    make_record_id,
-)
-from distill.store import atomic_write_bytes, remove_stale_temporaries
-from distill.teachers.backend import Generation, TeacherBackend, TeacherUnavailableError
+from distill.schemas import CODECS, Manifest, SamplingParams, TeacherInfo
+from distill.store import atomic_write_bytes
+from distill.teachers.backend import Generation, TeacherBackend
 from distill.teachers.sampled_targets import TARGETS
 from distill.teachers.specs import DEFAULT_TEACHER, load_teacher, teacher_in_use
 
+__all__ = ["GenResult", "generate_dataset", "sample_seed"]
+
 INVALID_PROMPTS_FILE = "invalid_prompts.jsonl"
-
-
-@dataclass
-class GenResult:
-    out_dir: Path
-    records_total: int
-    records_written: int
-    records_skipped_existing: int
-    prompts: int
-    invalid_prompts: int
-    tokens_generated: int
-    seconds: float
-    counts: dict[str, int] = field(default_factory=dict)
-    failed: int = 0  # rows with no record, listed in failed.jsonl
-    stats: dict[str, float] = field(default_factory=dict)  # cost_usd when prices were given
-
-    @property
-    def failed_path(self) -> Path:
-        return self.out_dir / FAILED_FILE
 
 
 def sample_seed(seed: int, record_id: str) -> int:
@@ -123,172 +90,103 @@ def generate_dataset(
     # Bad options and bad prompt rows fail here, before a teacher is loaded (a vLLM engine
     # takes a minute to start).
     batch = load_prompts(prompts_path, fmt, mapping, system_prompt, skip_invalid, limit)
+    settings = RunSettings(
+        batch_size=batch_size,
+        shard_size=shard_size,
+        codec=codec,
+        progress=progress,
+        per_row_failures=True,
+        price_input=price_input,
+        price_output=price_output,
+    )
+    params = {
+        "prompts": str(prompts_path),
+        "format": fmt,
+        "limit": limit,
+        "system_prompt": system_prompt,
+        "skip_invalid": skip_invalid,
+        "batch_size": batch_size,
+        "targets": targets,
+        **_price_params(price_input, price_output),
+    }
 
     def load(spec: str) -> TeacherBackend:
         return load_teacher(spec, teacher_options, top_k=top_k, api_key_env=api_key_env)
 
     with teacher_in_use(teacher, load) as model:
-        if targets != "topk":
-            if not hasattr(model, "targets"):
-                raise ValueError(f"--targets {targets}: only the hf teacher backend supports it")
-            model = dataclasses.replace(model, targets=targets)
-        info = model.info(top_k, sampling)
-        if top_k < 1 or (info.vocab_size and top_k > info.vocab_size):  # 0: unknown (an API)
-            raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        previous = check_resumable(out_dir, info, codec)
-        held = previous.targets if previous is not None else targets
-        if held != targets:
-            raise ValueError(
-                f"{out_dir}: holds {held} targets; "
-                f"resume with --targets {held} or use another --out"
-            )
-        remove_stale_temporaries(out_dir)
-        if batch.invalid:
-            _write_invalid(out_dir, batch.invalid)
-        existing = existing_record_ids(out_dir, previous)
-        run_id = new_run_id()
-        params = {
-            "prompts": str(prompts_path),
-            "format": fmt,
-            "limit": limit,
-            "system_prompt": system_prompt,
-            "skip_invalid": skip_invalid,
-            "batch_size": batch_size,
-            "targets": targets,
-        }
-        if price_input is not None or price_output is not None:
-            params["price_input_usd_per_1m"] = price_input
-            params["price_output_usd_per_1m"] = price_output
+        model = _with_targets(model, targets)
         if getattr(model, "hard_labels", False):
             # No token ids from this teacher: records hold text only, and KD must refuse them.
             params["hard_labels"] = True
-        work = [
-            (row, index, model.encode_chat(row.messages))
-            for row in batch.rows
-            for index in range(sampling.n)
-            if make_record_id(row.prompt_id, index, info.teacher_id) not in existing
-        ]
-        # Longest prompts first, in length order: less left-padding per batch, and the
-        # slowest batches show up at the start of the progress bar, not the end.
-        work.sort(key=lambda item: -len(item[2]))
-        counts = {
+        info = _checked_info(model, top_k, sampling)
+        check = partial(_check_targets, out_dir, targets)
+        run = open_run(out_dir, model, info, params, settings, check)
+        if batch.invalid:
+            _write_invalid(out_dir, batch.invalid)
+        items = _missing_samples(run, batch, sampling.n)
+        return execute(run, items, partial(_generate, model, sampling, top_k))
+
+
+def _price_params(price_input: float | None, price_output: float | None) -> dict:
+    if price_input is None and price_output is None:
+        return {}
+    return {"price_input_usd_per_1m": price_input, "price_output_usd_per_1m": price_output}
+
+
+def _with_targets(model: TeacherBackend, targets: str) -> TeacherBackend:
+    """The backend set to record `targets` ("sampled": the hf teacher only)."""
+    if targets == "topk":
+        return model
+    if not hasattr(model, "targets"):
+        raise ValueError(f"--targets {targets}: only the hf teacher backend supports it")
+    return dataclasses.replace(model, targets=targets)  # type: ignore[type-var]
+
+
+def _checked_info(model: TeacherBackend, top_k: int, sampling: SamplingParams) -> TeacherInfo:
+    info = model.info(top_k, sampling)
+    if top_k < 1 or (info.vocab_size and top_k > info.vocab_size):  # 0: unknown (an API)
+        raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
+    return info
+
+
+def _check_targets(out_dir: Path, targets: str, previous: Manifest | None) -> None:
+    held = previous.targets if previous is not None else targets
+    if held != targets:
+        raise ValueError(
+            f"{out_dir}: holds {held} targets; resume with --targets {held} or use another --out"
+        )
+
+
+def _missing_samples(run: Run, batch: PromptBatch, n: int) -> list[RunItem]:
+    """The (prompt, sample index) pairs with no record yet, tokenised; counts the rest."""
+    items = []
+    for row in batch.rows:
+        for index in range(n):
+            record_id = run.record_id(row, index)
+            if not run.done(record_id):
+                items.append(RunItem(row, index, record_id, run.model.encode_chat(row.messages)))
+    run.counts.update(
+        {
             "prompts": len(batch.rows),
             "invalid_prompts": len(batch.invalid),
             "skipped_header_rows": batch.skipped_headers,
-            "skipped_existing": len(batch.rows) * sampling.n - len(work),
+            "skipped_existing": len(batch.rows) * n - len(items),
             "written": 0,
             "failed": 0,
             "retries": 0,
         }
-        stats: dict[str, float] = {}
-
-        def manifest() -> Manifest:
-            return build_manifest(
-                out_dir, previous, model, info, params, run_id, counts, codec, run_stats=stats
-            )
-
-        writer = ShardWriter(out_dir, codec, shard_size, manifest)
-        failed_log = start_failure_log(out_dir, info.teacher_id)
-        tokens = 0
-        with GenProgress(total=len(work), enabled=progress) as bar:
-            for start in range(0, len(work), batch_size):
-                chunk = work[start : start + batch_size]
-                ids = [
-                    make_record_id(row.prompt_id, index, info.teacher_id) for row, index, _ in chunk
-                ]
-                try:
-                    gens = model.generate(
-                        [p for _, _, p in chunk],
-                        sampling,
-                        top_k,
-                        seeds=[sample_seed(sampling.seed, rid) for rid in ids],
-                        messages=[row.messages for row, _, _ in chunk],
-                    )
-                except Exception:
-                    # Whatever stops the run (a refused key, or a bug), the rows already
-                    # answered are written first: with a paid API they cost money.
-                    writer.finish()
-                    raise
-                now = datetime.now(UTC)
-                batch_tokens = sum(len(g.token_ids) for g in gens)
-                tokens += batch_tokens
-                tally(counts, gens)
-                cost = cost_usd(counts, price_input, price_output)
-                if cost is not None:
-                    stats["cost_usd"] = cost
-                bar.advance(len(chunk), batch_tokens)
-                rows = list(zip(chunk, ids, gens, strict=True))
-                append_failures(
-                    failed_log,
-                    [
-                        failure_entry(row.prompt_id, index, rid, info.teacher_id, gen, run_id)
-                        for (row, index, _), rid, gen in rows
-                        if gen.failure is not None
-                    ],
-                )
-                # after the tally: a flush rewrites the manifest from `counts`
-                writer.add(
-                    [
-                        build_record(row, index, rid, prompt_ids, gen, model, info, run_id, now)
-                        for (row, index, prompt_ids), rid, gen in rows
-                        if gen.failure is None
-                    ]
-                )
-                if counts["written"] == 0 and counts["failed"] >= min(batch_size, len(work)):
-                    # Nothing has worked (wrong URL, server down): stop rather than fail every row.
-                    writer.finish()
-                    first = next(g.failure.reason for g in gens if g.failure is not None)
-                    raise TeacherUnavailableError(
-                        f"all {counts['failed']} requests failed so far, none succeeded; first: "
-                        f"{first} (every failure is in {failed_log})"
-                    )
-        final = writer.finish()
-        return GenResult(
-            out_dir=out_dir,
-            records_total=final.counts["rows"],
-            records_written=writer.written,
-            records_skipped_existing=counts["skipped_existing"],
-            prompts=len(batch.rows),
-            invalid_prompts=len(batch.invalid),
-            tokens_generated=tokens,
-            seconds=bar.elapsed,
-            counts=final.counts,
-            failed=counts["failed"],
-            stats=dict(stats),
-        )
+    )
+    return items
 
 
-def build_record(
-    row: PromptRow,
-    index: int,
-    record_id: str,
-    prompt_ids: list[int],
-    gen: Generation,
-    model: TeacherBackend,
-    info: TeacherInfo,
-    run_id: str,
-    now: datetime,
-) -> TeacherRecord:
-    return TeacherRecord(
-        record_id=record_id,
-        prompt_id=row.prompt_id,
-        sample_index=index,
-        teacher_id=info.teacher_id,
-        run_id=run_id,
-        created_at=now,
-        source_file=row.source_file,
-        source_row=row.source_row,
-        domain=row.domain,
-        reference=row.reference,
-        messages=row.messages,
-        prompt_token_ids=prompt_ids,
-        response_text=gen.text if gen.text is not None else model.decode(gen.token_ids),
-        token_ids=gen.token_ids,
-        topk_ids=gen.topk_ids,
-        topk_logprobs=gen.topk_logprobs,
-        sampled_logprob=gen.sampled_logprob,
-        tail_mass=gen.tail_mass,
-        finish_reason=gen.finish_reason,
-        teacher=info,
+def _generate(
+    model: TeacherBackend, sampling: SamplingParams, top_k: int, chunk: list[RunItem]
+) -> list[Generation]:
+    """One batch through the backend, each row with its own seed (from its record id)."""
+    return model.generate(
+        [item.prompt_ids for item in chunk],
+        sampling,
+        top_k,
+        seeds=[sample_seed(sampling.seed, item.record_id) for item in chunk],
+        messages=[item.row.messages for item in chunk],
     )

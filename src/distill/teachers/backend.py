@@ -1,11 +1,18 @@
-"""What `distill gen` needs from a teacher, whatever runs it (transformers, vLLM, an API).
+"""What `distill gen` and `distill score` need from a teacher, whatever runs it
+(transformers, vLLM, an API).
 
-The runner (`distill.gen.runner`) only talks to this protocol: it asks the backend for its
+The resumable run (`distill.gen.run`) only talks to this protocol: it asks the backend for its
 `TeacherInfo` (which keys the records and guards resume), tokenises each prompt with
 `encode_chat`, and hands batches of token-id prompts to `generate`, one seed per row
 (with the rows' chat messages too, for API backends that take messages, not ids).
 A backend draws exactly one sample per row; `n` samples per prompt are n rows with n
 seeds, so every (prompt, sample index) has its own record id and resumes on its own.
+
+Teacher forcing (`distill score`): `score` gets (prompt ids, response ids) pairs and returns,
+per pair, the top-k at every response position with the response as `token_ids`. The
+local backends can (hf: one forward pass, vllm: `prompt_logprobs`); one that can't (an API
+returns log-probs of the tokens it generates, not of tokens it is given) raises
+`CannotScoreError`. `score([], k)` does no work, so a caller can ask before writing anything.
 
 Failures: a backend whose requests can fail one by one (an API) returns, for such a row,
 a `Generation` with `failure` set and empty lists; the runner writes no record for it and
@@ -24,6 +31,10 @@ from distill.schemas.manifest import TokenizerInfo
 
 class TeacherUnavailableError(RuntimeError):
     """The teacher refuses every request (auth, unknown model, all requests failing): stop."""
+
+
+class CannotScoreError(ValueError):
+    """The backend can't teacher-force given tokens (`TeacherBackend.score`)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,8 @@ class Generation:
 
 @runtime_checkable
 class TeacherBackend(Protocol):
-    """A teacher `distill gen` can run. See `HFTeacher`, `VLLMTeacher`, `OpenAITeacher`."""
+    """A teacher `distill gen` (and, with `score`, `distill score`) can run. See `HFTeacher`,
+    `VLLMTeacher`, `OpenAITeacher`."""
 
     def info(self, top_k: int, sampling: SamplingParams) -> TeacherInfo: ...
 
@@ -81,6 +93,8 @@ class TeacherBackend(Protocol):
         seeds: list[int],
         messages: list[list[dict[str, str]]] | None = None,
     ) -> list[Generation]: ...
+
+    def score(self, pairs: list[tuple[list[int], list[int]]], top_k: int) -> list[Generation]: ...
 
     def decode(self, token_ids: list[int]) -> str: ...
 

@@ -1,4 +1,5 @@
-"""The transformers teacher: batched decoding that captures top-k at every step.
+"""The transformers teacher: batched decoding that captures top-k at every step, and
+teacher forcing (`score`, in `hf_teacher_forcing`).
 
 We run our own decode loop instead of `model.generate(output_logits=True)`: generate()
 keeps the full-vocabulary logits of every step for the whole batch until it returns
@@ -18,6 +19,7 @@ import torch
 from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
 from distill.schemas.manifest import TokenizerInfo
 from distill.teachers.backend import Generation, encode_chat_ids
+from distill.teachers.hf_teacher_forcing import teacher_forced_topk
 from distill.teachers.sampled_targets import TARGETS, sample_targets
 from distill.teachers.topk_capture import capture_topk, sample_next
 from distill.tokenizer_info import (
@@ -65,11 +67,21 @@ class HFTeacher:
     ) -> list[Generation]:
         return generate_batch(self, prompts, sampling, top_k, seeds, targets=self.targets)
 
+    def score(self, pairs: list[tuple[list[int], list[int]]], top_k: int) -> list[Generation]:
+        """Teacher-forced top-k at each response position (`hf_teacher_forcing`)."""
+        return teacher_forced_topk(self.model, self.pad_id, pairs, top_k)
+
     def decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
     def tokenizer_info(self) -> TokenizerInfo:
         return describe_tokenizer(self.tokenizer, self.model.config)
+
+    @property
+    def pad_id(self) -> int:
+        """The tokenizer's pad id, else a stop id (padding is masked out either way)."""
+        pad_id = self.tokenizer.pad_token_id
+        return pad_id if pad_id is not None else next(iter(self.stop_ids))
 
 
 def weights_revision(model_dir: Path) -> str:
@@ -161,8 +173,7 @@ def generate_batch(
     if targets not in TARGETS:
         raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
     model = teacher.model
-    pad_id = teacher.tokenizer.pad_token_id
-    pad_id = pad_id if pad_id is not None else next(iter(teacher.stop_ids))
+    pad_id = teacher.pad_id
     # With n samples per prompt the same prompt appears n times in a batch: prefill each
     # distinct prompt once, then copy its KV cache rows (prefill dominates short answers).
     distinct: dict[tuple[int, ...], int] = {}

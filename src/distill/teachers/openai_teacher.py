@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from distill.schemas import LogprobsMode, SamplingParams, TeacherInfo
 from distill.schemas.manifest import TokenizerInfo
 from distill.teachers.backend import (
+    CannotScoreError,
     Generation,
     RequestFailure,
     encode_chat_ids,
@@ -136,6 +137,13 @@ class OpenAITeacher:
         if messages is None:
             raise ValueError("the openai backend needs the chat messages of each prompt")
         return asyncio.run(self._generate_all(messages, sampling, top_k, seeds))
+
+    def score(self, pairs: list[tuple[list[int], list[int]]], top_k: int) -> list[Generation]:
+        """Teacher forcing is not something an API offers: see `CannotScoreError`."""
+        raise CannotScoreError(
+            "scoring needs an hf: or vllm: teacher (an API returns log-probs of the tokens "
+            "it generates, not of tokens it is given)"
+        )
 
     async def _generate_all(
         self,

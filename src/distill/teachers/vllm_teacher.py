@@ -146,6 +146,8 @@ class VLLMTeacher:
 
         if self.config.logprobs_mode != "raw":
             raise ValueError("scoring records raw log-probs; drop logprobs_mode=processed")
+        if not pairs:
+            return []
         # detokenize=False: nobody reads the top-k tokens' strings, and decoding k of them
         # at every prompt position would cost more than the forward pass of a small model.
         params = VLLMSamplingParams(max_tokens=1, prompt_logprobs=top_k, detokenize=False)

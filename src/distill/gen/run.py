@@ -1,0 +1,284 @@
+"""The resumable run that `distill gen` and `distill score` share.
+
+Both turn input rows into teacher records in one output directory and can be killed and
+re-run at any point. The run:
+1. `open_run`: checks that the output may be resumed with this teacher and codec (plus what
+   the caller checks), drops the temporaries of a killed writer and reads the record ids
+   already in the shards, verifying every shard the manifest lists (`distill.gen.resume`);
+2. the caller keeps the items whose record id is not `Run.done` (the resume rule: a record's
+   id is (prompt id, sample index, teacher id));
+3. `execute`: longest items first, batch by batch, calls `work` (the backend: `generate`
+   for gen, teacher-forcing `score` for score), writes records shard by shard with the
+   manifest rewritten after each shard (`distill.gen.shards`), shows progress and returns
+   a `GenResult`.
+
+With `RunSettings.per_row_failures` (gen), a backend may fail rows one by one (an API):
+the batch is tallied (written, failed by kind, retries, usage, cost), failed rows go to
+failed.jsonl (`distill.gen.failures`) instead of a record, the rows already answered are
+written before an error stops the run (with a paid API they cost money), and a run whose
+first batch all failed stops with `TeacherUnavailableError`. Score's local teachers fail
+whole or not at all, so it keeps none of that.
+
+The output lock (`distill.locking.locks_output`) is taken by `generate_dataset` and
+`score_dataset` themselves, before the teacher loads: a second writer fails at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from distill.gen.failures import (
+    FAILED_FILE,
+    append_failures,
+    cost_usd,
+    failure_entry,
+    start_failure_log,
+    tally,
+)
+from distill.gen.progress import GenProgress
+from distill.gen.prompts import PromptRow
+from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
+from distill.gen.shards import ShardWriter, new_run_id
+from distill.schemas import Manifest, TeacherInfo, TeacherRecord, make_record_id
+from distill.store import remove_stale_temporaries
+from distill.teachers.backend import Generation, TeacherBackend, TeacherUnavailableError
+
+
+@dataclass
+class GenResult:
+    out_dir: Path
+    records_total: int
+    records_written: int
+    records_skipped_existing: int
+    prompts: int
+    invalid_prompts: int
+    tokens_generated: int
+    seconds: float
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: int = 0  # rows with no record, listed in failed.jsonl
+    stats: dict[str, float] = field(default_factory=dict)  # cost_usd when prices were given
+
+    @property
+    def failed_path(self) -> Path:
+        return self.out_dir / FAILED_FILE
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run writes: batches, shards, storage codec, progress and per-row failures."""
+
+    batch_size: int
+    shard_size: int
+    codec: str = "plain"
+    label: str = "gen"  # the progress bar's
+    progress: bool = True
+    per_row_failures: bool = False  # see the module docstring
+    price_input: float | None = None  # USD per 1M prompt tokens, with per_row_failures
+    price_output: float | None = None  # USD per 1M completion tokens
+
+
+@dataclass(frozen=True)
+class RunItem:
+    """One record to make: its prompt row, sample index, record id and prompt ids."""
+
+    row: PromptRow
+    sample_index: int
+    record_id: str
+    prompt_ids: list[int]
+
+    @property
+    def length(self) -> int:
+        """Tokens the backend reads; batches go longest first."""
+        return len(self.prompt_ids)
+
+
+Item = TypeVar("Item", bound=RunItem)
+
+
+@dataclass
+class Run:
+    """One run into `out_dir`: what it resumes, its id, params, counts and stats."""
+
+    out_dir: Path
+    model: TeacherBackend
+    info: TeacherInfo
+    params: dict
+    settings: RunSettings
+    previous: Manifest | None
+    existing: set[str]
+    run_id: str = field(default_factory=new_run_id)
+    counts: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def record_id(self, row: PromptRow, sample_index: int) -> str:
+        return make_record_id(row.prompt_id, sample_index, self.info.teacher_id)
+
+    def done(self, record_id: str) -> bool:
+        """The record is in the output already (a rerun skips it)."""
+        return record_id in self.existing
+
+    def manifest(self) -> Manifest:
+        return build_manifest(
+            self.out_dir,
+            self.previous,
+            self.model,
+            self.info,
+            self.params,
+            self.run_id,
+            self.counts,
+            self.settings.codec,
+            run_stats=self.stats,
+        )
+
+    def record(self, item: RunItem, gen: Generation, now: datetime) -> TeacherRecord:
+        return build_record(item, gen, self.model, self.info, self.run_id, now)
+
+
+def open_run(
+    out_dir: Path,
+    model: TeacherBackend,
+    info: TeacherInfo,
+    params: dict,
+    settings: RunSettings,
+    check: Callable[[Manifest | None], None] | None = None,
+) -> Run:
+    """Start a run into `out_dir` (made if missing): refuse one that would mix settings
+    (`check` adds the caller's own test of the existing manifest), drop stale temporaries
+    and read, verified, the record ids already there."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = check_resumable(out_dir, info, settings.codec)
+    if check is not None:
+        check(previous)
+    remove_stale_temporaries(out_dir)
+    existing = existing_record_ids(out_dir, previous)
+    return Run(out_dir, model, info, params, settings, previous, existing)
+
+
+def execute(
+    run: Run, items: Sequence[Item], work: Callable[[list[Item]], list[Generation]]
+) -> GenResult:
+    """Make a record of every item, `work` answering a batch at a time (see the module)."""
+    settings = run.settings
+    # Longest first, in length order: less padding per batch, and the slowest batches
+    # show up at the start of the progress bar, not the end.
+    items = sorted(items, key=lambda item: -item.length)
+    writer = ShardWriter(run.out_dir, settings.codec, settings.shard_size, run.manifest)
+    failed_log = (
+        start_failure_log(run.out_dir, run.info.teacher_id) if settings.per_row_failures else None
+    )
+    tokens = 0
+    with GenProgress(total=len(items), enabled=settings.progress, label=settings.label) as bar:
+        for start in range(0, len(items), settings.batch_size):
+            chunk = items[start : start + settings.batch_size]
+            try:
+                gens = work(chunk)
+            except Exception:
+                if failed_log is not None:
+                    # Whatever stops the run (a refused key, or a bug), the rows already
+                    # answered are written first: with a paid API they cost money.
+                    writer.finish()
+                raise
+            now = datetime.now(UTC)
+            batch_tokens = sum(len(g.token_ids) for g in gens)
+            tokens += batch_tokens
+            if failed_log is not None:
+                _account(run, chunk, gens, failed_log)
+            bar.advance(len(chunk), batch_tokens)
+            # after the tally: a flush rewrites the manifest from `counts`
+            writer.add(
+                [
+                    run.record(item, gen, now)
+                    for item, gen in zip(chunk, gens, strict=True)
+                    if gen.failure is None  # a failed row has no record
+                ]
+            )
+            if failed_log is not None:
+                _stop_if_nothing_works(run, writer, gens, failed_log, len(items))
+    final = writer.finish()
+    return GenResult(
+        out_dir=run.out_dir,
+        records_total=final.counts["rows"],
+        records_written=writer.written,
+        records_skipped_existing=run.counts["skipped_existing"],
+        prompts=run.counts["prompts"],
+        invalid_prompts=run.counts.get("invalid_prompts", 0),
+        tokens_generated=tokens,
+        seconds=bar.elapsed,
+        counts=final.counts,
+        failed=run.counts.get("failed", 0),
+        stats=dict(run.stats),
+    )
+
+
+def _account(run: Run, chunk: Sequence[RunItem], gens: list[Generation], failed_log: Path) -> None:
+    """Count one batch (and its cost) and list its failed rows in failed.jsonl."""
+    tally(run.counts, gens)
+    cost = cost_usd(run.counts, run.settings.price_input, run.settings.price_output)
+    if cost is not None:
+        run.stats["cost_usd"] = cost
+    append_failures(
+        failed_log,
+        [
+            failure_entry(
+                item.row.prompt_id,
+                item.sample_index,
+                item.record_id,
+                run.info.teacher_id,
+                gen,
+                run.run_id,
+            )
+            for item, gen in zip(chunk, gens, strict=True)
+            if gen.failure is not None
+        ],
+    )
+
+
+def _stop_if_nothing_works(
+    run: Run, writer: ShardWriter, gens: list[Generation], failed_log: Path, total: int
+) -> None:
+    """Nothing has worked (wrong URL, server down): stop rather than fail every row."""
+    counts = run.counts
+    if counts["written"] == 0 and counts["failed"] >= min(run.settings.batch_size, total):
+        writer.finish()
+        first = next(g.failure.reason for g in gens if g.failure is not None)
+        raise TeacherUnavailableError(
+            f"all {counts['failed']} requests failed so far, none succeeded; first: "
+            f"{first} (every failure is in {failed_log})"
+        )
+
+
+def build_record(
+    item: RunItem,
+    gen: Generation,
+    model: TeacherBackend,
+    info: TeacherInfo,
+    run_id: str,
+    now: datetime,
+) -> TeacherRecord:
+    row = item.row
+    return TeacherRecord(
+        record_id=item.record_id,
+        prompt_id=row.prompt_id,
+        sample_index=item.sample_index,
+        teacher_id=info.teacher_id,
+        run_id=run_id,
+        created_at=now,
+        source_file=row.source_file,
+        source_row=row.source_row,
+        domain=row.domain,
+        reference=row.reference,
+        messages=row.messages,
+        prompt_token_ids=item.prompt_ids,
+        response_text=gen.text if gen.text is not None else model.decode(gen.token_ids),
+        token_ids=gen.token_ids,
+        topk_ids=gen.topk_ids,
+        topk_logprobs=gen.topk_logprobs,
+        sampled_logprob=gen.sampled_logprob,
+        tail_mass=gen.tail_mass,
+        finish_reason=gen.finish_reason,
+        teacher=info,
+    )
