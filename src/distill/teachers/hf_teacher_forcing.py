@@ -33,11 +33,12 @@ def teacher_forced_topk(
         seq = prompt + response
         ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         mask[row, : len(seq)] = 1
-    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    device = model.device  # a GPU teacher needs its inputs there, not on the CPU
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
     # Logits at P-1+j predict response token j; gather them for all rows, then one top-k.
     rows = [logits[row, len(p) - 1 : len(p) - 1 + len(r)] for row, (p, r) in enumerate(pairs)]
     step = capture_topk(torch.cat(rows), top_k)
-    targets = torch.tensor([t for _, r in pairs for t in r], dtype=torch.long)
+    targets = torch.tensor([t for _, r in pairs for t in r], dtype=torch.long, device=device)
     sampled = step.logprobs_full.gather(-1, targets[:, None])[:, 0].tolist()
     top_ids, top_lp, tails = step.ids.tolist(), step.logprobs.tolist(), step.tail_mass.tolist()
     out, start = [], 0
