@@ -153,6 +153,37 @@ def new_kv_cache(model: Any) -> tuple[Any, str]:
     return cache, "cache" if takes_cache else "past_key_values"
 
 
+def _prefill(
+    model: Any, prompts: list[list[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any, str]:
+    """One forward pass over the prompts: (last logits, mask, positions, KV cache, the
+    forward keyword the cache goes under), one row per prompt."""
+    # With n samples per prompt the same prompt appears n times in a batch: prefill each
+    # distinct prompt once, then copy its KV cache rows (prefill dominates short answers).
+    distinct: dict[tuple[int, ...], int] = {}
+    device = model.device
+    owner = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts])
+    ids, mask = _left_pad([list(p) for p in distinct], pad_id)
+    ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache, cache_keyword = new_kv_cache(model)
+    # logits_to_keep=1: the prefill needs only the last position's logits, and the full
+    # [B, prompt_len, V] tensor would dominate both time and memory for short answers.
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        logits_to_keep=1,
+        **{cache_keyword: cache},
+    )
+    logits = out.logits[:, -1, :]
+    if len(distinct) < len(prompts):
+        cache.reorder_cache(owner)
+        logits, mask, positions = logits[owner], mask[owner], positions[owner]
+    return logits, mask, positions, cache, cache_keyword
+
+
 @torch.inference_mode()
 def generate_batch(
     teacher: HFTeacher,
@@ -174,31 +205,10 @@ def generate_batch(
         raise ValueError(f"targets must be one of {TARGETS}, got {targets!r}")
     model = teacher.model
     pad_id = teacher.pad_id
-    # With n samples per prompt the same prompt appears n times in a batch: prefill each
-    # distinct prompt once, then copy its KV cache rows (prefill dominates short answers).
-    distinct: dict[tuple[int, ...], int] = {}
     device = model.device
-    owner = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts])
-    ids, mask = _left_pad([list(p) for p in distinct], pad_id)
-    ids, mask, owner = ids.to(device), mask.to(device), owner.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
     target_gens = [torch.Generator().manual_seed(s ^ 0x5A3D) for s in seeds]
-    cache, cache_keyword = new_kv_cache(model)
-    # logits_to_keep=1: the prefill needs only the last position's logits, and the full
-    # [B, prompt_len, V] tensor would dominate both time and memory for short answers.
-    out = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        use_cache=True,
-        logits_to_keep=1,
-        **{cache_keyword: cache},
-    )
-    logits = out.logits[:, -1, :]
-    if len(distinct) < len(prompts):
-        cache.reorder_cache(owner)
-        logits, mask, positions = logits[owner], mask[owner], positions[owner]
+    logits, mask, positions, cache, cache_keyword = _prefill(model, prompts, pad_id)
     next_pos = positions[:, -1] + 1
     rows = len(prompts)
     results = [Generation([], [], [], [], [], "length") for _ in range(rows)]
