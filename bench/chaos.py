@@ -19,7 +19,7 @@ again to completion, and compare with the uninterrupted run:
 `--teacher tiny` uses a random 2-layer model on the embedded teacher's tokenizer (built into
 the work dir), which generates in a fraction of the embedded teacher's time; the teacher's
 quality does not matter here. "mid-write" counts the kills that found the output already
-begun (a shard, temporary or manifest on disk).
+begun (a shard, temporary or manifest on disk; for train, a complete checkpoint).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.store import MANIFEST_NAME, DatasetError, load_manifest, read_shard, shard_paths
+from distill.train.checkpoints import MARKER as COMPLETE_MARKER
 
 STAGES = ("gen", "score", "curate", "pack", "train")
 DEFAULT_STAGES = "gen,score,curate,pack"
@@ -169,7 +170,12 @@ def prepare(s: Settings) -> None:
 def started_writing(out: Path) -> bool:
     if not out.is_dir():
         return False
-    return any(p.suffix in (".parquet", ".tmp") or p.name == MANIFEST_NAME for p in out.rglob("*"))
+    # A dataset begun (a shard, temporary or manifest), or a run with a complete checkpoint
+    # (train's rerun then resumes from it rather than starting over).
+    return any(
+        p.suffix in (".parquet", ".tmp") or p.name in (MANIFEST_NAME, COMPLETE_MARKER)
+        for p in out.rglob("*")
+    )
 
 
 def record_ids(dataset: Path) -> tuple[list[str], int]:
