@@ -27,7 +27,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distill.schemas import LATEST_SCHEMA_VERSION, Manifest, ParentRef, ShardInfo, codec_of
+from distill.schemas import (
+    LATEST_SCHEMA_VERSION,
+    Manifest,
+    ParentRef,
+    ShardInfo,
+    codec_of,
+    schema_for,
+)
 
 MANIFEST_NAME = "manifest.json"
 DATA_DIR = "data"
@@ -222,15 +229,18 @@ def _check_listing(dataset_dir: Path, manifest: Manifest) -> None:
             )
 
 
-def check_shard_bytes(path: Path, data: bytes, sha256: str) -> None:
-    """Refuse `data` (the bytes of the shard at `path`) unless its sha256 is `sha256`."""
-    if hashlib.sha256(data).hexdigest() == sha256:
-        return
-    if not data.endswith(b"PAR1"):
-        hint = f"truncated or cut: {len(data)} bytes with no Parquet footer"
+def _sha256_mismatch(path: Path, size: int, has_footer: bool) -> DatasetError:
+    if not has_footer:
+        hint = f"truncated or cut: {size} bytes with no Parquet footer"
     else:
         hint = "its bytes changed, e.g. a flipped bit"
-    raise damaged_shard(path, f"sha256 differs from manifest.json ({hint})")
+    return damaged_shard(path, f"sha256 differs from manifest.json ({hint})")
+
+
+def check_shard_bytes(path: Path, data: bytes, sha256: str) -> None:
+    """Refuse `data` (the bytes of the shard at `path`) unless its sha256 is `sha256`."""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise _sha256_mismatch(path, len(data), data.endswith(b"PAR1"))
 
 
 def read_shard(path: Path, sha256: str | None, columns: list[str] | None = None) -> pa.Table:
@@ -250,7 +260,12 @@ def verify_shards(dataset_dir: Path, manifest: Manifest) -> None:
     _check_listing(dataset_dir, manifest)
     for shard in manifest.shards:
         path = dataset_dir / shard.file
-        check_shard_bytes(path, path.read_bytes(), shard.sha256)
+        # Streamed: a check that parses nothing need not hold the shard in memory.
+        if sha256_file(path) != shard.sha256:
+            with path.open("rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(size - 4, 0))
+                raise _sha256_mismatch(path, size, fh.read() == b"PAR1")
 
 
 def read_table(
@@ -269,8 +284,6 @@ def read_table(
         manifest = load_manifest(dataset_dir)
         _check_listing(dataset_dir, manifest)
         if not manifest.shards:
-            from distill.schemas import schema_for
-
             empty = schema_for(manifest, rejected=manifest.kind == "rejected").empty_table()
             return empty.select(columns) if columns else empty
         tables = [
