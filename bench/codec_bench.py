@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import torch
 
 from distill.codec import TopK, decode_topk, encode_table
-from distill.codec.topk import _plain_columns
+from distill.codec.topk import plain_topk_columns
 from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS
 from distill.store import parquet_options
 from distill.train.losses import teacher_bucket_logprobs
@@ -30,7 +30,7 @@ def truncate_k(table: pa.Table, k: int) -> pa.Table:
     tail = np.clip(1.0 - np.exp(lps.astype(np.float64)).sum(1), 0.0, 1.0).astype(np.float32)
     n = ids.shape[0]
     small = TopK(ids.ravel(), lps.ravel(), np.full(n, k), tail, topk.tokens_per_row)
-    cols = _plain_columns(small)
+    cols = plain_topk_columns(small)
     out = table
     for name in PLAIN_TOPK_COLUMNS:
         out = out.set_column(out.column_names.index(name), name, cols[name])

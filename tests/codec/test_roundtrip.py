@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distill.codec import LOGPROB_BOUND, LOGPROB_RANGE, TopK, bits_for, decode_topk, encode_topk
-from distill.codec.topk import _plain_columns
+from distill.codec.topk import plain_topk_columns
 
 FLOAT32_SLACK = 1e-5  # float32 rounding of `ref - code * step` for log-probs above -100
 
@@ -89,7 +89,7 @@ def test_roundtrip_survives_take_and_slices() -> None:
 
 def test_plain_layout_decodes_to_the_same_arrays() -> None:
     topk = random_topk(2, 1000, [4, 4], [3, 2])
-    plain = decode_topk(pa.table(_plain_columns(topk)))
+    plain = decode_topk(pa.table(plain_topk_columns(topk)))
     np.testing.assert_array_equal(plain.ids, topk.ids)
     np.testing.assert_array_equal(plain.logprobs, topk.logprobs)
     np.testing.assert_array_equal(plain.tail, topk.tail)

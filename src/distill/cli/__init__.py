@@ -1,10 +1,10 @@
 """The `distill` command: one verb per job, each a thin call into a library function.
 
-The verbs live in `gen`, `data` and `train`; they are registered here, in the order of
+The verbs live in `gen`, `data`, `train` and `audit`; they are registered here, in the order of
 the job (teacher -> curate -> train -> report), which is the order `distill --help` shows.
 """
 
-from distill.cli import data, gen, train
+from distill.cli import audit, data, gen, train
 from distill.cli.app import app, teacher_options
 
 app.command()(gen.gen)
@@ -14,6 +14,8 @@ app.command()(data.pack)
 app.command()(train.train)
 app.command(name="eval")(train.eval_)
 app.command()(data.report)
+app.command()(audit.verify)
+app.command()(audit.sql)
 app.command()(data.demo)
 
 __all__ = ["app", "teacher_options"]

@@ -7,7 +7,7 @@
 from distill.codec.bitpack import bits_for
 from distill.codec.dataset import pack_dataset
 from distill.codec.quantize import LOGPROB_BITS, LOGPROB_BOUND, LOGPROB_RANGE
-from distill.codec.topk import TopK, decode_topk, encode_table, encode_topk
+from distill.codec.topk import TopK, decode_topk, encode_table, encode_topk, plain_topk_columns
 
 __all__ = [
     "LOGPROB_BITS",
@@ -19,4 +19,5 @@ __all__ = [
     "encode_table",
     "encode_topk",
     "pack_dataset",
+    "plain_topk_columns",
 ]

@@ -67,7 +67,7 @@ def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
             "codec": codec,
             "dataset_id": derived_dataset_id(key, manifest.kind),
             "shards": shards,
-            "parents": [parent_ref(src)],
+            "parents": [parent_ref(src, dst)],
             "params": {**manifest.params, "codec": codec},
         }
     )

@@ -233,7 +233,7 @@ def encode_table(table: pa.Table, codec: str = "packed", vocab_size: int | None 
         new = encode_topk(topk, _vocab_bits(table, vocab_size))
         old_names = PLAIN_TOPK_COLUMNS
     elif codec == "plain":
-        new = _plain_columns(topk)
+        new = plain_topk_columns(topk)
         old_names = PACKED_TOPK_COLUMNS
     else:
         raise ValueError(f"unknown top-k codec {codec!r}")
@@ -253,7 +253,8 @@ def encode_table(table: pa.Table, codec: str = "packed", vocab_size: int | None 
     return out
 
 
-def _plain_columns(topk: TopK) -> dict[str, pa.Array]:
+def plain_topk_columns(topk: TopK) -> dict[str, pa.Array]:
+    """The plain (schema 1) top-k columns of a decoded `TopK`: one list entry per row."""
     tok_offsets = np.concatenate([[0], np.cumsum(topk.k_per_token)]).astype(np.int32)
     row_offsets = pa.array(np.concatenate([[0], np.cumsum(topk.tokens_per_row)]).astype(np.int32))
 

@@ -25,9 +25,12 @@ class ShardInfo(BaseModel):
 
 class ParentRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str
+    path: str = Field(description="the parent's absolute path when the child was made")
     dataset_id: str
-    manifest_sha256: str
+    manifest_sha256: str = Field(description="sha256 of the parent's manifest.json, then")
+    relative_path: str | None = Field(
+        None, description="the parent's path relative to the child's directory"
+    )
 
 
 class TokenizerInfo(BaseModel):

@@ -131,12 +131,16 @@ def load_manifest(dataset_dir: Path) -> Manifest:
     return manifest
 
 
-def parent_ref(dataset_dir: Path) -> ParentRef:
+def parent_ref(dataset_dir: Path, child_dir: Path | None = None) -> ParentRef:
+    """How a child dataset (in `child_dir`, when known) names its parent `dataset_dir`."""
     manifest = load_manifest(dataset_dir)
+    parent = Path(dataset_dir).resolve()
+    relative = os.path.relpath(parent, Path(child_dir).resolve()) if child_dir else None
     return ParentRef(
-        path=str(Path(dataset_dir).resolve()),
+        path=str(parent),
         dataset_id=manifest.dataset_id,
         manifest_sha256=sha256_file(Path(dataset_dir) / MANIFEST_NAME),
+        relative_path=relative,
     )
 
 
