@@ -61,3 +61,15 @@ def test_sql_errors_are_one_line_with_exit_2(curated: Path, tmp_path: Path) -> N
     shutil.rmtree(curated / "rejected")
     missing = runner.invoke(app, ["sql", "SELECT 1", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "no manifest.json" in " ".join(missing.output.split())
+
+
+def test_audit_prints_a_row_or_json_and_refuses_a_bad_where(curated: Path) -> None:
+    row = read_table(curated / "rejected").to_pylist()[0]
+    shown = runner.invoke(app, ["audit", str(curated), row["record_id"]])
+    assert shown.exit_code == 0, shown.output
+    assert row["record_id"] in shown.output and row["reject_reason"] in shown.output
+    as_json = runner.invoke(app, ["audit", str(curated), "--prompt-id", row["prompt_id"], "--json"])
+    (parsed,) = [json.loads(line) for line in as_json.output.splitlines()]
+    assert parsed["rejection"]["reason"] == row["reject_reason"]
+    bad = runner.invoke(app, ["audit", str(curated), "--where", "no_such_column = 1"])
+    assert bad.exit_code == 2 and "--where failed" in bad.output

@@ -40,7 +40,7 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _rows_view(connection: duckdb.DuckDBPyConnection, name: str, sources: list[tuple]) -> None:
+def rows_view(connection: duckdb.DuckDBPyConnection, name: str, sources: list[tuple]) -> None:
     """`name` as the union (by column name) of each (label, dir, manifest) source's shards."""
     parts = []
     for label, path, manifest in sources:
@@ -224,8 +224,8 @@ def connect(datasets: list[Path], verify: bool = True) -> duckdb.DuckDBPyConnect
             rejected.append((path, extra, extra_manifest))
     connection = duckdb.connect()
     register_topk_functions(connection)
-    _rows_view(connection, "records", sources)
-    _rows_view(connection, "rejected", rejected)
+    rows_view(connection, "records", sources)
+    rows_view(connection, "rejected", rejected)
     for name, table in _metadata_tables(list(map(Path, datasets))).items():
         connection.register(f"_{name}_rows", table)
         connection.sql(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _{name}_rows")

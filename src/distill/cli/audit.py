@@ -103,3 +103,45 @@ def _write(result, output_format: str, out: Path) -> None:
         with out.open("w") as fh:
             for row in result.to_pylist():
                 fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+
+
+def audit(
+    dataset: Annotated[Path, typer.Argument(help="a distill dataset", metavar="DATASET")],
+    record_id: Annotated[
+        str | None, typer.Argument(help="the row's record_id", metavar="[RECORD_ID]")
+    ] = None,
+    prompt_id: Annotated[
+        str | None, typer.Option("--prompt-id", help="every row (sample) of this prompt")
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option("--where", help="a SQL condition over the row and reject columns"),
+    ] = None,
+    runs: Annotated[
+        list[Path] | None,
+        typer.Option("--runs", help="training runs, or folders of them, to search as well"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per row")] = False,
+) -> None:
+    """Where a row came from and why it is here or not: source line, prompt, teacher, run,
+    lineage with the steps it passed, its rejection, the training runs that used it."""
+    import json
+
+    from distill.audit.row import audit_rows
+    from distill.audit.show import print_audit
+
+    try:
+        audits = audit_rows(
+            dataset, record_id=record_id, prompt_id=prompt_id, where=where, runs=runs
+        )
+    except (OSError, ValueError) as err:
+        fail(str(err))
+        return
+    except Exception as err:  # DuckDB's errors on a bad --where: one line, not a traceback
+        fail(f"--where failed: {str(err).splitlines()[0]}")
+        return
+    for one in audits:
+        if as_json:
+            typer.echo(json.dumps(one.to_json(), default=str, ensure_ascii=False))
+        else:
+            print_audit(one, Console())
