@@ -22,11 +22,11 @@ from typing import Any
 
 import duckdb
 
-from distill.audit.chain import Lineage, lineage, rejected_path
 from distill.audit.sql import rows_view
 from distill.audit.topk_sql import register_topk_functions
 from distill.run_lineage import read_run_lineage
 from distill.store import DatasetError, load_manifest, sha256_file, verify_shards
+from distill.store.lineage import Lineage, lineage, rejected_path
 
 ROW_COLUMNS = (
     "record_id, prompt_id, sample_index, teacher_id, run_id, created_at, source_file, "

@@ -28,10 +28,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from distill.audit.chain import lineage, manifest_sha256, rejected_path
 from distill.audit.topk_sql import register_topk_functions, topk_select
 from distill.schemas import Manifest
 from distill.store import DatasetError, load_manifest, verify_shards
+from distill.store.lineage import lineage, manifest_sha256, rejected_path
 
 VIEWS = ("records", "rejected", "manifests", "steps", "runs", "lineage")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from distill.audit.chain import ChainLink, lineage, manifest_sha256, rejected_path
 from distill.schemas import LATEST_SCHEMA_VERSION, Manifest
 from distill.store import DatasetError, load_manifest, sha256_file, shard_paths
+from distill.store.lineage import ChainLink, lineage, manifest_sha256, rejected_path
 
 
 @dataclass

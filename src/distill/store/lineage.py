@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.schemas import Manifest, ParentRef
-from distill.store import MANIFEST_NAME, DatasetError, load_manifest, sha256_file
+from distill.store.files import DatasetError, sha256_file
+from distill.store.shards import MANIFEST_NAME, load_manifest
 
 
 @dataclass(frozen=True)
