@@ -17,6 +17,7 @@ app.command()(data.report)
 app.command()(audit.audit)
 app.command()(audit.verify)
 app.command()(audit.sql)
+app.command()(audit.card)
 app.command()(data.demo)
 
 __all__ = ["app", "teacher_options"]

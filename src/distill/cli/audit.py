@@ -145,3 +145,18 @@ def audit(
             typer.echo(json.dumps(one.to_json(), default=str, ensure_ascii=False))
         else:
             print_audit(one, Console())
+
+
+def card(
+    dataset: Annotated[Path, typer.Argument(help="a distill dataset", metavar="DATASET")],
+) -> None:
+    """Rewrite DATASET/README.md: a dataset card (licences, counts, lineage) that
+    `datasets.load_dataset(DATASET)` reads."""
+    from distill.dataset_card import write_card
+
+    try:
+        path = write_card(dataset)
+    except (OSError, ValueError) as err:
+        fail(str(err))
+        return
+    console.print(f"card -> {path}")

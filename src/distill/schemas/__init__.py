@@ -17,7 +17,7 @@ from distill.schemas.arrow import (
     schema_for,
     topk_columns,
 )
-from distill.schemas.manifest import Manifest, ParentRef, ShardInfo
+from distill.schemas.manifest import LicenseInfo, Manifest, ParentRef, ShardInfo
 from distill.schemas.records import (
     LogprobsMode,
     Message,
@@ -39,6 +39,7 @@ __all__ = [
     "REJECT_COLUMNS",
     "SCHEMA_VERSION",
     "SCHEMA_VERSION_PACKED",
+    "LicenseInfo",
     "LogprobsMode",
     "Manifest",
     "Message",

@@ -41,6 +41,27 @@ class TokenizerInfo(BaseModel):
     special_tokens: dict[str, str | None] = Field(default_factory=dict)
 
 
+class LicenseInfo(BaseModel):
+    """The licence and terms that apply to one source of a dataset: a prompt file or a teacher.
+
+    Distillation passes a teacher's outputs into a student, so a dataset carries the terms
+    of every teacher that wrote it as well as its prompts' licence; unknown is recorded as
+    None, never guessed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["prompts", "teacher"]
+    name: str = Field(description="the prompt file's path, or the teacher id")
+    license: str | None = Field(None, description="an SPDX identifier; None: unknown")
+    terms: str | None = Field(None, description="URL of the terms of use, if any")
+    sha256: str | None = Field(None, description="the prompt file's sha256 when gen read it")
+    restricts_competing_models: bool | None = Field(
+        None,
+        description="whether the terms forbid training models that compete with the teacher's "
+        "maker on its outputs; None: unknown",
+    )
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_version: int
@@ -68,4 +89,7 @@ class Manifest(BaseModel):
     steps: list[dict[str, Any]] = Field(default_factory=list, description="curation steps")
     stats: dict[str, Any] = Field(
         default_factory=dict, description="results that are not counts, e.g. domains_before"
+    )
+    licenses: list[LicenseInfo] = Field(
+        default_factory=list, description="prompts' and teachers' licences, carried downstream"
     )
