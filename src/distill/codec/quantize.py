@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-LOGPROB_BITS = 8
-LOGPROB_RANGE = 20.0  # nats below the token's best entry covered by the 255 steps
+from distill.schemas.arrow import PACKED_LOGPROB_BITS, PACKED_LOGPROB_RANGE
+
+LOGPROB_BITS = PACKED_LOGPROB_BITS
+LOGPROB_RANGE = PACKED_LOGPROB_RANGE  # nats below the token's best entry covered by the 255 steps
 LOGPROB_STEP = LOGPROB_RANGE / (2**LOGPROB_BITS - 1)
 LOGPROB_BOUND = LOGPROB_STEP / 2  # max |decoded - exact| for entries within the range
 _MAX_CODE = 2**LOGPROB_BITS - 1

@@ -102,11 +102,31 @@ def _packed_fields(fields: list[pa.Field]) -> list[pa.Field]:
     return out
 
 
+# The packed codec's parameters (docs/format.md specifies the layout byte for byte). They
+# live here, with the schema, so every packed shard names them in its own metadata: a
+# reader needs the file and the spec, nothing of distill. `distill.codec` encodes with them.
+PACKED_LOGPROB_BITS = 8
+PACKED_LOGPROB_RANGE = 20.0  # nats below each token's best entry that the 255 steps cover
+PACKED_PARAMETERS = {
+    "distill.format": "docs/format.md",
+    "distill.packed.id_bits": "ceil(log2(vocab_size)), per row in topk_id_bits",
+    "distill.packed.id_bit_order": "least significant bit first, token-major",
+    "distill.packed.logprob_bits": str(PACKED_LOGPROB_BITS),
+    "distill.packed.logprob_range_nats": repr(PACKED_LOGPROB_RANGE),
+    "distill.packed.logprob_decode": "ref - code * range / (2^bits - 1)",
+    "distill.packed.logprob_codes": "deltas along k, mod 256; the first of each token as is",
+    "distill.packed.tail": "float16, rounded toward +inf",
+}
+
+
 def _metadata(codec: str) -> dict[bytes, bytes]:
-    return {
+    metadata = {
         b"distill.schema_version": str(CODECS[codec]).encode(),
         b"distill.codec": codec.encode(),
     }
+    if codec == "packed":
+        metadata.update({k.encode(): v.encode() for k, v in PACKED_PARAMETERS.items()})
+    return metadata
 
 
 RECORD_SCHEMA = pa.schema(_FIELDS, metadata=_metadata("plain"))
