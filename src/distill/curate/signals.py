@@ -54,19 +54,32 @@ def _list_parts(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndar
 
 
 def _row_reduce(per_item: np.ndarray, offsets: np.ndarray, how: str) -> np.ndarray:
-    """mean or min of per_item over each row's [start, end) slice; NaN for empty rows."""
+    """mean or min of per_item over each row's [start, end) slice; NaN for empty rows.
+
+    Each row is reduced on its own (`reduceat`), never as a difference of running sums, so
+    a row's value does not depend on the rows before it: curation streams batches, and a
+    row must get the same value in any batch."""
     starts, ends = offsets[:-1], offsets[1:]
     out = np.full(len(starts), np.nan)
     filled = ends > starts
     if not filled.any():
         return out
-    if how == "mean":
-        sums = np.concatenate([[0.0], np.cumsum(per_item, dtype=np.float64)])
-        out[filled] = (sums[ends[filled]] - sums[starts[filled]]) / (ends - starts)[filled]
-    else:
-        # reduceat runs from one start to the next; rows are contiguous and empty rows are
-        # skipped, so each segment is exactly one row once the values end at the last row.
-        out[filled] = np.minimum.reduceat(per_item[: ends[-1]], starts[filled])
+    # reduceat runs from one start to the next; rows are contiguous and empty rows are
+    # skipped, so each segment is exactly one row once the values end at the last row.
+    ufunc = np.add if how == "mean" else np.minimum
+    reduced = ufunc.reduceat(np.asarray(per_item, dtype=np.float64)[: ends[-1]], starts[filled])
+    out[filled] = reduced / (ends - starts)[filled] if how == "mean" else reduced
+    return out
+
+
+def _segment_sums(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The sum of each consecutive segment of `values` (`lengths` long, 0 for an empty one),
+    each summed on its own as in `_row_reduce`."""
+    out = np.zeros(len(lengths))
+    filled = lengths > 0
+    if filled.any():
+        starts = np.cumsum(lengths) - lengths
+        out[filled] = np.add.reduceat(values, starts[filled])
     return out
 
 
@@ -86,9 +99,7 @@ def mean_entropy(topk: TopK) -> np.ndarray:
     p = np.exp(logp)
     with np.errstate(invalid="ignore"):  # p·log p -> 0 as p -> 0: a -inf entry adds nothing
         terms = np.where(p > 0, -p * logp, 0.0)
-    sums = np.concatenate([[0.0], np.cumsum(terms)])
-    ends = np.cumsum(topk.k_per_token)
-    per_position = sums[ends] - sums[ends - topk.k_per_token]
+    per_position = _segment_sums(terms, np.asarray(topk.k_per_token, dtype=np.int64))
     tail = np.clip(topk.tail.astype(np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_position = per_position + np.where(tail > 0, -tail * np.log(tail), 0.0)
@@ -185,12 +196,19 @@ def compute_signals(
 ) -> dict[str, np.ndarray]:
     """Every signal; answer_logprob only with `letter_ids`. `table` holds the top-k columns
     of its codec (`ConfidenceFilter.input_columns`) and the columns the signals read."""
+    per_row, answers = row_signals(table, letter_ids, letters)
+    return with_self_consistency(per_row, table.column("prompt_id").to_pylist(), answers)
+
+
+def row_signals(
+    table: pa.Table, letter_ids: dict[int, str] | None = None, letters: str = "ABCD"
+) -> tuple[dict[str, np.ndarray], list[str | None]]:
+    """The signals that read one row each, and each row's extracted answer letter: all that
+    `self_consistency` needs besides the prompt ids."""
     responses = table.column("response_text").to_pylist()
-    answers = extracted_letters(responses, letters)
     out = {
         "mean_entropy": mean_entropy(decode_topk(table)),
         "min_logprob": min_logprob(table.column("sampled_logprob")),
-        "self_consistency": self_consistency(table.column("prompt_id").to_pylist(), answers),
     }
     if letter_ids:
         out["answer_logprob"] = answer_logprob(
@@ -200,6 +218,20 @@ def compute_signals(
             letter_ids,
             letters,
         )
+    return out, extracted_letters(responses, letters)
+
+
+def with_self_consistency(
+    per_row: dict[str, np.ndarray], prompt_ids: list[str], answers: list[str | None]
+) -> dict[str, np.ndarray]:
+    """`per_row` (from `row_signals`) plus self_consistency, in `compute_signals`' order."""
+    out = {
+        "mean_entropy": per_row["mean_entropy"],
+        "min_logprob": per_row["min_logprob"],
+        "self_consistency": self_consistency(prompt_ids, answers),
+    }
+    if "answer_logprob" in per_row:
+        out["answer_logprob"] = per_row["answer_logprob"]
     return out
 
 
