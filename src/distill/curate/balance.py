@@ -200,11 +200,22 @@ class DomainTokenBudget(_Balance):
         default_factory=dict, description="per-domain overrides of `budget`"
     )
 
-    def decide(self, table: pa.Table) -> Decisions:
+    def read_columns(self, codec: Any) -> list[str]:
+        return [*self.columns, "token_ids"]
+
+    def keys(self, batch: pa.Table, offset: int = 0) -> pa.Table:
+        """record_id, domain and the response's token count."""
         # Token counts straight from Arrow: token_ids never becomes Python lists.
-        tokens = pc.list_value_length(table.column("token_ids")).to_pylist()
-        columns = {name: table.column(name).to_pylist() for name in self.columns}
-        return self.select_with_tokens(columns, tokens, table.num_rows)
+        tokens = pc.list_value_length(batch.column("token_ids"))
+        return batch.select(list(self.columns)).append_column("tokens", tokens)
+
+    def decide(self, table: pa.Table) -> Decisions:
+        return self.decide_keys(self.keys(table))
+
+    def decide_keys(self, keys: pa.Table) -> Decisions:
+        columns = {name: keys.column(name).to_pylist() for name in self.columns}
+        tokens = keys.column("tokens").to_pylist()
+        return self.select_with_tokens(columns, tokens, keys.num_rows)
 
     def select_with_tokens(
         self, columns: dict[str, list[Any]], tokens: list[int], num_rows: int
@@ -235,9 +246,12 @@ class DomainTokenBudget(_Balance):
         return decisions
 
     def summarize(self, table: pa.Table, decisions: Decisions) -> dict[str, Any]:
-        summary = super().summarize(table, decisions)
-        domains = [domain_of(d) for d in table.column("domain").to_pylist()]
-        tokens = pc.list_value_length(table.column("token_ids")).to_pylist()
+        return self.summarize_keys(self.keys(table), decisions)
+
+    def summarize_keys(self, keys: pa.Table, decisions: Decisions) -> dict[str, Any]:
+        summary = super().summarize(keys, decisions)
+        domains = [domain_of(d) for d in keys.column("domain").to_pylist()]
+        tokens = keys.column("tokens").to_pylist()
         before: Counter[str] = Counter()
         after: Counter[str] = Counter()
         for domain, n, decision in zip(domains, tokens, decisions, strict=True):

@@ -7,6 +7,14 @@ surviving row at once and returns one decision per row. Either way a step only d
 the runner selects rows with pyarrow, counts drops per reason, times the step and keeps
 every dropped row with its reason and details.
 
+The runner streams the dataset (`distill.curate.runner`): a step first turns each batch
+into compact per-row *keys* (`keys`: hashes, a domain, a token count, a decision already
+made), and decides from the keys of every row still alive (`decide_keys`), so only the keys
+of the whole dataset are ever in memory, never its rows. A *row-local* step (`RowLocal`:
+every row step, and any step whose decision for a row reads that row alone) decides in
+`keys` itself and stores its decision; a global step (dedup, balancing) keeps what it
+compares and decides once it has seen every row.
+
 Steps are pydantic models (`extra="forbid"`): their fields are the recipe's parameters,
 and `name` is the step type a recipe file refers to.
 
@@ -18,10 +26,12 @@ and reads them through `distill.codec.decode_topk`, never by column name.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from distill.schemas import topk_columns
@@ -77,6 +87,11 @@ class Step(BaseModel):
     columns: ClassVar[tuple[str, ...]] = ()
     # True: the step reads the top-k too, in its own `decide`, via `view` and `decode_topk`.
     reads_topk: ClassVar[bool] = False
+    # True: a row's decision reads that row alone, so it is made batch by batch (`RowLocal`).
+    row_local: ClassVar[bool] = False
+    # True: deciding costs a model call per row. The runner never shows such a step a row
+    # that an earlier step drops, so it makes no call today's whole-table run would not.
+    expensive: ClassVar[bool] = False
 
     @classmethod
     def input_columns(cls, codec: pa.Schema | pa.Table | Any | str) -> list[str]:
@@ -99,8 +114,86 @@ class Step(BaseModel):
         """Extra results worth a place in the manifest (e.g. accuracy); none by default."""
         return {}
 
+    def read_columns(self, codec: pa.Schema | pa.Table | Any | str) -> list[str]:
+        """The columns `keys` reads from a batch (by default `input_columns`)."""
+        return self.input_columns(codec)
 
-class RowStep(Step):
+    def keys(self, batch: pa.Table, offset: int = 0) -> pa.Table:
+        """One row of small columns per row of `batch`: what `decide_keys` decides from.
+        `offset`: how many rows this step was shown before `batch`. The default keeps the
+        step's input columns; a step whose inputs are large keeps hashes or numbers."""
+        return self.view(batch)
+
+    def decide_keys(self, keys: pa.Table) -> Decisions:
+        """`decide` on the keys of every row still alive, in input order."""
+        return self.decide(keys)
+
+    def summarize_keys(self, keys: pa.Table, decisions: Decisions) -> dict[str, Any]:
+        """`summarize` on the keys `decide_keys` was given."""
+        return self.summarize(keys, decisions)
+
+    def release(self) -> None:
+        """Drop whatever the step held for one run (a loaded model); called after it."""
+
+
+DROP_REASON = "drop_reason"
+DROP_DETAILS = "drop_details"
+
+
+def encode_decisions(decisions: Decisions) -> dict[str, pa.Array]:
+    """Decisions as two columns: the reason (null: kept) and the details as JSON."""
+    reasons = [None if d is None else d.reason.value for d in decisions]
+    details = [None if d is None else json.dumps(d.details, sort_keys=True) for d in decisions]
+    return {
+        DROP_REASON: pa.array(reasons, pa.string()),
+        DROP_DETAILS: pa.array(details, pa.string()),
+    }
+
+
+def decode_decisions(keys: pa.Table) -> Decisions:
+    reasons = keys.column(DROP_REASON).to_pylist()
+    details = keys.column(DROP_DETAILS).to_pylist()
+    return [
+        None if reason is None else Drop(RejectReason(reason), json.loads(detail))
+        for reason, detail in zip(reasons, details, strict=True)
+    ]
+
+
+def kept_by_keys(keys: pa.Table) -> pa.Array:
+    """The rows a row-local step's keys keep."""
+    return pc.is_null(keys.column(DROP_REASON))
+
+
+class RowLocal:
+    """Mixin for a step whose decision for a row reads that row alone: it decides batch by
+    batch in `keys`, which hold the decision (`drop_reason`, `drop_details`), the columns its
+    summary reads (`summary_columns`) and any `extra_keys`."""
+
+    row_local: ClassVar[bool] = True
+    summary_columns: ClassVar[tuple[str, ...]] = ()
+
+    def read_columns(self, codec: pa.Schema | pa.Table | Any | str) -> list[str]:
+        inputs = self.input_columns(codec)  # type: ignore[attr-defined]
+        return [*inputs, *(c for c in self.summary_columns if c not in inputs)]
+
+    def decide_batch(self, batch: pa.Table, offset: int) -> Decisions:
+        return self.decide(batch)  # type: ignore[attr-defined]
+
+    def extra_keys(self, batch: pa.Table, decisions: Decisions) -> dict[str, pa.Array]:
+        return {}
+
+    def keys(self, batch: pa.Table, offset: int = 0) -> pa.Table:
+        decisions = self.decide_batch(batch, offset) if batch.num_rows else []
+        columns: dict[str, Any] = encode_decisions(decisions)
+        columns.update({name: batch.column(name) for name in self.summary_columns})
+        columns.update(self.extra_keys(batch, decisions))
+        return pa.table(columns)
+
+    def decide_keys(self, keys: pa.Table) -> Decisions:
+        return decode_decisions(keys)
+
+
+class RowStep(RowLocal, Step):
     """Subclasses write `filter(row)`; `row` holds only the columns in `columns`."""
 
     def filter(self, row: dict[str, Any]) -> Drop | None:

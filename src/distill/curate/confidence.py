@@ -23,7 +23,7 @@ import pyarrow as pa
 from pydantic import Field, NonNegativeInt, model_validator
 
 from distill.curate.base import Decisions, Drop, RejectReason, Step
-from distill.curate.signals import compute_signals, is_wrong, signal_aurocs
+from distill.curate.signals import is_wrong, row_signals, signal_aurocs, with_self_consistency
 
 
 class ConfidenceFilter(Step):
@@ -57,12 +57,43 @@ class ConfidenceFilter(Step):
             raise ValueError(f"min {self.min} is above max {self.max}: every row would go")
         return self
 
-    def _signals(self, table: pa.Table) -> dict[str, np.ndarray]:
+    def keys(self, batch: pa.Table, offset: int = 0) -> pa.Table:
+        """prompt_id, the extracted answer, each row-local signal and whether the row is wrong
+        (NaN: no letter reference). self_consistency compares the samples of a prompt, so it
+        is computed from prompt_id and answer over every row at once."""
         ids = {tok: letter for letter, toks in self.letter_tokens.items() for tok in toks}
-        return compute_signals(self.view(table), ids or None, self.letters)
+        table = self.view(batch)
+        per_row, answers = row_signals(table, ids or None, self.letters)
+        wrong = is_wrong(
+            table.column("response_text").to_pylist(),
+            table.column("reference").to_pylist(),
+            self.letters,
+        )
+        keys = {
+            "prompt_id": table.column("prompt_id"),
+            "answer": pa.array(answers, pa.string()),
+            **{name: pa.array(values, pa.float64()) for name, values in per_row.items()},
+            "wrong": pa.array(wrong, pa.float64()),
+        }
+        return pa.table(keys)
+
+    def _signals(self, keys: pa.Table) -> dict[str, np.ndarray]:
+        per_row = {
+            name: keys.column(name).to_numpy()
+            for name in ("mean_entropy", "min_logprob", "answer_logprob")
+            if name in keys.column_names
+        }
+        answers = keys.column("answer").to_pylist()
+        return with_self_consistency(per_row, keys.column("prompt_id").to_pylist(), answers)
 
     def decide(self, table: pa.Table) -> Decisions:
-        values = self._signals(table)[self.signal]
+        return self.decide_keys(self.keys(table))
+
+    def summarize(self, table: pa.Table, decisions: Decisions) -> dict[str, Any]:
+        return self.summarize_keys(self.keys(table), decisions)
+
+    def decide_keys(self, keys: pa.Table) -> Decisions:
+        values = self._signals(keys)[self.signal]
         decisions: Decisions = []
         for value in values.tolist():
             details: dict[str, Any] = {"signal": self.signal}
@@ -84,14 +115,10 @@ class ConfidenceFilter(Step):
                 decisions.append(None)
         return decisions
 
-    def summarize(self, table: pa.Table, decisions: Decisions) -> dict[str, Any]:
-        if not table.num_rows:
+    def summarize_keys(self, keys: pa.Table, decisions: Decisions) -> dict[str, Any]:
+        if not keys.num_rows:
             return {}
-        wrong = is_wrong(
-            table.column("response_text").to_pylist(),
-            table.column("reference").to_pylist(),
-            self.letters,
-        )
+        wrong = keys.column("wrong").to_numpy()
         if np.isnan(wrong).all():
             return {}
-        return {"stats": {"signal_auroc": signal_aurocs(self._signals(table), wrong)}}
+        return {"stats": {"signal_auroc": signal_aurocs(self._signals(keys), wrong)}}

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 from pydantic import Field, PositiveInt
 
-from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason
+from distill.curate.base import DatasetStep, Decisions, Drop, RejectReason, RowLocal
 from distill.curate.text import last_user_message
 
 _WORD = re.compile(r"\w+")
@@ -120,7 +120,7 @@ def _cached_index(
     return index
 
 
-class Decontaminate(DatasetStep):
+class Decontaminate(RowLocal, DatasetStep):
     """Drop rows whose prompt or response shares a word n-gram with a benchmark item."""
 
     name: Literal["decontaminate"] = "decontaminate"

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from distill.curate.base import Decisions, Drop, RejectReason, RowStep, Step
+from distill.curate.base import Decisions, Drop, RejectReason, RowLocal, RowStep, Step
 
 _WORD = re.compile(r"\w+")
 
@@ -51,7 +51,7 @@ class DropEmpty(RowStep):
         return None
 
 
-class LengthFilter(Step):
+class LengthFilter(RowLocal, Step):
     name: Literal["length"] = "length"
     columns: ClassVar[tuple[str, ...]] = ("token_ids",)
 

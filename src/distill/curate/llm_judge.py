@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from distill.curate.base import Decisions, Drop, RejectReason, Step
+from distill.curate.base import Decisions, Drop, RejectReason, RowLocal, Step
 from distill.curate.signals import auroc, is_wrong
 from distill.curate.text import last_user_message
 from distill.schemas import SamplingParams
@@ -77,9 +77,10 @@ def judge_prompt(rubric: str, prompt: str, response: str, max_chars: int) -> str
     )
 
 
-class LlmJudge(Step):
+class LlmJudge(RowLocal, Step):
     name: Literal["llm_judge"] = "llm_judge"
     columns: ClassVar[tuple[str, ...]] = ("messages", "response_text", "reference")
+    expensive: ClassVar[bool] = True
 
     teacher: str = Field("hf:embedded", description="the judge: any teacher spec")
     rubric: str = Field(
@@ -98,6 +99,7 @@ class LlmJudge(Step):
     _backend: Any = PrivateAttr(None)
     _scores: list[float | None] = PrivateAttr(default_factory=list)
     _judge_id: str = PrivateAttr("")
+    _session: Any = PrivateAttr(None)  # the judge loaded for one streamed run
 
     @field_validator("rubric")
     @classmethod
@@ -129,9 +131,10 @@ class LlmJudge(Step):
         return load_teacher(self.teacher, top_k=1)
 
     def replies(
-        self, backend: Any, prompts: list[str], responses: list[str]
+        self, backend: Any, prompts: list[str], responses: list[str], offset: int = 0
     ) -> list[str | RequestFailure]:
-        """The judge's reply to each row (or why it has none), in batches of `batch_size`."""
+        """The judge's reply to each row (or why it has none), in batches of `batch_size`;
+        `offset`: rows judged before these (row i is judged with seed + offset + i)."""
         sampling = self._sampling()
         out: list[str | RequestFailure] = []
         for start in range(0, len(prompts), self.batch_size):
@@ -141,7 +144,7 @@ class LlmJudge(Step):
                 for p, r in zip(prompts[start:end], responses[start:end], strict=True)
             ]
             ids = [backend.encode_chat(m) for m in messages]
-            seeds = [self.seed + row for row in range(start, end)]
+            seeds = [self.seed + offset + row for row in range(start, end)]
             gens = backend.generate(ids, sampling, 1, seeds, messages=messages)
             out.extend(
                 g.failure
@@ -155,14 +158,37 @@ class LlmJudge(Step):
         return out
 
     def decide(self, table: pa.Table) -> Decisions:
+        if not table.num_rows:
+            self._scores = []
+            return []
+        return self.judge(table, self._load(), 0)  # loaded once per run of the step
+
+    def decide_batch(self, batch: pa.Table, offset: int) -> Decisions:
+        if self._session is None:
+            self._session = self._load()  # once per streamed run, held until `release`
+        return self.judge(batch, self._session, offset)
+
+    def release(self) -> None:
+        self._session = None
+
+    def extra_keys(self, batch: pa.Table, decisions: Decisions) -> dict[str, pa.Array]:
+        """The score (NaN: none) and whether the row is wrong, for the summary."""
+        scores = [np.nan if s is None else s for s in self._scores] if decisions else []
+        wrong = is_wrong(
+            batch.column("response_text").to_pylist(),
+            batch.column("reference").to_pylist(),
+            self.letters,
+        )
+        return {"score": pa.array(scores, pa.float64()), "wrong": pa.array(wrong, pa.float64())}
+
+    def judge(self, table: pa.Table, backend: Any, offset: int) -> Decisions:
+        """Decisions for the rows of `table`, judged by `backend`; sets `_scores`."""
         rows = table.select(["messages", "response_text"]).to_pylist()
         self._scores = []
-        if not rows:
-            return []
-        backend = self._load()  # once per run of the step
         self._judge_id = backend.info(1, self._sampling()).teacher_id
         prompts = [last_user_message(row["messages"]) for row in rows]
-        replies = self.replies(backend, prompts, [row["response_text"] or "" for row in rows])
+        responses = [row["response_text"] or "" for row in rows]
+        replies = self.replies(backend, prompts, responses, offset)
         decisions: Decisions = []
         for reply in replies:
             if isinstance(reply, RequestFailure):
@@ -192,21 +218,32 @@ class LlmJudge(Step):
     def summarize(self, table: pa.Table, decisions: Decisions) -> dict[str, Any]:
         if not table.num_rows or len(self._scores) != table.num_rows:
             return {}
-        scored = [s for s in self._scores if s is not None]
-        counts = Counter(f"{s:g}" for s in scored)
-        summary: dict[str, Any] = {
-            "judge": self._judge_id,
-            "scored": len(scored),
-            "unparsed": len(self._scores) - len(scored),
-            "mean_score": round(float(np.mean(scored)), 4) if scored else None,
-            "score_counts": dict(sorted(counts.items())),
-        }
         wrong = is_wrong(
             table.column("response_text").to_pylist(),
             table.column("reference").to_pylist(),
             self.letters,
         )
-        scores = np.array([np.nan if s is None else s for s in self._scores])
+        return self.summary(self._scores, wrong)
+
+    def summarize_keys(self, keys: pa.Table, decisions: Decisions) -> dict[str, Any]:
+        if not keys.num_rows:
+            return {}
+        scores = [None if np.isnan(s) else s for s in keys.column("score").to_pylist()]
+        return self.summary(scores, keys.column("wrong").to_numpy())
+
+    def summary(self, all_scores: list[float | None], wrong: np.ndarray) -> dict[str, Any]:
+        """The judge, the score histogram and mean, and the AUROC of a low score for a
+        wrong answer."""
+        scored = [s for s in all_scores if s is not None]
+        counts = Counter(f"{s:g}" for s in scored)
+        summary: dict[str, Any] = {
+            "judge": self._judge_id,
+            "scored": len(scored),
+            "unparsed": len(all_scores) - len(scored),
+            "mean_score": round(float(np.mean(scored)), 4) if scored else None,
+            "score_counts": dict(sorted(counts.items())),
+        }
+        scores = np.array([np.nan if s is None else s for s in all_scores])
         usable = ~np.isnan(scores) & ~np.isnan(wrong)
         if usable.any():
             labels = wrong[usable].astype(bool)

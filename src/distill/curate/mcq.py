@@ -22,6 +22,7 @@ class McqVerify(RowStep):
 
     name: Literal["mcq_verify"] = "mcq_verify"
     columns: ClassVar[tuple[str, ...]] = ("response_text", "reference")
+    summary_columns: ClassVar[tuple[str, ...]] = ("domain", "reference")
 
     letters: str = Field("ABCD", min_length=2, description="the choice letters, in order")
 

@@ -57,17 +57,41 @@ class SelectTeacher(DatasetStep):
     )
     per_prompt: PositiveInt = Field(1, description="rows kept per prompt")
 
-    def decide(self, table: pa.Table) -> Decisions:
-        columns = {name: table.column(name).to_pylist() for name in self.columns}
+    def read_columns(self, codec: Any) -> list[str]:
+        return [*self.columns, "sampled_logprob"]
+
+    def keys(self, batch: pa.Table, offset: int = 0) -> pa.Table:
+        """record_id, prompt_id, teacher_id, the confidence and (`correct`) the MCQ check."""
         # Read through Arrow: only the one float list column, never the top-k payload.
-        confidence = mean_sampled_logprob(table.column("sampled_logprob"))
+        confidence = mean_sampled_logprob(batch.column("sampled_logprob"))
         # A response with no tokens has no confidence; it ranks last, never first.
         confidence = np.nan_to_num(confidence, nan=-np.inf)
-        return self.choose(columns, confidence)
-
-    def choose(self, columns: dict[str, list[Any]], confidence: np.ndarray) -> Decisions:
-        correct = None
+        keys = batch.select(["record_id", "prompt_id", "teacher_id"])
+        keys = keys.append_column("confidence", pa.array(confidence, pa.float64()))
         if self.keep == "correct":
+            columns = {
+                name: batch.column(name).to_pylist() for name in ("response_text", "reference")
+            }
+            keys = keys.append_column("correct", pa.array(rows_passing_mcq(columns), pa.bool_()))
+        return keys
+
+    def decide(self, table: pa.Table) -> Decisions:
+        return self.decide_keys(self.keys(table))
+
+    def decide_keys(self, keys: pa.Table) -> Decisions:
+        names = ("record_id", "prompt_id", "teacher_id")
+        columns = {name: keys.column(name).to_pylist() for name in names}
+        confidence = keys.column("confidence").to_numpy()
+        correct = keys.column("correct").to_pylist() if self.keep == "correct" else None
+        return self.choose(columns, confidence, correct)
+
+    def choose(
+        self,
+        columns: dict[str, list[Any]],
+        confidence: np.ndarray,
+        correct: list[bool] | None = None,
+    ) -> Decisions:
+        if self.keep == "correct" and correct is None:
             correct = rows_passing_mcq(columns)
         keys = rank_rows(self.keep, confidence, correct)
         by_prompt: dict[Any, list[int]] = defaultdict(list)

@@ -33,7 +33,7 @@ def priority_order(
         assert confidence is not None
         return sorted(order, key=lambda i: (-confidence[i], i))
     if keep == "correct":
-        ok = rows_passing_mcq(columns)
+        ok = columns["passes_mcq"] if "passes_mcq" in columns else rows_passing_mcq(columns)
         return sorted(order, key=lambda i: (not ok[i], i))
     return list(order)
 

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from distill.curate.base import Decisions, Drop, RejectReason, Step
-from distill.curate.dedup.keep_policy import keep_pass, priority_order
+from distill.curate.dedup.keep_policy import keep_pass, priority_order, rows_passing_mcq
 from distill.curate.signals import mean_sampled_logprob
 from distill.curate.text import row_text
 
@@ -77,6 +77,48 @@ class PairwiseDedup(Step):
             confidence = mean_sampled_logprob(table.column("sampled_logprob"))
         return self.decide_columns(columns, confidence)
 
+    def read_columns(self, codec: Any) -> list[str]:
+        extra = ["sampled_logprob"] if self.keep == "most_confident" else []
+        return [*self.input_columns(codec), *extra]
+
+    def keys(self, batch: pa.Table, offset: int = 0) -> pa.Table:
+        """record_id, prompt_id, the compared text and what the keep policy ranks by.
+
+        The text itself, not its MinHash signature or embedding: which shingles (or lines)
+        are common is decided over every text at once, and a text is smaller than a
+        256-value signature or a 384-float embedding."""
+        texts = [
+            row_text(self.field, messages, response)
+            for messages, response in zip(
+                batch.column("messages").to_pylist(),
+                batch.column("response_text").to_pylist(),
+                strict=True,
+            )
+        ]
+        keys: dict[str, Any] = {
+            "record_id": batch.column("record_id"),
+            "prompt_id": batch.column("prompt_id"),
+            "text": pa.array(texts, pa.string()),
+        }
+        if self.keep == "most_confident":
+            keys["confidence"] = pa.array(mean_sampled_logprob(batch.column("sampled_logprob")))
+        if self.keep == "correct":
+            columns = {
+                name: batch.column(name).to_pylist() for name in ("response_text", "reference")
+            }
+            keys["passes_mcq"] = pa.array(rows_passing_mcq(columns), pa.bool_())
+        return pa.table(keys)
+
+    def decide_keys(self, keys: pa.Table) -> Decisions:
+        names = ("record_id", "prompt_id", "passes_mcq")
+        columns = {
+            name: keys.column(name).to_pylist() for name in names if name in keys.column_names
+        }
+        confidence = None
+        if "confidence" in keys.column_names:
+            confidence = keys.column("confidence").to_numpy(zero_copy_only=False)
+        return self.decide_texts(keys.column("text").to_pylist(), columns, confidence)
+
     def decide_columns(
         self, columns: dict[str, list[Any]], confidence: np.ndarray | None = None
     ) -> Decisions:
@@ -87,6 +129,13 @@ class PairwiseDedup(Step):
                 columns["messages"], columns["response_text"], strict=True
             )
         ]
+        return self.decide_texts(texts, columns, confidence)
+
+    def decide_texts(
+        self, texts: list[str], columns: dict[str, list[Any]], confidence: np.ndarray | None
+    ) -> Decisions:
+        """Decide from each row's text; `columns` holds record_id, prompt_id and, for
+        `keep="correct"`, passes_mcq (or response_text and reference)."""
         distinct: dict[str, int] = {}
         text_index = [distinct.setdefault(text, len(distinct)) for text in texts]
         similar = self.similar_pairs(list(distinct))
