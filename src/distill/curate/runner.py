@@ -1,13 +1,18 @@
 """Run a recipe over a dataset: kept rows to OUT, every dropped row to OUT/rejected.
 
-Steps only decide; this module does the I/O, the selection and the bookkeeping. Rows
-are selected with pyarrow (`filter` / `take`), so the top-k payload of a kept row is the
-same Arrow data it was in the input and stays aligned with its record. Kept and rejected
-rows are both written in input order, and nothing here depends on time or randomness,
+Curation streams: memory holds one batch of rows and the compact per-row keys of the
+steps (hashes, a domain, a token count, a decision), never the dataset. First the key
+passes (`distill.curate.passes`, one for most recipes) decide every step from keys; then a
+write pass streams the input again and writes each row where it belongs, kept rows with a
+`DatasetWriter` and dropped rows, with their step, reason and details, with another. Steps
+only decide; this module does the I/O, the selection and the bookkeeping. Rows are selected
+with pyarrow (`filter` / `take`), so the top-k payload of a kept row is the same Arrow data
+it was in the input and stays aligned with its record. Kept and rejected rows are both
+written in input order, and nothing here depends on time, randomness or the batch size,
 so re-running on the same input writes byte-identical shards. The same command run again
 on its own OUT (after a kill, or after it finished) clears it and redoes the job
 (`distill.rerun`); the input's shards are checked against its manifest as they are read.
-The rejected dataset is written first and the kept manifest last, so a complete
+The rejected dataset's manifest is written first and the kept manifest last, so a complete
 `OUT/manifest.json` means the whole job finished. Per-run fields of the manifests:
 `created_at` and each step's `seconds`.
 
@@ -32,11 +37,8 @@ same `steps` and counts.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,42 +46,27 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from distill.curate.base import Decisions, Step, domain_of
+from distill.curate.base import domain_of
+from distill.curate.passes import REASONS, SortedDrops, StepProgress, run_key_passes
 from distill.curate.recipe import Recipe, default_recipe
+from distill.curate.stats import DomainAccuracy, StepStats
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
-from distill.schemas import Manifest, codec_of, schema_for
+from distill.schemas import Manifest, schema_for
 from distill.store import (
+    DEFAULT_BATCH_ROWS,
     DatasetError,
+    DatasetWriter,
+    iter_batches,
     load_manifest,
     parent_ref,
-    read_table,
-    write_dataset,
 )
 
 log = logging.getLogger(__name__)
 
 REJECTED_SUBDIR = "rejected"
 
-
-class StepStats(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    step: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    input: int
-    kept: int
-    dropped: dict[str, int] = Field(default_factory=dict, description="reason -> rows")
-    seconds: float
-    summary: dict[str, Any] = Field(default_factory=dict, description="e.g. accuracy_by_domain")
-
-
-class DomainAccuracy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    graded: int
-    correct: int
-    accuracy: float
+__all__ = ["CurateResult", "DomainAccuracy", "StepProgress", "StepStats", "curate_dataset"]
 
 
 class CurateResult(BaseModel):
@@ -103,21 +90,6 @@ def domain_counts(table: pa.Table) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _rejected_rows(table: pa.Table, step: Step, drops: Decisions) -> pa.Table:
-    """`table` (the dropped rows) plus the three reject columns."""
-    reasons = [d.reason.value for d in drops if d is not None]
-    details = [json.dumps(d.details, sort_keys=True) for d in drops if d is not None]
-    extra = {
-        "reject_step": pa.array([step.name] * len(reasons), pa.string()),
-        "reject_reason": pa.array(reasons, pa.string()),
-        "reject_details": pa.array(details, pa.string()),
-    }
-    for field in schema_for(table, rejected=True):
-        if field.name in extra:
-            table = table.append_column(field, extra[field.name])
-    return table
-
-
 def _claim_out(input_dir: Path, out_dir: Path, recipe: Recipe) -> str:
     """Fail before any work on an --out that holds another dataset; clear an earlier run
     of this same job. Returns the job's key."""
@@ -128,87 +100,85 @@ def _claim_out(input_dir: Path, out_dir: Path, recipe: Recipe) -> str:
     return key
 
 
-def _check_columns(input_dir: Path, recipe: Recipe, table: pa.Table) -> None:
+def _check_columns(input_dir: Path, recipe: Recipe, schema: pa.Schema, codec: str) -> None:
     # A step that names a top-k column of one codec would fail halfway on the other.
     for step in recipe.steps:
-        missing = sorted(set(step.input_columns(table)) - set(table.column_names))
+        missing = sorted(set(step.read_columns(schema)) - set(schema.names))
         if missing:
             raise DatasetError(
                 f"{input_dir}: step {step.name!r} reads {missing}, which a "
-                f"{codec_of(table)} dataset does not have; a step reads the top-k through "
+                f"{codec} dataset does not have; a step reads the top-k through "
                 "`reads_topk` and `decode_topk`"
             )
 
 
-def _apply_step(
-    step: Step, table: pa.Table, positions: np.ndarray
-) -> tuple[pa.Table, np.ndarray, pa.Table, np.ndarray, StepStats]:
-    """Run one step: (kept, kept positions, rejected, rejected positions, stats)."""
-    started = time.perf_counter()
-    decisions = step.decide(table) if table.num_rows else []
-    summary = step.summarize(table, decisions)
-    keep = np.fromiter((d is None for d in decisions), dtype=bool, count=len(decisions))
-    dropped_at = np.flatnonzero(~keep)
-    rejected = _rejected_rows(table.take(dropped_at), step, [decisions[i] for i in dropped_at])
-    kept = table.filter(pa.array(keep, pa.bool_()))
-    stats = StepStats(
-        step=step.name,
-        params=step.params(),
-        input=table.num_rows,
-        kept=kept.num_rows,
-        dropped=dict(sorted(Counter(decisions[i].reason.value for i in dropped_at).items())),
-        seconds=round(time.perf_counter() - started, 4),
-        summary=summary,
-    )
-    log.info("%s: %d in, %d kept, dropped %s", step.name, stats.input, stats.kept, stats.dropped)
-    return kept, positions[keep], rejected, positions[dropped_at], stats
+def _rejected_rows(
+    table: pa.Table, at: np.ndarray, drops: SortedDrops, lo: int, hi: int, names: list[str]
+) -> pa.Table:
+    """The rows of `table` at `at`, dropped by `drops[lo:hi]`, plus the three reject columns."""
+    reasons = [REASONS[code].value for code in drops.reasons[lo:hi].tolist()]
+    extra = {
+        "reject_step": pa.array([names[i] for i in drops.steps[lo:hi].tolist()], pa.string()),
+        "reject_reason": pa.array(reasons, pa.string()),
+        "reject_details": pa.array(drops.details[lo:hi], pa.string()),
+    }
+    rejected = table.take(pa.array(at))
+    for field in schema_for(table, rejected=True):
+        if field.name in extra:
+            rejected = rejected.append_column(field, extra[field.name])
+    return rejected
 
 
-StepProgress = Callable[[Step, "StepStats | None"], None]
-
-
-def _run_steps(
-    recipe: Recipe, table: pa.Table, rejected_schema: pa.Schema, progress: StepProgress | None
-) -> tuple[pa.Table, pa.Table, list[StepStats]]:
-    """(kept rows, rejected rows in input order whichever step dropped them, step stats)."""
-    kept, positions = table, np.arange(table.num_rows)
-    rejected_parts: list[pa.Table] = []
-    rejected_positions: list[np.ndarray] = []
-    all_stats: list[StepStats] = []
-    for step in recipe.steps:
-        if progress is not None:
-            progress(step, None)
-        kept, positions, rejected, dropped_positions, stats = _apply_step(step, kept, positions)
-        if progress is not None:
-            progress(step, stats)
-        rejected_parts.append(rejected)
-        rejected_positions.append(dropped_positions)
-        all_stats.append(stats)
-    if not rejected_parts:
-        return kept, rejected_schema.empty_table(), all_stats
-    order = np.argsort(np.concatenate(rejected_positions), kind="stable")
-    return kept, pa.concat_tables(rejected_parts).take(order), all_stats
+def _write_rows(
+    input_dir: Path,
+    schema: pa.Schema,
+    drops: SortedDrops,
+    step_names: list[str],
+    writers: tuple[DatasetWriter, DatasetWriter],
+    batch_rows: int,
+) -> tuple[Counter[str], Counter[str]]:
+    """Stream the input once more: each row to the kept or the rejected writer, in input
+    order. Returns the domain counts of the input and of the kept rows."""
+    kept_writer, rejected_writer = writers
+    before: Counter[str] = Counter()
+    after: Counter[str] = Counter()
+    start = 0
+    for batch in iter_batches(input_dir, batch_rows, columns=schema.names):
+        table = pa.Table.from_batches([batch])
+        end = start + table.num_rows
+        lo, hi = np.searchsorted(drops.positions, [start, end])
+        at = drops.positions[lo:hi] - start
+        keep = np.ones(table.num_rows, dtype=bool)
+        keep[at] = False
+        domains = [domain_of(d) for d in table.column("domain").to_pylist()]
+        before.update(domains)
+        after.update(d for d, k in zip(domains, keep.tolist(), strict=True) if k)
+        kept_writer.write(table.filter(pa.array(keep)))
+        rejected_writer.write(_rejected_rows(table, at, drops, lo, hi, step_names))
+        start = end
+    return before, after
 
 
 def _results(
-    table: pa.Table, kept: pa.Table, rejected: pa.Table, all_stats: list[StepStats]
+    num_rows: int, rejected: int, all_stats: list[StepStats], domains: tuple[Counter, Counter]
 ) -> tuple[dict[str, int], dict[str, Any], dict[str, Any]]:
     """The manifest's counts, its stats (domains, accuracy, step stats) and the accuracy."""
     reason_counts: Counter[str] = Counter()
     for stats in all_stats:
         reason_counts.update(stats.dropped)
     counts = {
-        "input": table.num_rows,
-        "kept": kept.num_rows,
-        "rejected": rejected.num_rows,
+        "input": num_rows,
+        "kept": num_rows - rejected,
+        "rejected": rejected,
         **{f"dropped_{reason}": n for reason, n in sorted(reason_counts.items())},
     }
     accuracy: dict[str, Any] = {}
     for stats in all_stats:
         accuracy = stats.summary.get("accuracy_by_domain", accuracy)
+    before, after = domains
     results: dict[str, Any] = {
-        "domains_before": domain_counts(table),
-        "domains_after": domain_counts(kept),
+        "domains_before": dict(sorted(before.items())),
+        "domains_after": dict(sorted(after.items())),
     }
     if any(stats.step == "mcq_verify" for stats in all_stats):
         results["accuracy_by_domain"] = accuracy
@@ -223,28 +193,36 @@ def curate_dataset(
     out_dir: Path,
     recipe: Recipe | None = None,
     progress: StepProgress | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
 ) -> CurateResult:
     """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`.
 
-    `progress(step, None)` is called as each step starts and `progress(step, stats)` as it
-    ends (a display, e.g. `distill.curate.progress.CurateProgress`).
+    `progress(step, None)` is called as each step starts deciding and `progress(step,
+    stats)` as it ends (a display, e.g. `distill.curate.progress.CurateProgress`).
+    `batch_rows`: rows read at a time; the outputs do not depend on it.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     recipe = recipe or default_recipe()
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
     parent = load_manifest(input_dir)
     if parent.kind == "rejected":
         raise DatasetError(f"{input_dir}: is a rejected-rows dataset; curate its parent instead")
     key = _claim_out(input_dir, out_dir, recipe)
-    table = read_table(input_dir).select(schema_for(parent).names)
-    _check_columns(input_dir, recipe, table)
-    rejected_schema = schema_for(parent, rejected=True)
-    kept, rejected_all, all_stats = _run_steps(recipe, table, rejected_schema, progress)
-    counts, results, accuracy = _results(table, kept, rejected_all, all_stats)
+    schema, rejected_schema = schema_for(parent), schema_for(parent, rejected=True)
+    _check_columns(input_dir, recipe, schema, parent.codec)
+    rejected_dir = out_dir / REJECTED_SUBDIR
+    # Both writers refuse an --out holding another dataset: before any work is done.
+    writers = (DatasetWriter(out_dir, schema), DatasetWriter(rejected_dir, rejected_schema))
+    num_rows = sum(shard.rows for shard in parent.shards)
+    steps = list(recipe.steps)
+    drops, all_stats = run_key_passes(input_dir, steps, schema, num_rows, batch_rows, progress)
+    domains = _write_rows(input_dir, schema, drops, [s.name for s in steps], writers, batch_rows)
+    counts, results, accuracy = _results(num_rows, len(drops.positions), all_stats, domains)
     params: dict[str, Any] = {
         "recipe": recipe.model_dump(mode="json"),
         "rejected_dir": REJECTED_SUBDIR,
     }
-
     common: dict[str, Any] = {
         "schema_version": parent.schema_version,
         "codec": parent.codec,
@@ -257,29 +235,22 @@ def curate_dataset(
         "run_ids": parent.run_ids,
         "steps": [stats.model_dump(mode="json") for stats in all_stats],
     }
-    rejected_dir = out_dir / REJECTED_SUBDIR
-    rejected_manifest = write_dataset(
-        rejected_dir,
-        rejected_all,
-        schema_for(parent, rejected=True),
+    rejected_manifest = writers[1].close(
         Manifest(
             kind="rejected",
             dataset_id=derived_dataset_id(key, "rejected"),
             params={"recipe": params["recipe"], "kept_dir": ".."},
             **common,
-        ),
+        )
     )
-    kept_manifest = write_dataset(
-        out_dir,
-        kept,
-        schema_for(parent),
+    kept_manifest = writers[0].close(
         Manifest(
             kind="curated",
             dataset_id=derived_dataset_id(key, "curated"),
             params=params,
             stats=results,
             **common,
-        ),
+        )
     )
     return CurateResult(
         kept_dir=out_dir,
