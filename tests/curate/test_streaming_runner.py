@@ -167,3 +167,23 @@ def test_batch_size_does_not_change_the_output(datasets, fakes, tmp_path: Path) 
     assert outputs[0] == outputs[1] == outputs[2]
     with pytest.raises(ValueError, match="batch_rows"):
         curate_dataset(datasets["packed"], tmp_path / "zero", recipe, batch_rows=0)
+
+
+def test_the_cli_takes_a_batch_size(datasets, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    outputs = []
+    for extra in ([], ["--batch-rows", "3"]):
+        out = tmp_path / f"out{len(extra)}"
+        result = CliRunner().invoke(
+            app, ["curate", str(datasets["plain"]), "--out", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append({p.name: p.read_bytes() for p in shard_paths(out)})
+    assert outputs[0] == outputs[1]
+    bad = CliRunner().invoke(
+        app, ["curate", str(datasets["plain"]), "--out", "x", "--batch-rows", "0"]
+    )
+    assert bad.exit_code == 2

@@ -15,6 +15,10 @@ def curate(
     dataset: Annotated[Path, typer.Argument(help="a dataset written by distill gen")],
     out: Annotated[Path, typer.Option("--out", help="kept rows; rejected rows go to OUT/rejected")],
     recipe: Annotated[Path | None, typer.Option(help="YAML or TOML recipe")] = None,
+    batch_rows: Annotated[
+        int | None,
+        typer.Option(min=1, help="rows read at a time (default 1024); the output is the same"),
+    ] = None,
 ) -> None:
     """Keep or drop rows with a recipe of steps; every drop is kept with its reason."""
     from distill.curate import curate_dataset, default_recipe, load_recipe
@@ -24,7 +28,8 @@ def curate(
     try:
         steps = load_recipe(recipe) if recipe else default_recipe()
         with CurateProgress(len(steps.steps), console.file) as progress:
-            result = curate_dataset(dataset, out, steps, progress=progress)
+            batching = {} if batch_rows is None else {"batch_rows": batch_rows}
+            result = curate_dataset(dataset, out, steps, progress=progress, **batching)
     except (OSError, ValueError) as err:
         fail(str(err))
         return
