@@ -34,6 +34,7 @@ from tests.curate.test_codec_parity import (
     _step_cases,
     example_configs,
 )
+from tests.factories import write_fake_dataset
 
 BATCH_ROWS = 7
 # The parity fixture's datasets (both codecs) and its embeddings cache, shared.
@@ -187,3 +188,18 @@ def test_the_cli_takes_a_batch_size(datasets, tmp_path: Path) -> None:
         app, ["curate", str(datasets["plain"]), "--out", "x", "--batch-rows", "0"]
     )
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize(("name", "index"), _step_cases())
+def test_each_step_on_no_rows_summarizes_like_the_reference(
+    name: str, index: int, datasets, fakes, tmp_path: Path
+) -> None:
+    """A step no row reaches still reports the summary of nothing (e.g. an empty accuracy)."""
+    config = {"name": name, **example_configs(datasets["benchmark"])[name][index]}
+    if name == "confidence" and config["signal"] == "answer_logprob":
+        config["letter_tokens"] = SMOLLM2_LETTERS
+    everything_truncated = {"name": "length", "min_tokens": 10_000}
+    recipe = recipe_from_dict({"steps": [everything_truncated, config]})
+    assert_same_as_reference(datasets["packed"], tmp_path, recipe)
+    write_fake_dataset(tmp_path / "empty", [])
+    assert_same_as_reference(tmp_path / "empty", tmp_path / "from_empty", recipe)

@@ -13,7 +13,9 @@ made), and decides from the keys of every row still alive (`decide_keys`), so on
 of the whole dataset are ever in memory, never its rows. A *row-local* step (`RowLocal`:
 every row step, and any step whose decision for a row reads that row alone) decides in
 `keys` itself and stores its decision; a global step (dedup, balancing) keeps what it
-compares and decides once it has seen every row.
+compares and decides once it has seen every row. The default keys are the step's input
+columns (`view`), right for any step whose `decide` reads only `columns`; a step that reads
+more, or whose inputs are large, overrides `read_columns` and `keys` (and `decide_keys`).
 
 Steps are pydantic models (`extra="forbid"`): their fields are the recipe's parameters,
 and `name` is the step type a recipe file refers to.
