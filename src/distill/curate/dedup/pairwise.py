@@ -98,7 +98,8 @@ class PairwiseDedup(Step):
         keys: dict[str, Any] = {
             "record_id": batch.column("record_id"),
             "prompt_id": batch.column("prompt_id"),
-            "text": pa.array(texts, pa.string()),
+            # Dictionary-encoded: the samples of a prompt, mostly in one batch, share a text.
+            "text": pa.array(texts, pa.string()).dictionary_encode(),
         }
         if self.keep == "most_confident":
             keys["confidence"] = pa.array(mean_sampled_logprob(batch.column("sampled_logprob")))
