@@ -53,7 +53,17 @@ class DatasetWriter:
         while self.pending_rows >= self.rows_per_shard:
             self._flush(self.rows_per_shard)
 
+    def end_shard(self) -> None:
+        """Write the rows since the last shard as one shard now, even none: a writer that
+        copies another dataset's shard boundaries (pack) calls this at each of them."""
+        self._flush(self.pending_rows)
+
     def _flush(self, count: int) -> None:
+        if not self.pending:
+            self.shards.append(
+                write_shard(self.dataset_dir, self.schema.empty_table(), self.schema)
+            )
+            return
         buffered = pa.concat_tables([self._conform(t) for t in self.pending])
         self.shards.append(write_shard(self.dataset_dir, buffered.slice(0, count), self.schema))
         rest = buffered.slice(count)
