@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -40,24 +41,27 @@ def shard_digests(dataset_dir: Path) -> list[tuple[int, str]]:
 
 @pytest.fixture
 def smollm2_plain(tmp_path: Path) -> Path:
-    # 300 real SmolLM2 rows in shards of 128, 128 and 44 rows.
-    write_table_dataset(tmp_path / "plain", pq.read_table(FIXTURE), rows_per_shard=128)
+    # The 300 real SmolLM2 rows 16 times over (pack reads no record ids), in shards of 4000
+    # and 800 rows: a shard's columns span several Parquet pages (1 MiB each), where the
+    # batches its rows came in could move the page boundaries.
+    table = pa.concat_tables([pq.read_table(FIXTURE)] * 16)
+    write_table_dataset(tmp_path / "plain", table, rows_per_shard=4000)
     return tmp_path / "plain"
 
 
-@pytest.mark.parametrize("batch_rows", [50, 1024])  # batches inside a shard; a shard a batch
+@pytest.mark.parametrize("batch_rows", [700, 1024])
 def test_pack_both_ways_is_byte_identical_to_the_whole_shard_pack(
     smollm2_plain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
 ) -> None:
     monkeypatch.setattr(pack_module, "PACK_BATCH_ROWS", batch_rows)
     pack_dataset(smollm2_plain, tmp_path / "packed")
     expected_packed = whole_shard_pack(smollm2_plain, tmp_path / "ref-packed", "packed")
-    assert [rows for rows, _ in expected_packed] == [128, 128, 44]
+    assert [rows for rows, _ in expected_packed] == [4000, 800]
     assert shard_digests(tmp_path / "packed") == expected_packed
     pack_dataset(tmp_path / "packed", tmp_path / "back", codec="plain")
     expected_back = whole_shard_pack(tmp_path / "packed", tmp_path / "ref-back", "plain")
     assert shard_digests(tmp_path / "back") == expected_back
-    assert load_manifest(tmp_path / "back").counts["rows"] == 300
+    assert load_manifest(tmp_path / "back").counts["rows"] == 4800
     # a codec round trip changes only the top-k columns, whose ids are exact
     back, source = read_table(tmp_path / "back"), read_table(smollm2_plain)
     assert back.column("topk_ids").equals(source.column("topk_ids"))

@@ -65,7 +65,10 @@ class DatasetWriter:
             )
             return
         buffered = pa.concat_tables([self._conform(t) for t in self.pending])
-        self.shards.append(write_shard(self.dataset_dir, buffered.slice(0, count), self.schema))
+        # One chunk per column: Parquet cuts pages where the chunks end too, so a shard's
+        # bytes would otherwise depend on how its rows were batched on the way in.
+        shard = buffered.slice(0, count).combine_chunks()
+        self.shards.append(write_shard(self.dataset_dir, shard, self.schema))
         rest = buffered.slice(count)
         self.pending = [rest] if rest.num_rows else []
         self.pending_rows = rest.num_rows
