@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = [sys.executable]
 DISTILL = [*PYTHON, "-m", "distill.cli"]
+SYNTHETIC = [*PYTHON, "-m", "bench.synthetic"]
+GEN_IN = [*PYTHON, "-m", "bench.prompt_stream"]
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
 PROMPTS_PER_ROW = 8
 RSS_GOAL, THROUGHPUT_GOAL, CEILING_BYTES = 1.3, 0.8, 3e9
@@ -67,18 +69,8 @@ def prepare_inputs(work: Path, size: float, codec: str, stages: list[str]) -> di
     data = work / f"data-{size_label(size)}-{codec}"
     if not (data / "manifest.json").is_file():
         shutil.rmtree(data, ignore_errors=True)
-        build = [
-            *PYTHON,
-            "-m",
-            "bench.synthetic",
-            str(data),
-            "--tokens",
-            str(round(size * 1_000_000)),
-            "--codec",
-            codec,
-            "--seed",
-            "0",
-        ]
+        tokens = str(round(size * 1_000_000))
+        build = [*SYNTHETIC, str(data), "--tokens", tokens, "--codec", codec, "--seed", "0"]
         seconds, _ = run_measured(build, work / f"build-{size_label(size)}.log")
         print(f"built {data} in {seconds:.0f} s: {shlex.join(build)}", flush=True)
     inputs = {"data": data}
@@ -86,15 +78,7 @@ def prepare_inputs(work: Path, size: float, codec: str, stages: list[str]) -> di
         rows = json.loads((data / "manifest.json").read_text())["counts"]["rows"]
         inputs["gen-in"] = work / f"gen-in-{size_label(size)}"
         prompts = str(rows * PROMPTS_PER_ROW)
-        prepare = [
-            *PYTHON,
-            "-m",
-            "bench.prompt_stream",
-            "--prompts",
-            prompts,
-            "--work",
-            str(inputs["gen-in"]),
-        ]
+        prepare = [*GEN_IN, "--prompts", prompts, "--work", str(inputs["gen-in"])]
         run_measured(prepare, work / f"gen-in-prepare-{size_label(size)}.log")
     return inputs
 
@@ -106,28 +90,13 @@ def stage_command(
     if stage == "curate":
         return [*DISTILL, "curate", data, "--out", str(out)]
     if stage == "pack":
-        return [
-            *DISTILL,
-            "pack",
-            data,
-            "--out",
-            str(out),
-            "--codec",
-            "plain" if codec == "packed" else "packed",
-        ]
+        other = "plain" if codec == "packed" else "packed"
+        return [*DISTILL, "pack", data, "--out", str(out), "--codec", other]
     if stage == "train":
         return [*DISTILL, "train", data, "--out", str(out), "--mode", "kd", "--max-steps", "20"]
     if stage == "gen-in":
-        return [
-            *PYTHON,
-            "-m",
-            "bench.prompt_stream",
-            "--prompts",
-            str(rows * PROMPTS_PER_ROW),
-            "--work",
-            str(inputs["gen-in"]),
-            "--measure-only",
-        ]
+        prompts = str(rows * PROMPTS_PER_ROW)
+        return [*GEN_IN, "--prompts", prompts, "--work", str(inputs["gen-in"]), "--measure-only"]
     raise ValueError(f"--stages: unknown stage {stage!r}; known: curate, pack, train, gen-in")
 
 
