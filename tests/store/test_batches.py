@@ -77,3 +77,38 @@ def test_an_empty_dataset_still_has_a_shard_with_its_schema(tmp_path: Path) -> N
     assert list(iter_batches(out)) == []
     with pytest.raises(DatasetError, match="already holds a dataset"):
         DatasetWriter(out, schema_for("plain"))
+
+
+def test_shards_spanning_several_pages_do_not_depend_on_the_batching(tmp_path: Path) -> None:
+    """1,200 distinct 2 kB responses: a shard's `response_text` spans several 1 MiB Parquet
+    pages, whose boundaries would follow the pieces the rows came in unless the writer
+    joins them."""
+    text = "a long response " * 128
+    table = records_to_table(
+        [make_record(response=f"{i} {text}", row=i, n_tokens=2, top_k=2) for i in range(1200)]
+    )
+    manifest = write_table_dataset(tmp_path / "whole", table, rows_per_shard=1000)
+    group = pq.ParquetFile(shard_paths(tmp_path / "whole")[0]).metadata.row_group(0)
+    leaves = [group.column(i) for i in range(group.num_columns)]
+    responses = next(c for c in leaves if c.path_in_schema == "response_text")
+    assert responses.total_uncompressed_size > 2**20
+    writer = DatasetWriter(tmp_path / "pieces", schema_for("plain"), rows_per_shard=1000)
+    for start in range(0, table.num_rows, 7):
+        writer.write(table.slice(start, 7))
+    writer.close(manifest)
+    assert [p.read_bytes() for p in shard_paths(tmp_path / "pieces")] == [
+        p.read_bytes() for p in shard_paths(tmp_path / "whole")
+    ]
+
+
+def test_end_shard_cuts_a_shard_where_the_caller_says(tmp_path: Path) -> None:
+    table = _records(12)
+    manifest = write_table_dataset(tmp_path / "src", table)
+    writer = DatasetWriter(tmp_path / "out", schema_for("plain"), rows_per_shard=8)
+    writer.write(table.slice(0, 3))
+    writer.end_shard()
+    writer.end_shard()  # nothing since the last cut: an empty shard, as asked
+    writer.write(table.slice(3, 9))
+    written = writer.close(manifest)
+    assert [s.rows for s in written.shards] == [3, 0, 8, 1]
+    assert read_table(tmp_path / "out").equals(read_table(tmp_path / "src"))

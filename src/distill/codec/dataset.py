@@ -1,6 +1,9 @@
-"""`distill pack`: rewrite a dataset directory with another top-k codec, shard by shard.
+"""`distill pack`: rewrite a dataset directory with another top-k codec, batch by batch.
 
-Each source shard is checked against the source manifest's sha256 as it is read. The same
+Every source shard is checked against the source manifest's sha256 before anything is
+written. Rows then stream through one decoded batch at a time (`store.shard_batches`) into a
+`DatasetWriter` that ends a shard wherever the source's ends, so memory is bounded by one
+shard, not the dataset, and the shards are byte-identical to a whole-shard conversion. The same
 command run again on its own output (after a kill, or after it finished) clears it and
 redoes the job (`distill.rerun`); the output, manifest included, is byte-identical to an
 uninterrupted run's: its dataset id is derived from the job, `created_at` is the source's.
@@ -8,22 +11,29 @@ uninterrupted run's: its dataset id is derived from the job, `created_at` is the
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import pyarrow as pa
 
 from distill.codec.topk import encode_table
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import CODECS, schema_for
 from distill.store import (
+    DEFAULT_BATCH_ROWS,
     DatasetError,
+    DatasetWriter,
     load_manifest,
     parent_ref,
-    read_shard,
-    save_manifest,
+    shard_batches,
     verify_shards,
-    write_shard,
 )
+
+# Rows decoded and re-encoded at a time: memory holds this batch in both layouts, plus the
+# output rows of the shard being written.
+PACK_BATCH_ROWS = DEFAULT_BATCH_ROWS
 
 
 @dataclass
@@ -52,25 +62,23 @@ def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
     key = job_key("pack", src, {"codec": codec})
     claim_output(dst, "pack", key, [dst])
     schema = schema_for(codec, rejected=manifest.kind == "rejected")
-    shards, rows, before = [], 0, 0
-    for shard in manifest.shards:
-        path = src / shard.file
-        table = encode_table(read_shard(path, None), codec)  # verified above
-        shards.append(write_shard(dst, table, schema))
-        rows += table.num_rows
-        before += path.stat().st_size
-    if not shards:  # an empty dataset still gets one (empty) shard with the new schema
-        shards.append(write_shard(dst, schema.empty_table(), schema))
-    packed = manifest.model_copy(
-        update={
-            "schema_version": CODECS[codec],
-            "codec": codec,
-            "dataset_id": derived_dataset_id(key, manifest.kind),
-            "shards": shards,
-            "parents": [parent_ref(src, dst)],
-            "params": {**manifest.params, "codec": codec},
-        }
+    # Shards end only where the source's do (`end_shard`), never on a row count.
+    writer = DatasetWriter(dst, schema, rows_per_shard=sys.maxsize)
+    for shard in manifest.shards:  # verified above: read unchecked
+        for batch in shard_batches(src / shard.file, None, batch_size=PACK_BATCH_ROWS):
+            writer.write(encode_table(pa.Table.from_batches([batch]), codec))
+        writer.end_shard()
+    packed = writer.close(
+        manifest.model_copy(
+            update={
+                "schema_version": CODECS[codec],
+                "codec": codec,
+                "dataset_id": derived_dataset_id(key, manifest.kind),
+                "parents": [parent_ref(src, dst)],
+                "params": {**manifest.params, "codec": codec},
+            }
+        )
     )
-    save_manifest(dst, packed)
-    after = sum((dst / s.file).stat().st_size for s in shards)
-    return PackResult(dst, codec, rows, before, after)
+    before = sum((src / s.file).stat().st_size for s in manifest.shards)
+    after = sum((dst / s.file).stat().st_size for s in packed.shards)
+    return PackResult(dst, codec, writer.rows, before, after)

@@ -53,9 +53,22 @@ class DatasetWriter:
         while self.pending_rows >= self.rows_per_shard:
             self._flush(self.rows_per_shard)
 
+    def end_shard(self) -> None:
+        """Write the rows since the last shard as one shard now, even none: a writer that
+        copies another dataset's shard boundaries (pack) calls this at each of them."""
+        self._flush(self.pending_rows)
+
     def _flush(self, count: int) -> None:
+        if not self.pending:
+            self.shards.append(
+                write_shard(self.dataset_dir, self.schema.empty_table(), self.schema)
+            )
+            return
         buffered = pa.concat_tables([self._conform(t) for t in self.pending])
-        self.shards.append(write_shard(self.dataset_dir, buffered.slice(0, count), self.schema))
+        # One chunk per column: Parquet cuts pages where the chunks end too, so a shard's
+        # bytes would otherwise depend on how its rows were batched on the way in.
+        shard = buffered.slice(0, count).combine_chunks()
+        self.shards.append(write_shard(self.dataset_dir, shard, self.schema))
         rest = buffered.slice(count)
         self.pending = [rest] if rest.num_rows else []
         self.pending_rows = rest.num_rows
