@@ -104,12 +104,23 @@ def _source_line(path: Path, line: int) -> str | None:
     return None
 
 
-def _source(row: dict[str, Any], chain: Lineage) -> dict[str, Any]:
+def _recorded_sha256(row: dict[str, Any], chain: Lineage) -> str | None:
+    """The prompt file's sha256 as the gen (or score) run that made the row recorded it,
+    in its manifest's licences."""
     path = Path(row["source_file"])
-    recorded = None
     for link in chain.links:
         if link.manifest.kind == "generated" and row["run_id"] in link.manifest.run_ids:
-            recorded = link.manifest.params.get("prompts_sha256")
+            for info in link.manifest.licenses:
+                if info.source == "prompts" and (
+                    info.name == row["source_file"] or Path(info.name).resolve() == path.resolve()
+                ):
+                    return info.sha256
+    return None
+
+
+def _source(row: dict[str, Any], chain: Lineage) -> dict[str, Any]:
+    path = Path(row["source_file"])
+    recorded = _recorded_sha256(row, chain)
     current = sha256_file(path) if path.is_file() else None
     return {
         "file": str(path),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill.codec.topk import encode_table
+from distill.dataset_card import write_card
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import CODECS, schema_for
@@ -72,5 +73,6 @@ def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
         }
     )
     save_manifest(dst, packed)
+    write_card(dst)
     after = sum((dst / s.file).stat().st_size for s in shards)
     return PackResult(dst, codec, rows, before, after)

@@ -46,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distill.curate.base import Decisions, Step, domain_of
 from distill.curate.recipe import Recipe, default_recipe
+from distill.dataset_card import write_card
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import Manifest, codec_of, schema_for
@@ -256,6 +257,7 @@ def curate_dataset(
         "parents": [parent_ref(input_dir)],
         "run_ids": parent.run_ids,
         "steps": [stats.model_dump(mode="json") for stats in all_stats],
+        "licenses": parent.licenses,
     }
     rejected_dir = out_dir / REJECTED_SUBDIR
     rejected_manifest = write_dataset(
@@ -281,6 +283,7 @@ def curate_dataset(
             **common,
         ),
     )
+    write_card(out_dir)  # no clock in it: a rerun writes the same bytes
     return CurateResult(
         kept_dir=out_dir,
         rejected_dir=rejected_dir,
