@@ -206,3 +206,18 @@ def test_verify_passes_with_the_cards_and_the_report_prints_provenance(pipeline:
     for title in ("lineage", "licences", "training data"):
         assert f" {title} " in text
     assert "CC-BY-4.0" in text and SMOLLM2_CARD in text
+
+
+def test_audited_in_gen_a_row_names_the_runs_on_the_curated_data_that_holds_it(
+    pipeline: dict,
+) -> None:
+    root = pipeline["root"]
+    (kept,) = audit_json(str(root / "gen"), "--prompt-id", pipeline["prompt_id"])
+    runs = {Path(r["run_dir"]).name: r["used"] for r in kept["training_runs"]}
+    assert runs == {"used": True, "held": False}
+    curated_id = load_manifest(root / "curated").dataset_id
+    assert {r["dataset_id"] for r in kept["training_runs"]} == {curated_id}
+    duplicate = read_table(root / "curated" / "rejected", columns=["record_id"]).column(0)
+    (dropped,) = audit_json(str(root / "gen"), duplicate[0].as_py())
+    assert dropped["status"] == "kept"  # in gen it is, but curate dropped it before training
+    assert dropped["training_runs"] == []
