@@ -66,9 +66,10 @@ def _lineage(run_dir: Path, run: RunLineage) -> list[str]:
         where = os.path.relpath(link.path.resolve(), Path(run_dir).resolve())
         sha = manifest_sha256(link.path)[:16]
         rows.append([link.manifest.kind, link.manifest.dataset_id, where, sha])
+    shards = f"{len(run.shard_sha256)} shard" + ("" if len(run.shard_sha256) == 1 else "s")
     intro = (
         f"Trained on `{run.dataset}` (dataset id `{run.dataset_id}`, manifest sha256 "
-        f"`{run.manifest_sha256}`, {len(run.shard_sha256)} shards, all pinned in "
+        f"`{run.manifest_sha256}`, {shards}, all pinned in "
         f"`lineage.json` with the {len(run.heldout_prompt_ids)} held-out prompt ids). "
         "Its lineage, child first:"
     )
