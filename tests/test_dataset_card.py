@@ -9,8 +9,16 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from distill.audit.verify import verify_dataset
+from distill.codec import pack_dataset
 from distill.curate import curate_dataset
-from distill.dataset_card import license_warnings, render_card, size_category, write_card
+from distill.dataset_card import (
+    CARD_NAME,
+    license_warnings,
+    render_card,
+    size_category,
+    write_card,
+)
 from distill.schemas import LicenseInfo
 from distill.store import load_manifest, read_table, save_manifest
 from tests.factories import write_table_dataset
@@ -87,3 +95,26 @@ def test_a_card_without_licences_says_other_and_warns(tmp_path: Path, curated: P
     card = render_card(tmp_path / "gen")
     assert front_matter(card)["license"] == "other"
     assert "No licence was recorded" in card
+
+
+def test_curate_and_pack_write_their_card_and_a_rerun_writes_the_same_bytes(
+    curated: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(curated.parent / "gen", tmp_path / "gen")
+    out, packed = tmp_path / "curated", tmp_path / "packed"
+    cards, created = {}, []
+    for _ in range(2):  # the same job again: cleared and redone
+        curate_dataset(tmp_path / "gen", out)
+        cards.setdefault(out, []).append((out / CARD_NAME).read_bytes())
+        created.append(load_manifest(out).created_at)
+    for _ in range(2):
+        pack_dataset(out, packed)
+        cards.setdefault(packed, []).append((packed / CARD_NAME).read_bytes())
+    assert created[0] != created[1]  # the manifests differ: the card holds no clock
+    assert cards[out][0] == cards[out][1] and cards[packed][0] == cards[packed][1]
+    assert cards[out][0] != cards[packed][0]
+    assert cards[out][0].decode() == render_card(out)  # what `distill card` rewrites
+    # a packed copy of the kept rows has no rejected rows of its own to declare
+    configs = front_matter(cards[packed][0].decode())["configs"]
+    assert [c["config_name"] for c in configs] == ["default"]
+    assert verify_dataset(packed).ok  # README.md is no unlisted shard

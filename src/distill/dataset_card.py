@@ -58,7 +58,7 @@ def _config(name: str, path: str) -> dict[str, Any]:
     return {"config_name": name, "data_files": [{"split": "train", "path": path}]}
 
 
-def _license_field(licenses: list[LicenseInfo]) -> str | list[str]:
+def license_field(licenses: list[LicenseInfo]) -> str | list[str]:
     """One SPDX id, or the list of them when sources differ; "other" stands for unknown."""
     names = sorted({i.license.lower() if i.license else "other" for i in licenses}) or ["other"]
     return names[0] if len(names) == 1 else names
@@ -71,7 +71,7 @@ def _front_matter(dataset_dir: Path, manifest: Manifest, rows: int) -> dict[str,
         configs.append(_config("rejected", f"{rejected.name}/data/*.parquet"))
     sources = sorted({Path(i.name).name for i in manifest.licenses if i.source == "prompts"})
     return {
-        "license": _license_field(manifest.licenses),
+        "license": license_field(manifest.licenses),
         "task_categories": ["text-generation"],
         "size_categories": [size_category(rows)],
         "tags": ["distillation", "knowledge-distillation", "synthetic", "top-k-logprobs"],
@@ -89,7 +89,9 @@ def response_tokens(dataset_dir: Path, manifest: Manifest) -> int:
     return total
 
 
-def _section(title: str, header: list[str], rows: list[list[Any]], intro: str = "") -> list[str]:
+def table_section(
+    title: str, header: list[str], rows: list[list[Any]], intro: str = ""
+) -> list[str]:
     """A Markdown section holding one table (and an optional sentence before it)."""
     lines = [f"## {title}", ""] + ([intro, ""] if intro else [])
     if not rows:
@@ -105,7 +107,7 @@ def _storage(dataset_dir: Path, manifest: Manifest, rows: int) -> list[str]:
     per_token = f"{size / tokens:.1f}" if tokens else "-"
     header = ["rows", "response tokens", "top-k", "codec", "shards", "bytes", "bytes per token"]
     row = [rows, tokens, manifest.top_k, manifest.codec, len(manifest.shards), size, per_token]
-    return _section("Storage", header, [row])
+    return table_section("Storage", header, [row])
 
 
 def _curation(manifest: Manifest) -> list[str]:
@@ -116,23 +118,23 @@ def _curation(manifest: Manifest) -> list[str]:
         for s in manifest.steps
     ]
     intro = "Every dropped row is kept, with its step and reason, in the `rejected` config."
-    out = _section("Curation", ["step", "input", "kept", "dropped"], steps, intro)
+    out = table_section("Curation", ["step", "input", "kept", "dropped"], steps, intro)
     before = manifest.stats.get("domains_before", {})
     after = manifest.stats.get("domains_after", {})
     if before:
         domains = [[d, before[d], after.get(d, 0)] for d in sorted(before)]
-        out += _section("Domains", ["domain", "before", "after"], domains)
+        out += table_section("Domains", ["domain", "before", "after"], domains)
     accuracy = manifest.stats.get("accuracy_by_domain", {})
     if accuracy:
         graded = [
             [d, a["graded"], a["correct"], f"{a['accuracy']:.3f}"] for d, a in accuracy.items()
         ]
         header = ["domain", "graded", "correct", "accuracy"]
-        out += _section("Teacher accuracy (multiple choice)", header, graded)
+        out += table_section("Teacher accuracy (multiple choice)", header, graded)
     contamination = manifest.stats.get("contamination", {})
     if contamination:
         found = [[name, c["rows"], c["benchmark_lines"]] for name, c in contamination.items()]
-        out += _section("Decontamination", ["benchmark", "rows dropped", "items hit"], found)
+        out += table_section("Decontamination", ["benchmark", "rows dropped", "items hit"], found)
     return out
 
 
@@ -143,30 +145,33 @@ def _teachers(manifest: Manifest) -> list[str]:
         for t in manifest.teachers
     ]  # fmt: skip
     header = ["teacher", "backend", "weights", "log-probs", "k", "sampling"]
-    return _section("Teachers", header, rows)
+    return table_section("Teachers", header, rows)
 
 
-def _licences(manifest: Manifest) -> list[str]:
+def licences_section(licenses: list[LicenseInfo]) -> list[str]:
+    """The licences table and a warning per unknown or restrictive term (model cards too)."""
     rows = [
         [i.source, i.name, i.license or "unknown", i.terms or "-", (i.sha256 or "-")[:16]]
-        for i in manifest.licenses
+        for i in licenses
     ]
     intro = "" if rows else "No licence was recorded for the prompts or the teachers."
-    out = _section(
+    out = table_section(
         "Licences and terms", ["source", "name", "licence", "terms", "sha256"], rows, intro
     )
-    warnings = [f"- **Warning:** {w}" for w in license_warnings(manifest.licenses)]
+    warnings = [f"- **Warning:** {w}" for w in license_warnings(licenses)]
     return [*out, *warnings, ""] if warnings else out
 
 
-def _lineage(dataset_dir: Path) -> list[str]:
+def lineage_section(dataset_dir: Path) -> list[str]:
     rows = []
     for link in lineage(dataset_dir).links:
         where = os.path.relpath(link.path.resolve(), Path(dataset_dir).resolve())
-        sha = manifest_sha256(link.path)[:16]
+        # This dataset's own manifest holds its creation time: its hash would make a rerun's
+        # card differ. A parent's hash is the one the child recorded, fixed.
+        sha = manifest_sha256(link.path)[:16] if link.via is not None else "(this dataset)"
         rows.append([link.manifest.kind, link.manifest.dataset_id, where, sha])
     intro = "Child first; check every file of it with `distill verify DIR`."
-    return _section("Lineage", ["kind", "dataset id", "path", "manifest sha256"], rows, intro)
+    return table_section("Lineage", ["kind", "dataset id", "path", "manifest sha256"], rows, intro)
 
 
 def lineage_licenses(dataset_dir: Path) -> list[LicenseInfo]:
@@ -197,11 +202,11 @@ def render_card(dataset_dir: Path, manifest: Manifest | None = None) -> str:
         'rows = load_dataset("path/to/this/folder")  # kept rows; config "rejected": the others',
         "```",
         "",
-        *_licences(manifest),
+        *licences_section(manifest.licenses),
         *_teachers(manifest),
         *_storage(dataset_dir, manifest, rows),
         *_curation(manifest),
-        *_lineage(dataset_dir),
+        *lineage_section(dataset_dir),
     ]
     return f"---\n{front}---\n\n" + "\n".join(body).rstrip() + "\n"
 

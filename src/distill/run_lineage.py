@@ -3,7 +3,8 @@
 It pins the dataset by content (its id, the sha256 of its manifest and of every shard), so
 an audit can tell which runs saw a given row, and that their data has not changed since:
 a run used a row when the row is in its dataset and the row's prompt is not among the
-run's held-out prompts.
+run's held-out prompts. It also carries the licences of every source up the dataset's
+lineage (prompts and teachers), which the run's model card (`distill.model_card`) prints.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from distill.dataset_card import lineage_licenses
+from distill.schemas import LicenseInfo
 from distill.store import MANIFEST_NAME, load_manifest, sha256_file, write_json
 
 LINEAGE_NAME = "lineage.json"
@@ -31,6 +34,10 @@ class RunLineage(BaseModel):
     heldout_prompt_ids: list[str]
     train_rows: int
     config: dict[str, Any] = Field(default_factory=dict)
+    teachers: list[str] = Field(default_factory=list, description="the dataset's teacher ids")
+    licenses: list[LicenseInfo] = Field(
+        default_factory=list, description="of every source up the dataset's lineage"
+    )
 
 
 def write_run_lineage(
@@ -53,6 +60,8 @@ def write_run_lineage(
         heldout_prompt_ids=sorted(heldout_prompt_ids),
         train_rows=train_rows,
         config=config,
+        teachers=[teacher.teacher_id for teacher in manifest.teachers],
+        licenses=lineage_licenses(dataset_dir),
     )
     write_json(Path(out_dir) / LINEAGE_NAME, lineage.model_dump(mode="json"))
     return lineage

@@ -10,7 +10,8 @@ For each row asked for (by record id, prompt id or a SQL condition) the audit gi
 - the run that made it (id, time) and every dataset of the lineage, with the curation
   steps the row passed;
 - the training runs that used it: runs found (`lineage.json`) beside the dataset or in the
-  folders given, whose dataset holds the row and did not hold its prompt out.
+  folders given, whose dataset (this one, one above it, or one made from it) holds the
+  row's record id and did not hold its prompt out.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 
 import duckdb
 
+from distill.audit.runs import candidate_runs, runs_holding, training_data
 from distill.audit.sql import rows_view
 from distill.audit.topk_sql import register_topk_functions
-from distill.run_lineage import read_run_lineage
 from distill.store import DatasetError, load_manifest, sha256_file, verify_shards
 from distill.store.lineage import Lineage, lineage, rejected_path
 
@@ -104,12 +105,23 @@ def _source_line(path: Path, line: int) -> str | None:
     return None
 
 
-def _source(row: dict[str, Any], chain: Lineage) -> dict[str, Any]:
+def _recorded_sha256(row: dict[str, Any], chain: Lineage) -> str | None:
+    """The prompt file's sha256 as the gen (or score) run that made the row recorded it,
+    in its manifest's licences."""
     path = Path(row["source_file"])
-    recorded = None
     for link in chain.links:
         if link.manifest.kind == "generated" and row["run_id"] in link.manifest.run_ids:
-            recorded = link.manifest.params.get("prompts_sha256")
+            for info in link.manifest.licenses:
+                if info.source == "prompts" and (
+                    info.name == row["source_file"] or Path(info.name).resolve() == path.resolve()
+                ):
+                    return info.sha256
+    return None
+
+
+def _source(row: dict[str, Any], chain: Lineage) -> dict[str, Any]:
+    path = Path(row["source_file"])
+    recorded = _recorded_sha256(row, chain)
     current = sha256_file(path) if path.is_file() else None
     return {
         "file": str(path),
@@ -165,30 +177,6 @@ def _rejection(row: dict[str, Any], connection: duckdb.DuckDBPyConnection) -> di
     return rejection
 
 
-def _training_runs(row: dict[str, Any], dataset_ids: set[str], run_dirs: list[Path]) -> list:
-    runs = []
-    for run_dir in run_dirs:
-        run = read_run_lineage(run_dir)
-        if run is None or run.dataset_id not in dataset_ids:
-            continue
-        held_out = row["prompt_id"] in set(run.heldout_prompt_ids)
-        runs.append(
-            {"run_dir": str(run_dir), "mode": run.mode, "used": not held_out, "held_out": held_out}
-        )
-    return runs
-
-
-def candidate_runs(dataset: Path, extra: list[Path]) -> list[Path]:
-    """Training run folders to look at: the dataset's siblings, plus `extra` (runs, or
-    folders of runs)."""
-    found: list[Path] = []
-    for folder in [Path(dataset).resolve().parent, *map(Path, extra)]:
-        for path in [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]:
-            if (path / "lineage.json").is_file() and path not in found:
-                found.append(path)
-    return found
-
-
 def audit_rows(
     dataset: Path,
     *,
@@ -212,11 +200,10 @@ def audit_rows(
         rows = _select(connection, has_rejected, f"{column} = ?", [record_id or prompt_id])
     if not rows:
         raise DatasetError(f"{dataset}: no row matches (kept or rejected, in its lineage)")
-    kept_ids = {load_manifest(dataset).dataset_id}
-    run_dirs = candidate_runs(dataset, runs or [])
+    run_data = training_data(candidate_runs(dataset, runs or []), chain)
     audits = []
     for row in rows:
-        used = _training_runs(row, kept_ids, run_dirs) if row["status"] == "kept" else []
+        used = runs_holding(row, run_data, connection)
         audits.append(
             RowAudit(
                 record_id=row["record_id"],

@@ -8,6 +8,13 @@ from typing import Annotated
 import typer
 
 from distill.cli.app import console, exit_hard_after_vllm, fail, teacher_options
+from distill.cli.licenses import (
+    CompetingModels,
+    PromptsLicense,
+    TeacherLicense,
+    TeacherTerms,
+    license_options,
+)
 from distill.gen.prompts import PromptError
 
 
@@ -75,6 +82,10 @@ def gen(
         float | None,
         typer.Option("--price-output", help="USD per 1M completion tokens"),
     ] = None,
+    prompts_license: PromptsLicense = None,
+    teacher_license: TeacherLicense = None,
+    teacher_terms: TeacherTerms = None,
+    terms_restrict_competing: CompetingModels = None,
 ) -> None:
     """Generate responses with the teacher's top-k log-probs; re-run to resume."""
     from distill.gen.prompts import FieldMapping
@@ -114,6 +125,9 @@ def gen(
                 targets=targets,
                 price_input=price_input,
                 price_output=price_output,
+                licenses=license_options(
+                    prompts_license, teacher_license, teacher_terms, terms_restrict_competing
+                ),
             )
             for spec in teacher or ["hf:embedded"]
         ]
@@ -179,6 +193,10 @@ def score(
     response_field: Annotated[str, typer.Option("--response-field")] = "response",
     id_field: Annotated[str | None, typer.Option("--id-field")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    prompts_license: PromptsLicense = None,
+    teacher_license: TeacherLicense = None,
+    teacher_terms: TeacherTerms = None,
+    terms_restrict_competing: CompetingModels = None,
 ) -> None:
     """Teacher-forced top-k for existing responses (SFT data -> KD data); re-run to resume."""
     from distill.gen.score import score_dataset
@@ -198,6 +216,9 @@ def score(
             fmt=format,  # type: ignore[arg-type]
             mapping=mapping,
             batch_size=batch_size,
+            licenses=license_options(
+                prompts_license, teacher_license, teacher_terms, terms_restrict_competing
+            ),
         )
     except (PromptError, OSError, ValueError, NotImplementedError) as err:
         fail(str(err))

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from distill.codec.topk import encode_table
+from distill.dataset_card import write_card
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import CODECS, schema_for
@@ -79,6 +80,7 @@ def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
             }
         )
     )
+    write_card(dst)
     before = sum((src / s.file).stat().st_size for s in manifest.shards)
     after = sum((dst / s.file).stat().st_size for s in packed.shards)
     return PackResult(dst, codec, writer.rows, before, after)

@@ -50,6 +50,7 @@ from distill.curate.base import domain_of
 from distill.curate.passes import REASONS, SortedDrops, StepProgress, run_key_passes
 from distill.curate.recipe import Recipe, default_recipe
 from distill.curate.stats import DomainAccuracy, StepStats
+from distill.dataset_card import write_card
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import Manifest, schema_for
@@ -234,6 +235,7 @@ def curate_dataset(
         "parents": [parent_ref(input_dir)],
         "run_ids": parent.run_ids,
         "steps": [stats.model_dump(mode="json") for stats in all_stats],
+        "licenses": parent.licenses,
     }
     rejected_manifest = writers[1].close(
         Manifest(
@@ -252,6 +254,7 @@ def curate_dataset(
             **common,
         )
     )
+    write_card(out_dir)  # no clock in it: a rerun writes the same bytes
     return CurateResult(
         kept_dir=out_dir,
         rejected_dir=rejected_dir,

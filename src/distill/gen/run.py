@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from distill.gen.failures import (
     FAILED_FILE,
@@ -113,6 +113,8 @@ class Run:
     run_id: str = field(default_factory=new_run_id)
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
+    # What the caller adds to every manifest of the run (licences; score's parent dataset).
+    manifest_fields: dict[str, Any] = field(default_factory=dict)
 
     def record_id(self, row: PromptRow, sample_index: int) -> str:
         return make_record_id(row.prompt_id, sample_index, self.info.teacher_id)
@@ -132,7 +134,7 @@ class Run:
             self.counts,
             self.settings.codec,
             run_stats=self.stats,
-        )
+        ).model_copy(update=self.manifest_fields)
 
     def record(self, item: RunItem, gen: Generation, now: datetime) -> TeacherRecord:
         return build_record(item, gen, self.model, self.info, self.run_id, now)

@@ -19,12 +19,14 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
+from distill.dataset_card import write_card
 from distill.gen.prompts import FieldMapping, PromptBatch, PromptFormat, load_prompts
 from distill.gen.run import GenResult, Run, RunItem, RunSettings, execute, open_run
 from distill.locking import locks_output
 from distill.schemas import CODECS, Manifest, SamplingParams, TeacherInfo
 from distill.store import atomic_write_bytes
 from distill.teachers.backend import Generation, TeacherBackend
+from distill.teachers.licenses import LicenseOptions, merge_licenses, run_licenses
 from distill.teachers.sampled_targets import TARGETS
 from distill.teachers.specs import DEFAULT_TEACHER, load_teacher, teacher_in_use
 
@@ -64,6 +66,7 @@ def generate_dataset(
     targets: str = "topk",
     price_input: float | None = None,
     price_output: float | None = None,
+    licenses: LicenseOptions | None = None,
 ) -> GenResult:
     """`codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`).
 
@@ -80,6 +83,11 @@ def generate_dataset(
     A row the backend could not get is not written but listed in failed.jsonl; if every row
     of the first batch fails, or the teacher refuses the key or model, the run stops with
     `TeacherUnavailableError` (the rows already written are kept).
+
+    `licenses`: what the user states of the prompts' and the teacher's licences; the
+    manifest's `licenses` records them (with the prompt file's sha256, and what
+    `distill.teachers.licenses` knows where nothing is stated), and `README.md`, the
+    dataset card written at the end, prints them.
     """
     if codec not in CODECS:
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
@@ -121,10 +129,17 @@ def generate_dataset(
         info = _checked_info(model, top_k, sampling)
         check = partial(_check_targets, out_dir, targets)
         run = open_run(out_dir, model, info, params, settings, check)
+        base_url = getattr(model, "base_url", None)
+        run.manifest_fields["licenses"] = merge_licenses(
+            run.previous.licenses if run.previous else [],
+            run_licenses(prompts_path, info, base_url, licenses),
+        )
         if batch.invalid:
             _write_invalid(out_dir, batch.invalid)
         items = _missing_samples(run, batch, sampling.n)
-        return execute(run, items, partial(_generate, model, sampling, top_k))
+        result = execute(run, items, partial(_generate, model, sampling, top_k))
+    write_card(out_dir)
+    return result
 
 
 def _price_params(price_input: float | None, price_output: float | None) -> dict:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from distill.dataset_card import lineage_licenses, write_card
 from distill.gen.prompts import PromptFormat
 from distill.gen.run import GenResult, Run, RunItem, RunSettings, execute, open_run
 from distill.gen.score_inputs import (
@@ -37,9 +38,15 @@ from distill.gen.score_inputs import (
     response_ids,
 )
 from distill.locking import locks_output
-from distill.schemas import Manifest, SamplingParams
-from distill.store import MANIFEST_NAME
+from distill.schemas import LicenseInfo, Manifest, SamplingParams, TeacherInfo
+from distill.store import MANIFEST_NAME, parent_ref
 from distill.teachers.backend import CannotScoreError, Generation, TeacherBackend
+from distill.teachers.licenses import (
+    LicenseOptions,
+    merge_licenses,
+    run_licenses,
+    teacher_license,
+)
 from distill.teachers.specs import DEFAULT_TEACHER, load_teacher, teacher_in_use
 
 SCORE_MODE = "score"
@@ -70,12 +77,15 @@ def score_dataset(
     batch_size: int = 8,
     shard_size: int = 64,
     progress: bool = True,
+    licenses: LicenseOptions | None = None,
 ) -> GenResult:
     """Teacher-forced top-k for every (prompt, response) of `source`, written to `out_dir`.
 
     `source`: a prompt file with a response column (see `ScoreMapping`) or a distill
-    dataset directory. `teacher`: an `hf:` or `vllm:` spec (with `teacher_options`, the
-    `--teacher-opt` of the backend) or a loaded teacher.
+    dataset directory (then named as the output's parent, whose licences carry over).
+    `teacher`: an `hf:` or `vllm:` spec (with `teacher_options`, the `--teacher-opt` of the
+    backend) or a loaded teacher. `licenses`: as in `generate_dataset`. Writes the dataset
+    card, `README.md`, at the end.
     """
     source, out_dir = Path(source), Path(out_dir)
     from_dataset = source.is_dir() and (source / MANIFEST_NAME).is_file()
@@ -99,7 +109,24 @@ def score_dataset(
         if items is None:
             items = load_dataset_responses(source, info.tokenizer_hash)
         run = open_run(out_dir, model, info, params, settings, partial(_check_mode, out_dir))
-        return execute(run, _missing_responses(run, items), partial(_force, model, top_k))
+        earlier = run.previous.licenses if run.previous else []
+        new = _licenses(source, from_dataset, info, licenses or LicenseOptions())
+        run.manifest_fields["licenses"] = merge_licenses(earlier, new)
+        if from_dataset:
+            run.manifest_fields["parents"] = [parent_ref(source, out_dir)]
+        result = execute(run, _missing_responses(run, items), partial(_force, model, top_k))
+    write_card(out_dir)
+    return result
+
+
+def _licenses(
+    source: Path, from_dataset: bool, info: TeacherInfo, options: LicenseOptions
+) -> list[LicenseInfo]:
+    """A prompt file's licence and the teacher's; from a dataset, the licences of its whole
+    lineage (its prompts and the teachers that wrote the responses) and the scoring teacher's."""
+    if not from_dataset:
+        return run_licenses(source, info, None, options)
+    return merge_licenses(lineage_licenses(source), [teacher_license(info, None, options)])
 
 
 def _check_mode(out_dir: Path, previous: Manifest | None) -> None:

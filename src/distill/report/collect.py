@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from distill.report.provenance import collect_provenance
 from distill.store import MANIFEST_NAME, load_manifest, verify_shards
 
 METRICS_NAME = "metrics.json"
@@ -73,6 +74,7 @@ def collect_report(dirs: list[Path]) -> dict[str, Any]:
                 f"({METRICS_NAME}), nor any one level down"
             )
     report["summary"] = _summary(report)
+    report["provenance"] = collect_provenance(report)  # lineage, licences, training data
     return report
 
 

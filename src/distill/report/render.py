@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distill.locking import output_lock
+from distill.report.provenance import PROVENANCE_TABLES, provenance_tables
 from distill.report.svg import line_chart
 from distill.store import atomic_write_bytes
 
@@ -92,6 +93,7 @@ TABLES = {
         "held-out NLL",
         "held-out rows / tokens",
     ],
+    **PROVENANCE_TABLES,
 }
 
 
@@ -105,6 +107,7 @@ def _tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
         tables["domains"] = _rows_domains(report["curated"][0])
     if report["training"]:
         tables["training"] = _rows_training(report)
+    tables.update(provenance_tables(report))
     return tables
 
 

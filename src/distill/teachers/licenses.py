@@ -11,15 +11,21 @@ wrote it. distill records what the user states (`--prompts-license`, `--teacher-
   models that compete with OpenAI.
 
 Everything else is recorded as unknown (None), and the dataset card warns about it.
+
+A dataset made by several gen runs (a resume, another teacher) keeps every source's entry;
+a later statement fills in or corrects an earlier one, never erases it (`merge_licenses`).
+Licences are not part of gen's resume check: stating one on a rerun only adds to the record.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from distill.schemas import LicenseInfo, TeacherInfo
+from distill.store import sha256_file
 from distill.teachers.embedded import EMBEDDED_MODEL_ID
 
 SMOLLM2_CARD = "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -68,3 +74,40 @@ def teacher_license(
     }
     merged = {key: stated[key] if stated[key] is not None else known.get(key) for key in stated}
     return LicenseInfo(source="teacher", name=info.teacher_id, **merged)
+
+
+def source_sha256(path: Path) -> str:
+    """sha256 of a prompt file; for a folder (a Hugging Face dataset saved to disk), of the
+    sorted list of its files' relative paths and sha256s, so any change to any file shows."""
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    listing = "".join(
+        f"{file.relative_to(path).as_posix()}\t{sha256_file(file)}\n"
+        for file in sorted(p for p in path.rglob("*") if p.is_file())
+    )
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def run_licenses(
+    prompts_path: Path, info: TeacherInfo, base_url: str | None, options: LicenseOptions | None
+) -> list[LicenseInfo]:
+    """What one gen (or score) run records: its prompt source and its teacher."""
+    options = options or LicenseOptions()
+    prompts = prompts_license(
+        Path(prompts_path), source_sha256(prompts_path), options.prompts_license
+    )
+    return [prompts, teacher_license(info, base_url, options)]
+
+
+def merge_licenses(earlier: list[LicenseInfo], new: list[LicenseInfo]) -> list[LicenseInfo]:
+    """`earlier` with `new` merged in, one entry per (source, name): a field `new` knows
+    replaces the earlier value, a field it leaves unknown keeps it."""
+    merged = {(info.source, info.name): info for info in earlier}
+    for info in new:
+        old = merged.get((info.source, info.name))
+        if old is not None:
+            known = {key: value for key, value in info.model_dump().items() if value is not None}
+            info = old.model_copy(update=known)
+        merged[(info.source, info.name)] = info
+    return list(merged.values())

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, T
 from trl import SFTConfig, SFTTrainer
 
 from distill.locking import locks_output
+from distill.model_card import write_run_records
 from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
 from distill.store import DatasetError, load_manifest, read_table, write_json
 from distill.train.checkpoints import (
@@ -249,6 +250,8 @@ def train_student(
         model_dir=str(out_dir / "model"),
     )
     write_json(out_dir / "metrics.json", result.model_dump(mode="json", exclude={"model_dir"}))
+    # lineage.json (the data it trained on, for `distill audit`) and README.md, a model card
+    write_run_records(out_dir, dataset_dir, result.model_dump(mode="json"))
     return result
 
 
