@@ -97,9 +97,8 @@ def export(
         fail(f"--format {format_!r}: use one of {', '.join(FORMATS)}")
     if as_ not in (None, "jsonl", "parquet"):
         fail(f"--as {as_!r}: use jsonl or parquet")
-    config = ExportConfig(
-        format=format_, out=out, file_format=as_, batch_rows=batch_rows, rejected=rejected
-    )  # type: ignore[arg-type]  # format_ and as_ are checked above
+    options = {"format": format_, "out": out, "file_format": as_, "rejected": rejected}
+    config = ExportConfig.model_validate({**options, "batch_rows": batch_rows})
     try:
         result = export_dataset(dataset, config)
     except (OSError, ValueError) as err:
