@@ -112,3 +112,43 @@ def test_axolotl_collator_reads_the_export(plain_dataset: Path, tmp_path: Path):
         assert batch["target_token_ids"][i, :n].tolist() == row["target_token_ids"]
         assert batch["target_mask"][i, :n].tolist() == row["target_mask"]
         assert batch["labels"][i, :n].tolist() == row["labels"]
+
+
+def test_axolotl_kd_loss_is_zero_for_a_student_that_predicts_the_teacher(
+    plain_dataset: Path, tmp_path: Path
+):
+    """axolotl's own KD loss (liger kernel, as `AxolotlKDTrainer` calls it) on the export.
+
+    The student is built from the records alone, by what a causal LM means: its hidden
+    state at position p (one-hot p) reads input_ids[: p + 1], so its logits there are the
+    teacher's renormalised top-k over input_ids[p + 1] (-30 elsewhere). If the export put
+    each target where the loss looks for it, the KL is ~0; one position off, it is not."""
+    liger = pytest.importorskip("axolotl.integrations.kd.kernels.liger")
+    import torch
+
+    out = tmp_path / "kd.parquet"
+    export_dataset(plain_dataset, ExportConfig(format="axolotl-kd", out=out))
+    loss_fn = liger.LigerFusedLinearKLTopKLogprobLoss(
+        0.0, 1.0, 1.0, 0.0, compiled=False, compute_ce_loss=False, normalize_topk=False
+    )
+    vocab = load_manifest(plain_dataset).tokenizer.vocab_size
+    for row, record in zip(
+        pq.read_table(out).slice(0, 2).to_pylist(),
+        read_table(plain_dataset).slice(0, 2).to_pylist(),
+        strict=True,
+    ):
+        P, n = len(record["prompt_token_ids"]), len(record["token_ids"])
+        weight = torch.full((vocab, P + n), -30.0)
+        for j in range(n):
+            stored = torch.tensor(record["topk_logprobs"][j], dtype=torch.float64)
+            weight[record["topk_ids"][j], P - 1 + j] = (stored - stored.logsumexp(0)).float()
+        hidden = torch.eye(P + n)[None]
+        targets = [
+            torch.tensor(row[k])[None]
+            for k in ("target_token_ids", "target_logprobs", "target_mask")
+        ]
+        labels = torch.tensor(row["labels"])[None]
+        aligned = loss_fn(weight, hidden, *targets, labels) / n
+        shifted = loss_fn(weight.roll(1, dims=1), hidden, *targets, labels) / n
+        assert aligned.item() < 1e-4
+        assert shifted.item() > 0.1

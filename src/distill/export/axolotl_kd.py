@@ -35,6 +35,11 @@ What distill writes, per kept row, with P = len(prompt_token_ids), n = len(token
 - `record_id`, for tracing a row back (`distill audit`); the Trainer drops it before the
   collator, as it drops every column the model does not take.
 
+`tests/export/test_axolotl_kd.py` checks every position against this contract, and, where
+axolotl imports (0.19.0 installed with `--no-deps` beside this project's packages, plus
+`addict`, `liger-kernel` and a few small imports; no CUDA needed), runs axolotl's own
+pre-tokenized check, `DataCollatorForKD` and the liger KD loss on an export.
+
 Use: `datasets: [{path: out.parquet, ds_type: parquet}]` with no `type`, `kd_trainer: true`,
 and `kd_temperature: 1.0` (the targets are at T = 1). The student must share the teacher's
 tokenizer: the ids are the teacher's.
