@@ -66,3 +66,24 @@ def test_as_overrides_the_extension(plain_dataset: Path, tmp_path: Path):
     export_dataset(plain_dataset, ExportConfig(format="chat", out=out, file_format="parquet"))
     assert pq.read_table(out).num_rows == 40
     assert isinstance(pq.read_table(out).column("messages").type, pa.ListType)
+
+
+def test_trl_reads_the_chat_rows_as_conversations(
+    plain_dataset: Path, tmp_path: Path, teacher_dir: Path
+):
+    """TRL's SFT preprocessing on exported rows, with the teacher's tokenizer: each row is a
+    conversation, and its rendered prompt is the very prompt the teacher was given."""
+    from transformers import AutoTokenizer
+    from trl.data_utils import is_conversational, maybe_apply_chat_template
+
+    out = tmp_path / "chat.jsonl"
+    export_dataset(plain_dataset, ExportConfig(format="chat", out=out))
+    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    rows = datasets.load_dataset("json", data_files=str(out), split="train").to_list()
+    for row, record in zip(rows[:5], read_table(plain_dataset).to_pylist(), strict=False):
+        assert is_conversational(row)
+        text = maybe_apply_chat_template(row, tokenizer)["text"]
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        prompt = record["prompt_token_ids"]
+        assert ids[: len(prompt)] == prompt
+        assert record["response_text"] in text[len(tokenizer.decode(prompt)) :]

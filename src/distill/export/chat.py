@@ -7,6 +7,13 @@ which is the shape TRL's `SFTTrainer` (a `messages` column), axolotl (`type: cha
 and content tags) read. Beside it, `record_id` (the row, for `distill audit`) and
 `prompt_id` (to group a prompt's samples, e.g. for a split by prompt); trainers ignore
 columns they don't use.
+
+- TRL: `SFTTrainer(train_dataset=load_dataset("json", data_files="sft.jsonl")["train"])`;
+- axolotl: `datasets: [{path: sft.jsonl, type: chat_template, field_messages: messages}]`;
+- LLaMA-Factory `dataset_info.json`: `{"sft": {"file_name": "sft.jsonl", "formatting":
+  "sharegpt", "columns": {"messages": "messages"}, "tags": {"role_tag": "role",
+  "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
+  "system_tag": "system"}}}`.
 """
 
 from __future__ import annotations
