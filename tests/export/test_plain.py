@@ -82,3 +82,21 @@ def test_a_changed_source_shard_is_refused_and_nothing_is_left(plain_dataset: Pa
 def test_plain_columns_are_the_plain_topk(packed_dataset: Path, tmp_path: Path):
     table = export_plain(packed_dataset, tmp_path / "p")
     assert [n for n in table.column_names if n in PAYLOAD] == PLAIN_TOPK_COLUMNS
+
+
+def test_a_plain_export_run_again_redoes_its_job_and_refuses_another_dataset(
+    packed_dataset: Path, plain_dataset: Path, tmp_path: Path
+):
+    out = tmp_path / "p"
+    first = export_plain(packed_dataset, out)
+    shard_bytes = [p.read_bytes() for p in shard_paths(out)]
+    (out / "manifest.json").unlink()  # as a kill before the manifest would leave it
+    again = export_plain(packed_dataset, out)
+    assert again.equals(first)
+    assert [p.read_bytes() for p in shard_paths(out)] == shard_bytes
+    with pytest.raises(DatasetError, match="another"):
+        export_dataset(plain_dataset, ExportConfig(format="plain", out=out))
+    with pytest.raises(DatasetError, match="already holds a dataset"):
+        export_dataset(packed_dataset, ExportConfig(format="plain", out=plain_dataset))
+    with pytest.raises(DatasetError, match="must differ"):
+        export_dataset(packed_dataset, ExportConfig(format="plain", out=packed_dataset))

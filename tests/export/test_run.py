@@ -128,3 +128,22 @@ def test_not_a_dataset_is_one_line_and_exit_2(tmp_path: Path):
     said = " ".join(result.output.split())
     assert said.startswith("error: ") and "no manifest.json" in said and "Traceback" not in said
     assert not out.exists()
+
+
+def test_a_killed_file_export_leaves_no_file_and_the_next_clears_its_temporary(
+    plain_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    out = tmp_path / "chat.jsonl"
+
+    def killed(*args: object, **kwargs: object):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export_run, "chat_rows", killed)
+        with pytest.raises(KeyboardInterrupt):
+            export_dataset(plain_dataset, ExportConfig(format="chat", out=out))
+    assert list(tmp_path.iterdir()) == []
+    stale = tmp_path / ".chat.jsonl.0badf00d.tmp"  # what a kill -9 would leave
+    stale.write_text("half a row")
+    export_dataset(plain_dataset, ExportConfig(format="chat", out=out))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chat.jsonl", "chat.jsonl.lineage.json"]

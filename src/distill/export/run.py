@@ -27,7 +27,8 @@ from distill.dataset_card import write_card
 from distill.export.axolotl_kd import AXOLOTL_KD_SCHEMA, axolotl_kd_rows
 from distill.export.chat import CHAT_SCHEMA, chat_rows
 from distill.export.sinks import FileSink, write_lineage
-from distill.rerun import derived_dataset_id, job_key
+from distill.locking import output_lock
+from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import CODECS, Manifest, schema_for
 from distill.store import (
     DEFAULT_BATCH_ROWS,
@@ -88,12 +89,19 @@ def _source(dataset: Path, rejected: bool) -> tuple[Path, Manifest]:
 
 
 def export_dataset(dataset: Path, config: ExportConfig) -> ExportResult:
-    """Write `dataset`'s rows to `config.out` in `config.format`; refuses an existing OUT."""
-    if config.out.exists() and (not config.out.is_dir() or any(config.out.iterdir())):
+    """Write `dataset`'s rows to `config.out` in `config.format`.
+
+    A file export refuses an existing OUT. A plain export, like `pack`, refuses an OUT that
+    holds another dataset, and redoes its own job when run again (after a kill, too).
+    """
+    if config.out.exists() and (config.format != "plain" or not config.out.is_dir()):
         raise DatasetError(f"{config.out}: already exists; choose a new --out")
     source, manifest = _source(dataset, config.rejected)
     if config.format == "plain":
-        return _export_plain(source, manifest, config)
+        if config.out.resolve() == source.resolve():
+            raise DatasetError(f"{config.out}: the output must differ from the input dataset")
+        with output_lock(config.out):
+            return _export_plain(source, manifest, config)
     file_format = _file_format(config)
     convert, schema = {
         "chat": (chat_rows, CHAT_SCHEMA),
@@ -115,6 +123,8 @@ def export_dataset(dataset: Path, config: ExportConfig) -> ExportResult:
 
 def _export_plain(source: Path, manifest: Manifest, config: ExportConfig) -> ExportResult:
     """The dataset with plain top-k columns: same rows and order, the source as parent."""
+    key = job_key("export", source, {"format": "plain"})
+    claim_output(config.out, "export", key, [config.out])
     schema = schema_for("plain", rejected=manifest.kind == "rejected")
     writer = DatasetWriter(config.out, schema)
     for batch in iter_batches(source, config.batch_rows):
@@ -124,7 +134,7 @@ def _export_plain(source: Path, manifest: Manifest, config: ExportConfig) -> Exp
             "schema_version": CODECS["plain"],
             "codec": "plain",
             # a rerun of the same export names the same dataset, as `pack` does
-            "dataset_id": derived_dataset_id(job_key("export", source, "plain"), manifest.kind),
+            "dataset_id": derived_dataset_id(key, manifest.kind),
             "parents": [parent_ref(source, config.out)],
             "params": {**manifest.params, "codec": "plain", "exported_from": manifest.codec},
         }

@@ -1,7 +1,8 @@
 """Export files written a batch at a time, and the lineage that names their source.
 
 A file export (JSONL or Parquet) is written to a temporary name beside PATH and renamed
-when complete, so a failed or killed export leaves no half file under PATH. Its lineage goes
+when complete, so a failed or killed export leaves no half file under PATH (and the next
+export to PATH removes a killed one's temporary). Its lineage goes
 into `PATH.lineage.json`, and for Parquet into the schema metadata too (`distill.export`):
 the source dataset's id, path and manifest sha256, the format and the row count. Nothing of
 the source's settings is copied, so nothing secret can leak into it.
@@ -34,6 +35,8 @@ class FileSink:
     def __init__(self, out: Path, file_format: str, schema: pa.Schema, lineage: dict[str, Any]):
         self.out, self.file_format, self.rows = Path(out), file_format, 0
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.out.parent.glob(f".{self.out.name}.*.tmp"):  # a killed export's
+            stale.unlink()
         self.tmp = temporary(self.out)
         if file_format == "parquet":
             metadata = {b"distill.export": json.dumps(lineage, sort_keys=True).encode()}
