@@ -77,6 +77,12 @@ def test_kept_rows_by_default_rejected_rows_on_request(plain_dataset: Path, tmp_
     assert ids == dropped.column("record_id").to_pylist()
     sidecar = json.loads(lineage_path(rejected_out).read_text())
     assert sidecar["source"]["dataset_id"] == load_manifest(curated.rejected_dir).dataset_id
+    plain_rejected = tmp_path / "rejected-plain"
+    export_dataset(
+        curated.kept_dir, ExportConfig(format="plain", out=plain_rejected, rejected=True)
+    )
+    assert read_table(plain_rejected).equals(dropped)  # with their reasons
+    assert load_manifest(plain_rejected).kind == "rejected"
 
 
 def test_cli_export_writes_and_reports(plain_dataset: Path, tmp_path: Path):
