@@ -56,6 +56,58 @@ def pack(
     )
 
 
+def export(
+    dataset: Annotated[
+        Path, typer.Argument(metavar="DATASET", help="a distill dataset (plain or packed)")
+    ],
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="chat (messages with the assistant turn, for SFT) | axolotl-kd (pre-tokenized "
+            "rows with top-k targets for axolotl's KD plugin) | plain (a dataset with plain "
+            "top-k columns)",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", metavar="PATH", help="a new .jsonl/.parquet file, or for plain a new directory"
+        ),
+    ],
+    as_: Annotated[
+        str | None,
+        typer.Option(
+            "--as", metavar="jsonl|parquet", help="file type (default: from PATH's extension)"
+        ),
+    ] = None,
+    batch_rows: Annotated[
+        int, typer.Option(min=1, help="rows read at a time (default 1024); the output is the same")
+    ] = 1024,
+    rejected: Annotated[
+        bool,
+        typer.Option("--rejected", help="export a curated dataset's rejected rows (default: kept)"),
+    ] = False,
+) -> None:
+    """Write a dataset's rows for other trainers; PATH.lineage.json names the source."""
+    from distill.export import FORMATS, ExportConfig, export_dataset
+
+    if format_ not in FORMATS:
+        fail(f"--format {format_!r}: use one of {', '.join(FORMATS)}")
+    if as_ not in (None, "jsonl", "parquet"):
+        fail(f"--as {as_!r}: use jsonl or parquet")
+    options = {"format": format_, "out": out, "file_format": as_, "rejected": rejected}
+    config = ExportConfig.model_validate({**options, "batch_rows": batch_rows})
+    try:
+        result = export_dataset(dataset, config)
+    except (OSError, ValueError) as err:
+        fail(str(err))
+        return
+    sidecar = f" (lineage: {result.lineage})" if result.lineage else ""
+    console.print(f"{result.rows} rows ({result.format}) -> {result.out}{sidecar}")
+
+
 def report(
     dirs: Annotated[list[Path], typer.Argument(help="datasets, training runs, or a demo dir")],
     html: Annotated[
