@@ -73,10 +73,11 @@ def _reusable(out_dir: Path, source_sha256: str, columns: list[str]) -> SpooledR
 
 
 def spool_rows(
-    dataset_dir: Path, manifest: Manifest, out_dir: Path, batch_rows: int = SPOOL_BATCH_ROWS
+    dataset_dir: Path, manifest: Manifest, out_dir: Path, batch_rows: int | None = None
 ) -> SpooledRows:
     """The dataset's rows with a non-empty response, in `out_dir/.rows.arrow` (see the module
-    docstring); an existing file of the same dataset is reused."""
+    docstring), `batch_rows` (default `SPOOL_BATCH_ROWS`) to a chunk; an existing file of the
+    same dataset is reused."""
     source_sha256 = sha256_file(Path(dataset_dir) / MANIFEST_NAME)
     columns = trainable_columns(manifest)
     found = _reusable(out_dir, source_sha256, columns)
@@ -88,14 +89,15 @@ def spool_rows(
     stats = RowIdStats()
     writer: pa.ipc.RecordBatchFileWriter | None = None
     try:
-        for batch in iter_batches(dataset_dir, batch_size=batch_rows, columns=columns):
+        batches = iter_batches(
+            dataset_dir, batch_size=batch_rows or SPOOL_BATCH_ROWS, columns=columns
+        )
+        for batch in batches:
             # A response with no token has nothing to learn from (and TRL would drop it,
             # changing the order).
             batch = batch.filter(pc.greater(pc.list_value_length(batch.column("token_ids")), 0))
             if batch.num_rows == 0:
                 continue
-            # Shards may differ in schema metadata only (a packed shard names its codec).
-            batch = batch.replace_schema_metadata(None)
             writer = writer or pa.ipc.new_file(str(tmp), batch.schema)
             writer.write_batch(batch)
             stats = stats.merged(row_id_stats(pa.Table.from_batches([batch])))
@@ -147,8 +149,8 @@ def take_rows(table: pa.Table, rows: np.ndarray | list[int]) -> pa.Table:
     """
     rows = np.asarray(rows, dtype=np.int64)
     batches = table.to_batches()
-    if len(batches) <= 1:
-        return table.take(pa.array(rows))
+    if len(batches) <= 1 or rows.size == 0:
+        return table.slice(0, 0).combine_chunks() if rows.size == 0 else table.take(rows)
     starts = np.cumsum([0, *(b.num_rows for b in batches)])
     if rows.size and (rows.min() < 0 or rows.max() >= starts[-1]):
         bad = rows[(rows < 0) | (rows >= starts[-1])]
