@@ -3,6 +3,10 @@
 Both students are judged on the same rows with the same two numbers: the sparse
 KL(teacher || student) at T = 1 (k + 1 buckets, as in training) and the NLL of the
 teacher's sampled tokens, each averaged over response tokens.
+
+The split (`split_rows`) reads only the prompt ids and response lengths and gives row
+numbers, so the rows are never copied to make it; a cap on the held-out rows and tokens
+keeps the evaluation's cost the same on a dataset of any size.
 """
 
 from __future__ import annotations
