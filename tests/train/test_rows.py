@@ -18,7 +18,7 @@ import distill.train.collate
 import distill.train.rows
 import distill.train.runner
 from distill.schemas import TeacherInfo, records_to_table
-from distill.store import load_manifest, read_table
+from distill.store import DatasetError, load_manifest, read_table, shard_paths
 from distill.train import KDConfig, KDTrainer, TrainConfig, heldout_metrics, train_student
 from distill.train.rows import ROWS_FILE, ROWS_META, open_rows, spool_rows, take_rows
 from distill.train.runner import _trainer_args
@@ -101,6 +101,18 @@ def test_spool_drops_empty_responses_and_is_reused_for_the_same_dataset(
     write_table_dataset(other, read_table(prompts_dataset).slice(0, 6))
     with pytest.raises(AssertionError, match="read again"):
         spool_rows(other, load_manifest(other), tmp_path)
+
+
+def test_a_reused_spool_still_refuses_a_damaged_source(prompts_dataset, tmp_path):
+    source = tmp_path / "ds"
+    write_table_dataset(source, read_table(prompts_dataset).slice(0, 6))
+    spool_rows(source, load_manifest(source), tmp_path / "run")
+    (shard,) = shard_paths(source)
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 3] ^= 0x04
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match="sha256 differs"):
+        spool_rows(source, load_manifest(source), tmp_path / "run")
 
 
 class SeenRows(TrainerCallback):

@@ -7,7 +7,8 @@ uncompressed Arrow IPC file (written to a temporary, then renamed). `open_rows` 
 `pa.memory_map`: the table's buffers are the file's pages in the page cache, read on first
 touch, not copies in the process's heap, so no whole-dataset table is ever in memory.
 `OUT/.rows.json`, written after the file, names the source manifest's sha256 and the stats:
-an unfinished run resumed in the same `--out` reuses the file when its dataset is unchanged.
+an unfinished run resumed in the same `--out` reuses the file when its dataset is unchanged
+(its shards' sha256 are still checked, streamed).
 The runner removes both when the run ends, unless it failed with checkpoints to resume from;
 on disk the file costs the trainable columns' uncompressed Arrow size.
 
@@ -34,7 +35,14 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
-from distill.store import MANIFEST_NAME, DatasetError, iter_batches, sha256_file, write_json
+from distill.store import (
+    MANIFEST_NAME,
+    DatasetError,
+    iter_batches,
+    sha256_file,
+    verify_shards,
+    write_json,
+)
 from distill.train.student_check import RowIdStats, row_id_stats
 
 BASE_COLUMNS = ["record_id", "prompt_id", "prompt_token_ids", "token_ids"]
@@ -82,6 +90,8 @@ def spool_rows(
     columns = trainable_columns(manifest)
     found = _reusable(out_dir, source_sha256, columns)
     if found is not None:
+        # A copy of verified bytes, but a damaged source still stops the run, as every reader.
+        verify_shards(dataset_dir, manifest)
         return found
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / ROWS_META).unlink(missing_ok=True)
