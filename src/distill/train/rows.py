@@ -9,8 +9,9 @@ touch, not copies in the process's heap, so no whole-dataset table is ever in me
 `OUT/.rows.json`, written after the file, names the source manifest's sha256 and the stats:
 an unfinished run resumed in the same `--out` reuses the file when its dataset is unchanged
 (its shards' sha256 are still checked, streamed).
-The runner removes both when the run ends, unless it failed with checkpoints to resume from;
-on disk the file costs the trainable columns' uncompressed Arrow size.
+The runner removes both when the run ends, unless it failed with `save_steps` set (its
+rerun resumes and reuses the file); on disk the file costs the trainable columns'
+uncompressed Arrow size, several times their Parquet size.
 
 How rows are shuffled: the train split is an int64 array of row numbers into this table, and
 the Trainer's dataset maps item i to row `train_rows[i]`. The Trainer's own seeded sampler
