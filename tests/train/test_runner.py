@@ -14,7 +14,7 @@ from tests.factories import make_record, write_fake_dataset
 KEYS = {
     "mode", "steps", "loss_curve", "heldout", "heldout_initial", "heldout_curve",
     "train_rows", "heldout_rows", "train_tokens", "heldout_tokens", "heldout_prompt_ids",
-    "resumed_from_step",
+    "heldout_cap", "resumed_from_step",
     "seconds", "config",
 }  # fmt: skip
 

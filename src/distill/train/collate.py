@@ -26,6 +26,7 @@ from datasets import Dataset
 
 from distill.codec import decode_topk
 from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS
+from distill.train.rows import take_rows
 
 TEACHER_COLUMNS = PLAIN_TOPK_COLUMNS  # schema 1; `teacher_columns` picks per layout
 TOKEN_COLUMNS = ["prompt_token_ids", "token_ids"]
@@ -165,7 +166,8 @@ class RecordCollator:
     """Trainer collator: the dataset yields `{"row_index": i}`; rows come from `table`.
 
     Keeping the records in Arrow (not in a `datasets.Dataset` of nested Python lists) is
-    what lets `collate_rows` stay vectorised.
+    what lets `collate_rows` stay vectorised. `table` may be memory-mapped
+    (`distill.train.rows`): `take_rows` copies only the batch's rows out of it.
     """
 
     def __init__(self, table: pa.Table, *, with_teacher: bool = True, pad_token_id: int = 0):
@@ -177,7 +179,9 @@ class RecordCollator:
     def __call__(self, examples: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         indices = [int(e["row_index"]) for e in examples]
         return collate_rows(
-            self.table.take(indices), with_teacher=self.with_teacher, pad_token_id=self.pad_token_id
+            take_rows(self.table, indices),
+            with_teacher=self.with_teacher,
+            pad_token_id=self.pad_token_id,
         )
 
 

@@ -204,7 +204,21 @@ class TrainConfig(BaseModel):
         default=0.1,
         ge=0.0,
         lt=1.0,
-        description="Share of prompts held out (every sample of a prompt on one side).",
+        description="Share of prompts held out (every sample of a prompt on one side), up "
+        "to heldout_max_rows and heldout_max_tokens.",
+    )
+    heldout_max_rows: int | None = Field(
+        default=512,
+        ge=1,
+        description="Cap on the held-out rows, so evaluating costs the same on any dataset "
+        "size: held-out prompts are taken whole in hash order until the next would pass the "
+        "cap; the prompts beyond it train. None: no cap.",
+    )
+    heldout_max_tokens: int | None = Field(
+        default=65536,
+        ge=1,
+        description="Cap on the held-out rows' response tokens, applied as heldout_max_rows. "
+        "None: no cap.",
     )
     eval_every: int | None = Field(
         default=None, description="Score the held-out rows every N steps (None: at the ends)."

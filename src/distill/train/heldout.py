@@ -3,13 +3,17 @@
 Both students are judged on the same rows with the same two numbers: the sparse
 KL(teacher || student) at T = 1 (k + 1 buckets, as in training) and the NLL of the
 teacher's sampled tokens, each averaged over response tokens.
+
+The split (`split_rows`) reads only the prompt ids and response lengths and gives row
+numbers, so the rows are never copied to make it; a cap on the held-out rows and tokens
+keeps the evaluation's cost the same on a dataset of any size.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,8 +63,163 @@ def _unit_hash(key: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+HASH_BATCH = 65_536  # prompts hashed per batch: bounds the Python strings alive at once
+
+
+@dataclass(frozen=True)
+class HeldoutCap:
+    """The bound on the held-out set, and how many prompts the fraction chose beyond it."""
+
+    max_rows: int | None
+    max_tokens: int | None
+    prompts_over_cap: int  # chosen by the fraction, moved to training by the cap
+
+    def as_dict(self) -> dict[str, int | None]:
+        return {
+            "max_rows": self.max_rows,
+            "max_tokens": self.max_tokens,
+            "prompts_over_cap": self.prompts_over_cap,
+        }
+
+
+@dataclass(frozen=True)
+class RowSplit:
+    """Row numbers on each side (int64, ascending) and the split's counts."""
+
+    train_rows: np.ndarray
+    heldout_rows: np.ndarray
+    heldout_prompt_ids: list[str]
+    train_tokens: int
+    heldout_tokens: int
+    cap: HeldoutCap
+
+    def summary(self) -> dict[str, Any]:
+        """`split_summary`'s fields, from the row numbers alone."""
+        return {
+            "heldout_prompt_ids": self.heldout_prompt_ids,
+            "train_rows": int(self.train_rows.size),
+            "heldout_rows": int(self.heldout_rows.size),
+            "train_tokens": self.train_tokens,
+            "heldout_tokens": self.heldout_tokens,
+        }
+
+
+def response_lengths(table: pa.Table) -> np.ndarray:
+    """Response tokens per row, from the list offsets alone (the token ids are not read)."""
+    if "token_ids" not in table.column_names:
+        return np.zeros(table.num_rows, dtype=np.int64)
+    lengths = pc.list_value_length(table.column("token_ids")).fill_null(0)
+    return lengths.to_numpy().astype(np.int64)
+
+
+def _hash_order(prompts: pa.Array, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each prompt's unit hash, the prompts' order by (hash, prompt id))."""
+    hashes = np.empty(len(prompts), dtype=np.float64)
+    for start in range(0, len(prompts), HASH_BATCH):
+        names = prompts.slice(start, HASH_BATCH).to_pylist()
+        hashes[start : start + len(names)] = [_unit_hash(p, seed) for p in names]
+    keys = pa.table({"hash": hashes, "prompt": prompts})
+    order = pc.sort_indices(keys, sort_keys=[("hash", "ascending"), ("prompt", "ascending")])
+    return hashes, order.to_numpy()
+
+
+def _chosen(
+    hashes: np.ndarray, order: np.ndarray, sizes: np.ndarray, fraction: float, min_rows: int
+) -> np.ndarray:
+    """The prompts (a mask) the fraction holds out, topped up to `min_rows` with whole
+    prompts in hash order, never past half the rows."""
+    half = int(sizes.sum()) // 2
+    held = hashes < fraction
+    held_rows = int(sizes[held].sum())
+    want = min(max(min_rows, held_rows), half)
+    for prompt in order:  # the fraction's prompts come first in hash order, then top-ups
+        if held_rows >= want:
+            break
+        if not held[prompt] and held_rows + sizes[prompt] <= half:
+            held[prompt] = True
+            held_rows += int(sizes[prompt])
+    return held
+
+
+def _capped(
+    chosen: np.ndarray,
+    order: np.ndarray,
+    sizes: np.ndarray,
+    tokens: np.ndarray,
+    max_rows: int | None,
+    max_tokens: int | None,
+) -> np.ndarray:
+    """The chosen prompts in hash order, as long as the rows and tokens stay in the cap."""
+    in_order = order[chosen[order]]
+    fits = np.ones(in_order.size, dtype=bool)
+    if max_rows is not None:
+        fits &= np.cumsum(sizes[in_order]) <= max_rows
+    if max_tokens is not None:
+        fits &= np.cumsum(tokens[in_order]) <= max_tokens
+    held = np.zeros_like(chosen)
+    held[in_order[: int(fits.sum())]] = True  # running sums only grow: `fits` is a prefix
+    return held
+
+
+def split_rows(
+    prompt_ids: pa.Array | pa.ChunkedArray,
+    response_tokens: np.ndarray,
+    *,
+    fraction: float = 0.1,
+    min_rows: int = 4,
+    seed: int = 0,
+    max_rows: int | None = None,
+    max_tokens: int | None = None,
+) -> RowSplit:
+    """`split_heldout` as row numbers, from the `prompt_id` column and each row's response
+    token count alone: the rows themselves are never read.
+
+    The fraction (and the `min_rows` top-up) choose prompts as `split_heldout` says; the cap
+    then keeps the chosen prompts in hash order while the held-out rows stay within
+    `max_rows` and their response tokens within `max_tokens` (None: no bound). So the
+    held-out set is whole prompts below a hash threshold: deterministic, and its cost is
+    bounded whatever the dataset's size. The chosen prompts the cap leaves out train (and
+    `cap.prompts_over_cap` counts them): no held-out prompt is ever trained on, a run used
+    every row whose prompt it did not hold out (what an audit of the run assumes), and a
+    large dataset does not give up the fraction's share of its rows to a bounded evaluation.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"fraction must be in [0, 1), got {fraction}")
+    if isinstance(prompt_ids, pa.Array):
+        prompt_ids = pa.chunked_array([prompt_ids])
+    if prompt_ids.null_count:
+        raise ValueError(f"prompt_id: {prompt_ids.null_count} rows have none")
+    tokens = np.asarray(response_tokens, dtype=np.int64)
+    prompts = pc.unique(prompt_ids)
+    codes = pc.index_in(prompt_ids, value_set=prompts).to_numpy().astype(np.int64)
+    if tokens.shape != codes.shape:
+        raise ValueError(f"{codes.size} prompt ids but {tokens.size} token counts")
+    held = chosen = np.zeros(len(prompts), dtype=bool)
+    if fraction > 0.0 and codes.size:
+        sizes = np.bincount(codes, minlength=len(prompts))
+        prompt_tokens = np.bincount(codes, weights=tokens, minlength=len(prompts))
+        hashes, order = _hash_order(prompts, seed)
+        chosen = _chosen(hashes, order, sizes, fraction, min_rows)
+        held = _capped(chosen, order, sizes, prompt_tokens, max_rows, max_tokens)
+    held_row = held[codes]
+    heldout_tokens = int(tokens[held_row].sum())
+    return RowSplit(
+        train_rows=np.flatnonzero(~held_row),
+        heldout_rows=np.flatnonzero(held_row),
+        heldout_prompt_ids=sorted(prompts.filter(pa.array(held)).to_pylist()),
+        train_tokens=int(tokens.sum()) - heldout_tokens,
+        heldout_tokens=heldout_tokens,
+        cap=HeldoutCap(max_rows, max_tokens, int(chosen.sum() - held.sum())),
+    )
+
+
 def split_heldout(
-    table: pa.Table, fraction: float = 0.1, min_rows: int = 4, seed: int = 0
+    table: pa.Table,
+    fraction: float = 0.1,
+    min_rows: int = 4,
+    seed: int = 0,
+    max_rows: int | None = None,
+    max_tokens: int | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """(train, heldout) by hashing `prompt_id`: every sample of a prompt is on one side.
 
@@ -70,30 +229,19 @@ def split_heldout(
     whatever the mode or row order, and adding data never moves a prompt across the split.
     If that holds out fewer than `min_rows` rows, whole prompts with the smallest hashes
     top it up, skipping any that would hold out more than half the rows. `fraction=0`
-    holds nothing out.
+    holds nothing out. `max_rows` / `max_tokens` bound the held-out set (`split_rows`).
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must be in [0, 1), got {fraction}")
-    n = table.num_rows
-    if fraction == 0.0 or n == 0:
+    if fraction == 0.0 or table.num_rows == 0:
         return table, table.slice(0, 0)
     if "prompt_id" not in table.column_names:
         raise ValueError("split_heldout needs a prompt_id column (read it with the records)")
-    prompt_ids = table.column("prompt_id").to_pylist()
-    sizes = Counter(prompt_ids)
-    hashes = {p: _unit_hash(p, seed) for p in sizes}
-    held_prompts = {p for p, h in hashes.items() if h < fraction}
-    held_rows = sum(sizes[p] for p in held_prompts)
-    want = min(max(min_rows, held_rows), n // 2)
-    for prompt in sorted(hashes, key=lambda p: (hashes[p], p)):
-        if held_rows >= want:
-            break
-        if prompt not in held_prompts and held_rows + sizes[prompt] <= n // 2:
-            held_prompts.add(prompt)
-            held_rows += sizes[prompt]
-    held = np.array([p in held_prompts for p in prompt_ids], dtype=bool)
-    order = np.arange(n)
-    return table.take(order[~held]), table.take(order[held])
+    split = split_rows(
+        table.column("prompt_id"), response_lengths(table), fraction=fraction,
+        min_rows=min_rows, seed=seed, max_rows=max_rows, max_tokens=max_tokens,
+    )  # fmt: skip
+    return table.take(pa.array(split.train_rows)), table.take(pa.array(split.heldout_rows))
 
 
 def split_summary(train: pa.Table, heldout: pa.Table) -> dict[str, Any]:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 from datasets import Dataset
+from datasets.table import InMemoryTable
 from trl import SFTConfig, SFTTrainer
 
 from distill.train.collate import RecordCollator, shifted_labels
@@ -25,16 +27,20 @@ from distill.train.losses import hard_label_loss
 from distill.train.student import logits_at
 
 
-def index_dataset(table: pa.Table) -> Dataset:
-    """What the Trainer's sampler iterates: one row index per record of `table`."""
-    return Dataset.from_dict({"row_index": list(range(table.num_rows))})
+def index_dataset(table: pa.Table, rows: np.ndarray | None = None) -> Dataset:
+    """What the Trainer's sampler iterates: item i is row `rows[i]` of `table` (default:
+    every row). 8 bytes a row: the sampler shuffles these, never the records."""
+    numbers = np.arange(table.num_rows) if rows is None else np.asarray(rows)
+    return Dataset(InMemoryTable(pa.table({"row_index": pa.array(numbers, pa.int64())})))
 
 
 class RecordTrainer(SFTTrainer):
     """SFTTrainer over an Arrow table of records (`distill.store.read_table(dir)`).
 
     Subclasses set `with_teacher` (whether batches carry the top-k targets) and
-    implement `compute_loss`.
+    implement `compute_loss`. `train_rows` (int64 row numbers) trains on those rows of
+    `train_dataset` only, e.g. the train split of a memory-mapped table
+    (`distill.train.rows`); default: every row.
     """
 
     with_teacher = False
@@ -45,6 +51,7 @@ class RecordTrainer(SFTTrainer):
         args: SFTConfig,
         train_dataset: pa.Table,
         processing_class: Any = None,
+        train_rows: np.ndarray | None = None,
         **kwargs: Any,
     ):
         # The records are already token ids: TRL's text preparation must not touch them.
@@ -53,7 +60,7 @@ class RecordTrainer(SFTTrainer):
         super().__init__(
             model=model,
             args=args,
-            train_dataset=index_dataset(train_dataset),
+            train_dataset=index_dataset(train_dataset, train_rows),
             data_collator=RecordCollator(
                 train_dataset, with_teacher=self.with_teacher, pad_token_id=pad_id
             ),

@@ -1,9 +1,17 @@
 """`train_student`: one call from a dataset directory to a trained student and its metrics.
 
-The thin runner around the trainers: load, check, split, evaluate, train, evaluate, save.
+The thin runner around the trainers: spool, check, split, evaluate, train, evaluate, save.
 SFT and KD share everything here (student init, split, seed, data order, optimiser and
 schedule); only the trainer's loss differs. GKD (on-policy, a live teacher) and LoRA
 students plug into the same path. What to train is a `TrainConfig` (`distill.train.config`).
+
+The rows are never loaded whole: they are streamed once into a memory-mapped Arrow file in
+the run dir (`distill.train.rows`, which also says how they are shuffled), the split is
+computed from the prompt ids and response lengths alone, and the held-out set is capped
+(`heldout_max_rows`, `heldout_max_tokens`), so evaluating costs the same on any dataset.
+SFT and KD on the records path (the default) read batches straight from the mapped file;
+TRL's own SFT (`sft_backend="trl"`) and GKD build a `datasets.Dataset` of the train rows'
+token ids, which does hold those in memory.
 """
 
 from __future__ import annotations
@@ -12,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 from pydantic import BaseModel, ConfigDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
@@ -21,8 +29,7 @@ from trl import SFTConfig, SFTTrainer
 
 from distill.locking import locks_output
 from distill.model_card import write_run_records
-from distill.schemas import PACKED_TOPK_COLUMNS, PLAIN_TOPK_COLUMNS, Manifest
-from distill.store import DatasetError, load_manifest, read_table, write_json
+from distill.store import load_manifest, write_json
 from distill.train.checkpoints import (
     CheckpointMarker,
     Resume,
@@ -31,23 +38,24 @@ from distill.train.checkpoints import (
     record_run_start,
     train_or_resume,
 )
-from distill.train.collate import sft_dataset
+from distill.train.collate import TOKEN_COLUMNS, sft_dataset
 from distill.train.config import Mode, TrainConfig
 from distill.train.gkd import gkd_classes, gkd_dataset, load_live_teacher
 from distill.train.heldout import (
     HeldoutCurve,
     HeldoutEval,
+    RowSplit,
     heldout_metrics,
-    split_heldout,
-    split_summary,
+    response_lengths,
+    split_rows,
 )
 from distill.train.kd_trainer import KDConfig, KDTrainer
 from distill.train.lora import apply_lora, merged_for_saving, parameter_counts
 from distill.train.record_trainer import HardLabelTrainer
+from distill.train.rows import open_rows, spooled_rows, take_rows
 from distill.train.student import build_random_student
 from distill.train.student_check import check_student_compat
 
-BASE_COLUMNS = ["record_id", "prompt_id", "prompt_token_ids", "token_ids"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -66,21 +74,19 @@ class TrainResult(BaseModel):
     train_tokens: int
     heldout_tokens: int
     heldout_prompt_ids: list[str]
+    heldout_cap: dict[str, int | None]
     resumed_from_step: int | None
     seconds: float
     config: dict[str, Any]
     model_dir: str
 
 
-def _trainable_rows(dataset_dir: Path, manifest: Manifest) -> pa.Table:
-    """The ids plus the top-k columns of the dataset's codec, rows with a response only."""
-    topk = PACKED_TOPK_COLUMNS if manifest.codec == "packed" else PLAIN_TOPK_COLUMNS
-    table = read_table(dataset_dir, columns=[*BASE_COLUMNS, *topk])
-    # A response with no token has nothing to learn from (and TRL would drop it, changing order).
-    table = table.filter(pc.greater(pc.list_value_length(table.column("token_ids")), 0))
-    if table.num_rows == 0:
-        raise DatasetError(f"{dataset_dir}: no rows with a non-empty response to train on")
-    return table
+def _split(table: pa.Table, config: TrainConfig) -> RowSplit:
+    """The config's held-out split of the spooled rows, read from two narrow columns."""
+    return split_rows(
+        table.column("prompt_id"), response_lengths(table), fraction=config.heldout_fraction,
+        seed=config.seed, max_rows=config.heldout_max_rows, max_tokens=config.heldout_max_tokens,
+    )  # fmt: skip
 
 
 def _resolved(config: TrainConfig, out_dir: Path) -> TrainConfig:
@@ -145,30 +151,33 @@ def _trainer(
     config: TrainConfig,
     model: Any,
     tokenizer: Any,
-    train: pa.Table,
+    rows: tuple[pa.Table, np.ndarray],
     args: dict[str, Any],
     callbacks: list[TrainerCallback],
     teacher_model: Any = None,
 ) -> SFTTrainer:
-    """The mode's trainer: KD, GKD, or SFT on the records path (or TRL's plain SFT)."""
+    """The mode's trainer on `rows` (the table, the train split's row numbers): KD, GKD,
+    or SFT on the records path (or TRL's plain SFT)."""
+    table, train_rows = rows
     common = {"processing_class": tokenizer, "callbacks": callbacks}
     if config.mode == "kd":
         kd_args = KDConfig(**args, **config.kd.kd_config_fields())
-        return KDTrainer(model, args=kd_args, train_dataset=train, **common)
+        return KDTrainer(model, kd_args, table, train_rows=train_rows, **common)
+    if config.sft_backend == "records" and config.mode == "sft":
+        return HardLabelTrainer(model, SFTConfig(**args), table, train_rows=train_rows, **common)
+    train = take_rows(table.select(TOKEN_COLUMNS), train_rows)  # their own Dataset: in memory
     if config.mode == "gkd":
         gkd_config_class, gkd_trainer_class = gkd_classes()
         gkd_args = gkd_config_class(**args, **config.gkd.trainer_fields())
         return gkd_trainer_class(
             model, teacher_model, args=gkd_args, train_dataset=gkd_dataset(train), **common
         )
-    if config.sft_backend == "records":
-        return HardLabelTrainer(model, args=SFTConfig(**args), train_dataset=train, **common)
     # Plain TRL SFT on the same ids, loss on the completion (response) tokens only.
     sft_args = SFTConfig(**args, completion_only_loss=True)
     return SFTTrainer(model, args=sft_args, train_dataset=sft_dataset(train), **common)
 
 
-@locks_output("out_dir")  # one writer per run dir; read_table checks the shards' sha256
+@locks_output("out_dir")  # one writer per run dir; spooling checks the shards' sha256
 def train_student(
     dataset_dir: Path,
     out_dir: Path,
@@ -187,48 +196,53 @@ def train_student(
     `TrainerCallback`s (logging, timing, early stop). `heldout_eval(model, heldout_rows) ->
     dict` scores the held-out rows before, during (`eval_every`) and after training;
     default `heldout_metrics` (sparse KL and NLL). Writes `model/` (merged, with LoRA; the
-    adapter alone in `adapter/`) and `metrics.json`.
+    adapter alone in `adapter/`) and `metrics.json`. The rows are read through
+    `OUT/.rows.arrow` (`distill.train.rows`), removed when the call returns or fails, but
+    kept after a failure with `save_steps`, for the resume to reuse.
     """
     started = time.perf_counter()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     manifest = load_manifest(dataset_dir)
-    table = _trainable_rows(dataset_dir, manifest)
-    config = _resolved(config, out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(config.student)
-    model = AutoModelForCausalLM.from_pretrained(config.student, dtype=DTYPES[config.dtype])
-    check_student_compat(
-        manifest, tokenizer, model.config, need_topk=config.mode == "kd", table=table
-    )
-    teacher_model = None
-    if config.mode == "gkd":
-        teacher_model = load_live_teacher(config.gkd.teacher, manifest, DTYPES[config.dtype])
-    if config.lora is not None:
-        model = apply_lora(model, config.lora)
-    if config.mode == "kd":  # the loss for the dataset's targets (top-k or sampled)
-        config = config.model_copy(update={"kd": config.kd.for_targets(manifest.targets)})
+    resumable = config.save_steps is not None
+    with spooled_rows(dataset_dir, manifest, out_dir, keep_on_error=resumable) as spooled:
+        table = open_rows(spooled.path)
+        config = _resolved(config, out_dir)
+        tokenizer = AutoTokenizer.from_pretrained(config.student)
+        model = AutoModelForCausalLM.from_pretrained(config.student, dtype=DTYPES[config.dtype])
+        check_student_compat(
+            manifest, tokenizer, model.config, need_topk=config.mode == "kd", table=spooled.stats
+        )
+        teacher_model = None
+        if config.mode == "gkd":
+            teacher_model = load_live_teacher(config.gkd.teacher, manifest, DTYPES[config.dtype])
+        if config.lora is not None:
+            model = apply_lora(model, config.lora)
+        if config.mode == "kd":  # the loss for the dataset's targets (top-k or sampled)
+            config = config.model_copy(update={"kd": config.kd.for_targets(manifest.targets)})
 
-    train, heldout = split_heldout(table, fraction=config.heldout_fraction, seed=config.seed)
-    # Everything that decides the result: metrics.json's config, and what a resume must match.
-    run = {"dataset_dir": str(dataset_dir), **config.settings()}
-    same_run = {"dataset_id": manifest.dataset_id, **run}
-    resume, heldout_initial = _start(
-        out_dir, same_run, config.save_steps, model, heldout, heldout_eval
-    )
-    curve = HeldoutCurve(heldout, config.eval_every, heldout_eval)
-    curve.points.extend(resume.heldout_curve)
-    marker = [CheckpointMarker(curve.points)] if config.save_steps else []
-    trainer = _trainer(
-        config, model, tokenizer, train, _trainer_args(config, out_dir),
-        [curve, *marker, *(callbacks or [])], teacher_model,
-    )  # fmt: skip
-    # The loss curve is kept in metrics.json; the per-step dicts Trainer prints when tqdm
-    # is off would bury the CLI's own summary.
-    trainer.remove_callback(PrinterCallback)
-    train_or_resume(trainer, resume)
+        split = _split(table, config)
+        heldout = take_rows(table, split.heldout_rows)  # bounded by the cap: in memory
+        # Everything that decides the result: metrics.json's config, what a resume must match.
+        run = {"dataset_dir": str(dataset_dir), **config.settings()}
+        same_run = {"dataset_id": manifest.dataset_id, **run}
+        resume, heldout_initial = _start(
+            out_dir, same_run, config.save_steps, model, heldout, heldout_eval
+        )
+        curve = HeldoutCurve(heldout, config.eval_every, heldout_eval)
+        curve.points.extend(resume.heldout_curve)
+        marker = [CheckpointMarker(curve.points)] if config.save_steps else []
+        trainer = _trainer(
+            config, model, tokenizer, (table, split.train_rows), _trainer_args(config, out_dir),
+            [curve, *marker, *(callbacks or [])], teacher_model,
+        )  # fmt: skip
+        # The loss curve is kept in metrics.json; the per-step dicts Trainer prints when tqdm
+        # is off would bury the CLI's own summary.
+        trainer.remove_callback(PrinterCallback)
+        train_or_resume(trainer, resume)
 
-    heldout_final = heldout_eval(model, heldout)
-    counts = parameter_counts(trainer.model)
-    _save(trainer, tokenizer, out_dir, adapter=config.lora is not None)
+        heldout_final = heldout_eval(model, heldout)
+        counts = parameter_counts(trainer.model)
+        _save(trainer, tokenizer, out_dir, adapter=config.lora is not None)
     result = TrainResult(
         mode=config.mode,
         steps=int(trainer.state.global_step),
@@ -238,7 +252,8 @@ def train_student(
         heldout=heldout_final,
         heldout_initial=heldout_initial,
         heldout_curve=curve.points,
-        **split_summary(train, heldout),
+        **split.summary(),
+        heldout_cap=split.cap.as_dict(),
         seconds=round(time.perf_counter() - started, 3),
         resumed_from_step=resume.step,
         config={

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict
 
 from distill.codec.topk import decode_topk
 from distill.schemas import Manifest
@@ -20,6 +21,48 @@ _BUILD_HINT = (
     "use a student built on the teacher's tokenizer, e.g. "
     "distill.train.build_random_student(teacher_dir, out_dir)"
 )
+
+
+# The id columns checked against the student's vocabulary, in the order problems are named.
+ID_COLUMNS = ("token_ids", "prompt_token_ids", "topk_ids")
+
+
+class RowIdStats(BaseModel):
+    """What the check reads from the rows, gathered a batch at a time (`row_id_stats`, then
+    `merged`), so a dataset larger than memory is checked in one streamed pass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    rows: int = 0
+    has_topk: bool = False
+    empty_topk_tokens: int = 0
+    max_ids: dict[str, int] = {}  # column -> its largest id ("topk_ids" for either codec)
+
+    def merged(self, other: RowIdStats) -> RowIdStats:
+        names = [n for n in ID_COLUMNS if n in self.max_ids or n in other.max_ids]
+        return RowIdStats(
+            rows=self.rows + other.rows,
+            has_topk=self.has_topk or other.has_topk,
+            empty_topk_tokens=self.empty_topk_tokens + other.empty_topk_tokens,
+            max_ids={n: max(self.max_ids.get(n, -1), other.max_ids.get(n, -1)) for n in names},
+        )
+
+
+def row_id_stats(table: pa.Table) -> RowIdStats:
+    """The largest id of each id column and the count of tokens with an empty top-k."""
+    tops: dict[str, int] = {}
+    for name in ("token_ids", "prompt_token_ids"):
+        if name in table.column_names:
+            top = pc.max(pc.list_flatten(table.column(name))).as_py()
+            if top is not None:
+                tops[name] = int(top)
+    has_topk = bool({"topk_ids", "topk_ids_packed"} & set(table.column_names))
+    empty = 0
+    if has_topk and table.num_rows:
+        topk = decode_topk(table)  # plain or packed: the codec decides the columns
+        empty = int((topk.k_per_token == 0).sum())
+        if topk.ids.size:
+            tops["topk_ids"] = int(topk.ids.max())
+    return RowIdStats(rows=table.num_rows, has_topk=has_topk, empty_topk_tokens=empty, max_ids=tops)
 
 
 class StudentMismatch(ValueError):
@@ -37,14 +80,14 @@ def check_student_compat(
     model_config: Any,
     *,
     need_topk: bool = False,
-    table: pa.Table | None = None,
+    table: pa.Table | RowIdStats | None = None,
 ) -> None:
     """Raise `StudentMismatch` naming every difference between the student and the teacher.
 
     Compares tokenizer hash, vocab size (the student's logit width against the teacher's),
     chat template hash and the special tokens the manifest recorded. With `need_topk` (KD)
-    the dataset must carry top-k targets. With `table`, its ids are checked to fit the
-    student's vocabulary too.
+    the dataset must carry top-k targets. With `table` (the rows, or their `RowIdStats`),
+    its ids are checked to fit the student's vocabulary too.
     """
     problems: list[str] = []
     teacher = manifest.tokenizer
@@ -79,15 +122,16 @@ def check_student_compat(
                     f"special token {name}: student {got!r} != teacher {expected!r}; "
                     f"set tokenizer.{name} = {expected!r}"
                 )
+    stats = row_id_stats(table) if isinstance(table, pa.Table) else table
     if need_topk:
-        problems.extend(_topk_problems(manifest, table))
-    if table is not None and table.num_rows:
-        problems.extend(_id_range_problems(table, student.vocab_size))
+        problems.extend(_topk_problems(manifest, stats))
+    if stats is not None and stats.rows:
+        problems.extend(_id_range_problems(stats, student.vocab_size))
     if problems:
         raise StudentMismatch(problems)
 
 
-def _topk_problems(manifest: Manifest, table: pa.Table | None) -> list[str]:
+def _topk_problems(manifest: Manifest, stats: RowIdStats | None) -> list[str]:
     fix = "KD needs the teacher's top-k: regenerate with top_k >= 1, or train with mode='sft'"
     if not manifest.top_k:
         return [f"the manifest's top_k is {manifest.top_k!r}; {fix}"]
@@ -97,29 +141,19 @@ def _topk_problems(manifest: Manifest, table: pa.Table | None) -> list[str]:
             "the dataset holds hard labels only (its teacher returned no token-id top-k); "
             "train it with mode='sft', or regenerate with a teacher that returns log-probs"
         ]
-    if table is None:
+    if stats is None:
         return []
-    if not {"topk_ids", "topk_ids_packed"} & set(table.column_names):
+    if not stats.has_topk:
         return [f"the dataset has no top-k columns; {fix}"]
-    empty = int((decode_topk(table).k_per_token == 0).sum())
-    if empty:
-        return [f"{empty} response tokens have an empty top-k; {fix}"]
+    if stats.empty_topk_tokens:
+        return [f"{stats.empty_topk_tokens} response tokens have an empty top-k; {fix}"]
     return []
 
 
-def _id_range_problems(table: pa.Table, vocab: int) -> list[str]:
-    problems = []
-    tops: dict[str, int | None] = {}
-    for name in ("token_ids", "prompt_token_ids"):
-        if name in table.column_names:
-            tops[name] = pc.max(pc.list_flatten(table.column(name))).as_py()
-    if {"topk_ids", "topk_ids_packed"} & set(table.column_names):
-        ids = decode_topk(table).ids  # plain or packed: the codec decides the columns
-        tops["topk_ids"] = int(ids.max()) if ids.size else None
-    for name, top in tops.items():
-        if top is not None and top >= vocab:
-            problems.append(
-                f"{name}: id {top} is outside the student's vocabulary of {vocab}; "
-                "the data was made with a larger vocabulary than the student's"
-            )
-    return problems
+def _id_range_problems(stats: RowIdStats, vocab: int) -> list[str]:
+    return [
+        f"{name}: id {top} is outside the student's vocabulary of {vocab}; "
+        "the data was made with a larger vocabulary than the student's"
+        for name, top in stats.max_ids.items()
+        if top >= vocab
+    ]
