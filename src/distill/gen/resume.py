@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from distill.gen.id_hashes import KeySet, keys_of
 from distill.schemas import CODECS, Manifest, TeacherInfo
 from distill.store import load_manifest, new_dataset_id, read_shard, scan_shards, shard_paths
 from distill.teachers.backend import TeacherBackend
@@ -69,17 +70,20 @@ def check_joinable(out_dir: Path, first: TeacherInfo, info: TeacherInfo) -> None
         )
 
 
-def existing_record_ids(out_dir: Path, previous: Manifest | None = None) -> set[str]:
-    """The record ids in the shards on disk. A shard the last manifest lists must match its
-    sha256 (a damaged one stops the run, naming it); one written after that manifest (by a
-    killed run) was renamed into place whole, so it is read as it is. A listed shard that is
-    gone was deleted on purpose: its rows are missing, and this run makes them again."""
+def existing_record_ids(out_dir: Path, previous: Manifest | None = None) -> KeySet:
+    """The record ids in the shards on disk, as a compact `KeySet` (128-bit hashes, 16 bytes
+    a record; `record_id in keys` asks). Read a shard and one column at a time.
+
+    A shard the last manifest lists must match its sha256 (a damaged one stops the run,
+    naming it); one written after that manifest (by a killed run) was renamed into place
+    whole, so it is read as it is. A listed shard that is gone was deleted on purpose: its
+    rows are missing, and this run makes them again."""
     listed = {shard.file: shard.sha256 for shard in previous.shards} if previous else {}
-    ids: set[str] = set()
+    parts = []
     for path in shard_paths(out_dir):
         table = read_shard(path, listed.get(str(path.relative_to(out_dir))), ["record_id"])
-        ids.update(table.column("record_id").to_pylist())
-    return ids
+        parts.append(keys_of(table.column("record_id").to_pylist()))
+    return KeySet.concat(parts)
 
 
 def build_manifest(
