@@ -92,9 +92,9 @@ class KeyMap:
     key is re-sorted O(log n) times. Memory: 24 bytes a key plus the bounded dict.
     """
 
-    def __init__(self, pending_max: int = PENDING_MAX) -> None:
+    def __init__(self, pending_max: int | None = None) -> None:
         self.pending: dict[Key, int] = {}
-        self.pending_max = pending_max
+        self.pending_max = pending_max or PENDING_MAX
         self.runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def __len__(self) -> int:
