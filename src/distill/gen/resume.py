@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.gen.id_hashes import KeySet, keys_of
-from distill.schemas import CODECS, Manifest, TeacherInfo
+from distill.schemas import CODECS, Manifest, ShardInfo, TeacherInfo
 from distill.store import load_manifest, new_dataset_id, read_shard, scan_shards, shard_paths
 from distill.teachers.backend import TeacherBackend
 
@@ -96,12 +96,15 @@ def build_manifest(
     counts: dict[str, int],
     codec: str = "plain",
     run_stats: dict[str, float] | None = None,
+    shards: list[ShardInfo] | None = None,
 ) -> Manifest:
     """The manifest after this run. `counts` are this run's (plus the dataset's `rows`);
     `stats["runs"]` keeps every run's counts, teacher and cost (`run_stats`), so a dataset
     made by several runs or teachers still says what each one wrote, failed and cost, and
-    `stats["cost_usd"]` is the dataset's total."""
-    shards = scan_shards(out_dir)
+    `stats["cost_usd"]` is the dataset's total. `shards`: the shards on disk, if the caller
+    keeps track of them (a run does: hashing every shard again after each new one would cost
+    time quadratic in the dataset); else they are scanned."""
+    shards = shards if shards is not None else scan_shards(out_dir)
     run_ids = [*(previous.run_ids if previous else []), run_id]
     return Manifest(
         stats=run_history(previous, info, run_id, counts, run_stats or {}),

@@ -45,8 +45,8 @@ from distill.gen.prompts import PromptRow
 from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
 from distill.gen.run_output import RunOutput, chunked, longest_first
 from distill.gen.shards import ShardWriter, new_run_id
-from distill.schemas import Manifest, TeacherInfo, TeacherRecord, make_record_id
-from distill.store import remove_stale_temporaries
+from distill.schemas import Manifest, ShardInfo, TeacherInfo, TeacherRecord, make_record_id
+from distill.store import remove_stale_temporaries, scan_shards
 from distill.teachers.backend import Generation, TeacherBackend
 
 
@@ -115,6 +115,7 @@ class Run:
     settings: RunSettings
     previous: Manifest | None
     existing: KeySet  # the record ids already written, hashed (`distill.gen.id_hashes`)
+    shards: list[ShardInfo] = field(default_factory=list)  # on disk, hashed once each
     run_id: str = field(default_factory=new_run_id)
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
@@ -137,6 +138,7 @@ class Run:
             self.counts,
             self.settings.codec,
             run_stats=self.stats,
+            shards=self.shards,
         )
 
     def record(self, item: RunItem, gen: Generation, now: datetime) -> TeacherRecord:
@@ -160,7 +162,7 @@ def open_run(
         check(previous)
     remove_stale_temporaries(out_dir)
     existing = existing_record_ids(out_dir, previous)
-    return Run(out_dir, model, info, params, settings, previous, existing)
+    return Run(out_dir, model, info, params, settings, previous, existing, scan_shards(out_dir))
 
 
 def execute(
@@ -175,7 +177,7 @@ def execute(
     the input may hold, for the progress bar (those found done are taken off). See the
     module docstring."""
     settings = run.settings
-    writer = ShardWriter(run.out_dir, settings.codec, settings.shard_size, run.manifest)
+    writer = ShardWriter(run.out_dir, settings.codec, settings.shard_size, run.manifest, run.shards)
     failed_log = (
         start_failure_log(run.out_dir, run.info.teacher_id) if settings.per_row_failures else None
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from distill.codec import encode_table
 from distill.gen.id_hashes import KeySet, keys_of
-from distill.schemas import Manifest, TeacherRecord, records_to_table, schema_for
+from distill.schemas import Manifest, ShardInfo, TeacherRecord, records_to_table, schema_for
 from distill.store import iter_batches, save_manifest, write_shard
 
 
@@ -24,10 +24,16 @@ class ShardWriter:
     """
 
     def __init__(
-        self, out_dir: Path, codec: str, shard_size: int, manifest: Callable[[], Manifest]
+        self,
+        out_dir: Path,
+        codec: str,
+        shard_size: int,
+        manifest: Callable[[], Manifest],
+        shards: list[ShardInfo] | None = None,
     ) -> None:
         self.out_dir, self.codec, self.shard_size = out_dir, codec, shard_size
         self.manifest = manifest  # builds the manifest from the shards on disk
+        self.shards = shards  # the shards on disk, if the caller tracks them: each new one added
         self.pending: list[TeacherRecord] = []
         self.written = 0
 
@@ -40,7 +46,9 @@ class ShardWriter:
     def _flush(self) -> None:
         if self.pending:
             table = encode_table(records_to_table(self.pending), self.codec)
-            write_shard(self.out_dir, table, schema_for(self.codec))
+            info = write_shard(self.out_dir, table, schema_for(self.codec))
+            if self.shards is not None:
+                self.shards.append(info)
             self.written += len(self.pending)
             self.pending = []
 
