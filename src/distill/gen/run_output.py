@@ -16,17 +16,27 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from distill.gen.failures import append_failures, cost_usd, failure_entry, tally
 from distill.gen.progress import GenProgress
 from distill.gen.shards import ShardWriter
 from distill.teachers.backend import Generation, TeacherUnavailableError
 
-if TYPE_CHECKING:
-    from distill.gen.run import Run, RunItem
-
 T = TypeVar("T")
+RunItem = Any  # a `distill.gen.run.RunItem` (not imported: that module imports this one)
+
+
+class Run(Protocol):
+    """What `RunOutput` uses of a `distill.gen.run.Run`."""
+
+    counts: dict[str, int]
+    stats: dict[str, float]
+    settings: Any
+    info: Any
+    run_id: str
+
+    def record(self, item: Any, gen: Generation, now: datetime) -> Any: ...
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
