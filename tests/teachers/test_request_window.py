@@ -21,7 +21,7 @@ from tests.teachers.test_openai_teacher import RESPONSE_IDS, completion
 
 pytest.importorskip("openai")
 
-STALL_S = 2.0
+STALL_S = 3.0
 CONCURRENCY = 4
 PROMPTS = [f"Question {i}" for i in range(40)]
 PROMPTS[5] = "STALL me"  # in the second batch: the client is warm by then
@@ -119,8 +119,9 @@ def test_a_stall_holds_up_its_own_row_only(server, tmp_path: Path) -> None:
 
     run_gen(url, tmp_path / "stream", prompts)
     # The other rows (~30 ms each, 3 slots free) kept going out while the stall lasted,
-    # far past the batch of 4 the stalled row was in (a loaded CI machine sends fewer).
-    assert started_during_stall(log) >= 3 * CONCURRENCY
+    # far past the batch of 4 the stalled row was in (all 34 after it on an idle machine,
+    # fewer on a loaded one; the batch path below can never pass 3).
+    assert started_during_stall(log) > 2 * CONCURRENCY
     assert log.max_in_flight == CONCURRENCY
     rows = read_table(tmp_path / "stream").to_pylist()
     assert sorted(row["messages"][-1]["content"] for row in rows) == sorted(PROMPTS)

@@ -62,7 +62,7 @@ from distill.teachers.openai_replies import (
     parse_reply,
     vllm_token_id,
 )
-from distill.teachers.request_window import BackgroundLoop, stream_window
+from distill.teachers.request_window import BackgroundLoop, cancel_others, stream_window
 from distill.teachers.token_strings import TokenStringMap, build_token_map
 from distill.tokenizer_info import chat_template_hash, describe_tokenizer, tokenizer_hash
 
@@ -162,6 +162,7 @@ class OpenAITeacher:
                 # one ends, even while the caller is busy writing a shard.
                 yield from stream_window(requests, ask, 2 * self.config.concurrency, loop)
             finally:
+                loop.run(cancel_others())  # the requests still in flight, then their client
                 loop.run(client.close())
 
     async def _open_client(self) -> Any:

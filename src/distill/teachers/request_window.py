@@ -43,13 +43,14 @@ class BackgroundLoop:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.run(_cancel_others())  # requests still in flight unwind before the loop stops
+        self.run(cancel_others())  # requests still in flight unwind before the loop stops
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
 
 
-async def _cancel_others() -> None:
+async def cancel_others() -> None:
+    """Cancel every task of the running loop but this one, and wait for them to unwind."""
     tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     for task in tasks:
         task.cancel()
