@@ -110,6 +110,20 @@ class KeyMap:
                 return int(values[i])
         return None
 
+    def increment(self, text: str) -> int:
+        """Add 1 to the key's value (0 if absent) and return it: one lookup, not two."""
+        key = key_of(text)
+        if key in self.pending:
+            self.pending[key] += 1
+            return self.pending[key]
+        for hi, lo, values in self.runs:
+            i = _find(hi, lo, key)
+            if i >= 0:
+                values[i] += 1
+                return int(values[i])
+        self._add(key, 1)
+        return 1
+
     def put(self, text: str, value: int) -> None:
         key = key_of(text)
         for hi, lo, values in self.runs:
@@ -117,6 +131,9 @@ class KeyMap:
             if i >= 0:
                 values[i] = value
                 return
+        self._add(key, value)
+
+    def _add(self, key: Key, value: int) -> None:
         self.pending[key] = value
         if len(self.pending) >= self.pending_max:
             self._spill()

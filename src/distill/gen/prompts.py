@@ -153,8 +153,7 @@ def _prompt_id(
     if user_id:
         return user_id
     canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False)
-    occurrence = (seen.get(canonical) or 0) + 1
-    seen.put(canonical, occurrence)
+    occurrence = seen.increment(canonical)
     digest = hashlib.sha256(f"{canonical}\x1f{occurrence}".encode()).hexdigest()
     return digest[:16]
 
