@@ -233,24 +233,31 @@ class OpenAITeacher:
         Whatever still fails is returned as a failed `Generation`, never raised, so one
         bad reply costs its row alone and not the rest of the batch."""
         import openai
+        from openai.types.chat import ChatCompletion
 
-        extra = {"return_tokens_as_token_ids": True} if self.mode == "vllm" else None
+        body = {
+            "model": self.model,
+            "messages": chat,
+            "max_completion_tokens": sampling.max_new_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "seed": seed % (1 << 31),
+            "n": 1,
+            "logprobs": True,
+            "top_logprobs": k,
+            **({"return_tokens_as_token_ids": True} if self.mode == "vllm" else {}),
+        }
         billed: dict[str, int] = {}  # a bad reply's tokens are paid for all the same
         retry = 0
         while True:
             try:
                 try:
-                    response = await client.chat.completions.create(
-                        model=self.model,
-                        messages=chat,  # type: ignore[arg-type]
-                        max_completion_tokens=sampling.max_new_tokens,
-                        temperature=sampling.temperature,
-                        top_p=sampling.top_p,
-                        seed=seed % (1 << 31),
-                        n=1,
-                        logprobs=True,
-                        top_logprobs=k,
-                        extra_body=extra,
+                    # The client's own `post` (its retries, Retry-After and errors), not
+                    # `chat.completions.create`: the body is plain JSON already, and
+                    # create's parameter transform costs ~0.6 ms of CPU a request, a
+                    # fifth of the client's work at 64 in flight.
+                    response = await client.post(
+                        "/chat/completions", body=body, cast_to=ChatCompletion
                     )
                 except (json.JSONDecodeError, UnicodeDecodeError) as err:
                     raise not_json(err) from None  # the client decodes a 200's body bare
