@@ -82,4 +82,4 @@ def test_shards_missing_from_or_unknown_to_the_manifest_are_refused(tmp_path: Pa
     shard_paths(src)[0].unlink()
     with pytest.raises(DatasetError, match=r"listed in manifest\.json but missing"):
         read_table(src)
-    assert existing_record_ids(src, load_manifest(src)) == set()  # gen: rows made again
+    assert len(existing_record_ids(src, load_manifest(src))) == 0  # gen: rows made again

@@ -58,6 +58,16 @@ class GenProgress:
     def _rate(self) -> float:
         return self.tokens / max(self.elapsed, 1e-9)
 
+    def set_total(self, total: int) -> None:
+        """A new total (a streamed input learns as it goes how many samples are done)."""
+        if total == self.total:
+            return
+        self.total = total
+        if self._progress is not None:
+            self._progress.update(self._task, total=total)
+        if self._lines is not None:
+            self._lines.total = total
+
     def advance(self, samples: int, tokens: int) -> None:
         self.done += samples
         self.tokens += tokens

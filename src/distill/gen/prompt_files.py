@@ -8,6 +8,9 @@ unreadable Parquet file, broken CSV quoting) raises `PromptError`; a row-level o
 yielded as a `RowProblem` naming the field, which `load_prompts` raises or, with
 `skip_invalid`, sets aside. Text is decoded with `surrogateescape`, so a bad byte inside a
 value is caught by `text_problem` and named by its field rather than its line.
+
+Every format streams: JSONL and CSV a line at a time, Parquet and saved `datasets`
+directories `READ_BATCH_ROWS` rows at a time, so memory does not grow with the file.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ PromptFormat = Literal["jsonl", "parquet", "csv", "hf", "mmlu"]
 BOM = "\ufeff"
 # The csv module refuses a cell over 128 KiB by default; long-context prompts are longer.
 CSV_FIELD_LIMIT = 1 << 30
+READ_BATCH_ROWS = 1024  # rows decoded at a time from Parquet and `datasets` directories
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,7 @@ def read_rows(path: Path, fmt: PromptFormat) -> Iterator[tuple[int, dict[str, An
     elif fmt == "parquet":
         yield from enumerate(_parquet_rows(path), start=1)
     elif fmt == "hf":
-        from datasets import load_from_disk
-
-        for i, row in enumerate(load_from_disk(str(path)), start=1):  # type: ignore[arg-type]
-            yield i, dict(row)
+        yield from enumerate(_hf_rows(path), start=1)
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
@@ -92,11 +93,23 @@ def _csv_row(row: dict[str | None, Any], width: int) -> dict[str, Any] | RowProb
     return row  # type: ignore[return-value]
 
 
-def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows, one batch of `READ_BATCH_ROWS` decoded at a time (row group by row group)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path).to_pylist()
+        batches = pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH_ROWS)
+        for batch in batches:
+            yield from batch.to_pylist()
     except (pa.ArrowException, ValueError, OSError) as err:
         raise PromptError(str(path), 0, "<file>", f"not a readable Parquet file ({err})") from None
+
+
+def _hf_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """A saved `datasets` directory's rows: memory-mapped Arrow, a batch at a time."""
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(str(path)).with_format("arrow")  # type: ignore[union-attr]
+    for table in dataset.iter(batch_size=READ_BATCH_ROWS):
+        yield from table.to_pylist()  # type: ignore[union-attr]

@@ -5,6 +5,12 @@ field, an empty prompt, a prompt that is not a string, text that is not UTF-8, a
 on an earlier row) raises `PromptError` naming file, line and field; with `skip_invalid` it
 is returned as an `InvalidPrompt` instead, so the run goes on and the row is written to the
 rejects file with its reason. Reading the files themselves is `prompt_files`.
+
+`iter_prompts` streams: one row (or one Parquet/`datasets` batch) is read at a time, and what
+it remembers across rows (occurrence counts of each prompt text, the first line of each
+`--id`) is kept as 128-bit hashes in `distill.gen.id_hashes.KeyMap`, 24 bytes a prompt, so
+memory does not grow by Python objects per prompt. `load_prompts` collects the stream into a
+`PromptBatch`, for small files and tests.
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from distill.gen.id_hashes import KeyMap
 from distill.gen.prompt_files import PromptFormat, RowProblem, read_rows
 from distill.input_rows import PromptError, printable, text_problem
 from distill.tasks.mcq import MMLU_FIELDS, mmlu_prompt
@@ -60,6 +67,15 @@ class InvalidPrompt:
 class PromptBatch:
     rows: list[PromptRow] = field(default_factory=list)
     invalid: list[InvalidPrompt] = field(default_factory=list)
+    skipped_headers: int = 0
+
+
+@dataclass
+class PromptCounts:
+    """What a pass of `iter_prompts` has read so far."""
+
+    rows: int = 0
+    invalid: int = 0
     skipped_headers: int = 0
 
 
@@ -128,7 +144,7 @@ def _messages(
 
 
 def _prompt_id(
-    row: dict[str, Any], mapping: FieldMapping, messages: list, seen: Counter, where: tuple
+    row: dict[str, Any], mapping: FieldMapping, messages: list, seen: KeyMap, where: tuple
 ) -> str:
     # Content hash + occurrence number: stable when rows are inserted or reordered
     # (so resume still finds its records), yet distinct for repeated prompts, which
@@ -137,8 +153,8 @@ def _prompt_id(
     if user_id:
         return user_id
     canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False)
-    seen[canonical] += 1
-    digest = hashlib.sha256(f"{canonical}\x1f{seen[canonical]}".encode()).hexdigest()
+    occurrence = seen.increment(canonical)
+    digest = hashlib.sha256(f"{canonical}\x1f{occurrence}".encode()).hexdigest()
     return digest[:16]
 
 
@@ -150,25 +166,46 @@ def load_prompts(
     skip_invalid: bool = False,
     limit: int | None = None,
 ) -> PromptBatch:
+    """Every prompt of the file in memory (`iter_prompts` collected): for small files."""
+    batch, counts = PromptBatch(), PromptCounts()
+    for prompt in iter_prompts(path, fmt, mapping, system_prompt, skip_invalid, limit, counts):
+        (batch.invalid if isinstance(prompt, InvalidPrompt) else batch.rows).append(prompt)
+    batch.skipped_headers = counts.skipped_headers
+    return batch
+
+
+def iter_prompts(
+    path: Path,
+    fmt: PromptFormat | None = None,
+    mapping: FieldMapping | None = None,
+    system_prompt: str | None = None,
+    skip_invalid: bool = False,
+    limit: int | None = None,
+    counts: PromptCounts | None = None,
+) -> Iterator[PromptRow | InvalidPrompt]:
+    """The file's prompts in file order, read lazily; with `skip_invalid` the bad rows come
+    as `InvalidPrompt`s among them, else the first raises `PromptError`. `limit` counts
+    valid rows; `counts` (if given) is updated as rows are read."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: prompt file not found")
     fmt = fmt or detect_format(path)
     mapping = mapping or FieldMapping()
-    batch, seen, id_lines = PromptBatch(), Counter(), {}
+    counts = counts if counts is not None else PromptCounts()
+    seen, id_lines = KeyMap(), KeyMap()
     for line, row in read_rows(path, fmt):
-        if limit is not None and len(batch.rows) >= limit:
+        if limit is not None and counts.rows >= limit:
             break
         where = (str(path), line)
         try:
             if isinstance(row, RowProblem):
                 raise PromptError(*where, row.field, row.problem)
             if fmt == "mmlu" and is_mmlu_header_row(row):
-                batch.skipped_headers += 1
+                counts.skipped_headers += 1
                 continue
             prompt = _prompt_row(row, fmt, mapping, system_prompt, where, seen)
-            if mapping.id is not None and prompt.prompt_id in id_lines:
-                first = id_lines[prompt.prompt_id]
+            first = id_lines.get(prompt.prompt_id) if mapping.id is not None else None
+            if first is not None:
                 raise PromptError(
                     *where, mapping.id, f"duplicate id {prompt.prompt_id!r}, first on line {first}"
                 )
@@ -176,11 +213,13 @@ def load_prompts(
             if not skip_invalid:
                 raise
             raw = row.raw if isinstance(row, RowProblem) else json.dumps(row, default=str)
-            batch.invalid.append(InvalidPrompt(*where, err.field, err.problem, printable(raw)))
+            counts.invalid += 1
+            yield InvalidPrompt(*where, err.field, err.problem, printable(raw))
             continue
-        id_lines[prompt.prompt_id] = line
-        batch.rows.append(prompt)
-    return batch
+        if mapping.id is not None:
+            id_lines.put(prompt.prompt_id, line)
+        counts.rows += 1
+        yield prompt
 
 
 def _prompt_row(
@@ -189,7 +228,7 @@ def _prompt_row(
     mapping: FieldMapping,
     system_prompt: str | None,
     where: tuple[str, int],
-    seen: Counter,
+    seen: KeyMap,
 ) -> PromptRow:
     if fmt == "mmlu":
         user_text, domain, reference = mmlu_prompt(row, *where)
@@ -212,9 +251,11 @@ __all__ = [
     "FieldMapping",
     "InvalidPrompt",
     "PromptBatch",
+    "PromptCounts",
     "PromptError",
     "PromptFormat",
     "PromptRow",
     "detect_format",
+    "iter_prompts",
     "load_prompts",
 ]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distill.schemas import CODECS, Manifest, TeacherInfo
+from distill.gen.id_hashes import KeySet, keys_of
+from distill.schemas import CODECS, Manifest, ShardInfo, TeacherInfo
 from distill.store import load_manifest, new_dataset_id, read_shard, scan_shards, shard_paths
 from distill.teachers.backend import TeacherBackend
 
@@ -69,17 +70,20 @@ def check_joinable(out_dir: Path, first: TeacherInfo, info: TeacherInfo) -> None
         )
 
 
-def existing_record_ids(out_dir: Path, previous: Manifest | None = None) -> set[str]:
-    """The record ids in the shards on disk. A shard the last manifest lists must match its
-    sha256 (a damaged one stops the run, naming it); one written after that manifest (by a
-    killed run) was renamed into place whole, so it is read as it is. A listed shard that is
-    gone was deleted on purpose: its rows are missing, and this run makes them again."""
+def existing_record_ids(out_dir: Path, previous: Manifest | None = None) -> KeySet:
+    """The record ids in the shards on disk, as a compact `KeySet` (128-bit hashes, 16 bytes
+    a record; `record_id in keys` asks). Read a shard and one column at a time.
+
+    A shard the last manifest lists must match its sha256 (a damaged one stops the run,
+    naming it); one written after that manifest (by a killed run) was renamed into place
+    whole, so it is read as it is. A listed shard that is gone was deleted on purpose: its
+    rows are missing, and this run makes them again."""
     listed = {shard.file: shard.sha256 for shard in previous.shards} if previous else {}
-    ids: set[str] = set()
+    parts = []
     for path in shard_paths(out_dir):
         table = read_shard(path, listed.get(str(path.relative_to(out_dir))), ["record_id"])
-        ids.update(table.column("record_id").to_pylist())
-    return ids
+        parts.append(keys_of(table.column("record_id").to_pylist()))
+    return KeySet.concat(parts)
 
 
 def build_manifest(
@@ -92,12 +96,15 @@ def build_manifest(
     counts: dict[str, int],
     codec: str = "plain",
     run_stats: dict[str, float] | None = None,
+    shards: list[ShardInfo] | None = None,
 ) -> Manifest:
     """The manifest after this run. `counts` are this run's (plus the dataset's `rows`);
     `stats["runs"]` keeps every run's counts, teacher and cost (`run_stats`), so a dataset
     made by several runs or teachers still says what each one wrote, failed and cost, and
-    `stats["cost_usd"]` is the dataset's total."""
-    shards = scan_shards(out_dir)
+    `stats["cost_usd"]` is the dataset's total. `shards`: the shards on disk, if the caller
+    keeps track of them (a run does: hashing every shard again after each new one would cost
+    time quadratic in the dataset); else they are scanned."""
+    shards = shards if shards is not None else scan_shards(out_dir)
     run_ids = [*(previous.run_ids if previous else []), run_id]
     return Manifest(
         stats=run_history(previous, info, run_id, counts, run_stats or {}),

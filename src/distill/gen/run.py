@@ -5,18 +5,24 @@ re-run at any point. The run:
 1. `open_run`: checks that the output may be resumed with this teacher and codec (plus what
    the caller checks), drops the temporaries of a killed writer and reads the record ids
    already in the shards, verifying every shard the manifest lists (`distill.gen.resume`);
-2. the caller keeps the items whose record id is not `Run.done` (the resume rule: a record's
-   id is (prompt id, sample index, teacher id));
-3. `execute`: longest items first, batch by batch, calls `work` (the backend: `generate`
-   for gen, teacher-forcing `score` for score), writes records shard by shard with the
-   manifest rewritten after each shard (`distill.gen.shards`), shows progress and returns
-   a `GenResult`.
+2. the caller streams the items whose record id is not `Run.done` (the resume rule: a
+   record's id is (prompt id, sample index, teacher id)); `done` asks a compact set of
+   128-bit id hashes (`distill.gen.id_hashes`), not a set of strings;
+3. `execute`: reads the items lazily. A batch backend gets them longest first within
+   windows of `RunSettings.sort_window` items, batch by batch, through `work` (`generate`
+   for gen, teacher-forcing `score` for score); a streaming backend (an API's
+   `generate_stream`) gets them in input order and answers them as they complete, its
+   window of requests kept full across batch boundaries. Records are written shard by
+   shard with the manifest rewritten after each shard (`distill.gen.shards`); with a
+   streaming backend a shard's rows are in the order they completed. Shows progress and
+   returns a `GenResult`.
 
 With `RunSettings.per_row_failures` (gen), a backend may fail rows one by one (an API):
-the batch is tallied (written, failed by kind, retries, usage, cost), failed rows go to
-failed.jsonl (`distill.gen.failures`) instead of a record, the rows already answered are
-written before an error stops the run (with a paid API they cost money), and a run whose
-first batch all failed stops with `TeacherUnavailableError`. Score's local teachers fail
+each group of results is tallied (written, failed by kind, retries, usage, cost), failed
+rows go to failed.jsonl (`distill.gen.failures`) instead of a record, the rows already
+answered are written before an error stops the run (with a paid API they cost money), and
+a run whose first batch (`batch_size` results, or all of a shorter run) all failed stops
+with `TeacherUnavailableError` (`distill.gen.run_output`). Score's local teachers fail
 whole or not at all, so it keeps none of that.
 
 The output lock (`distill.locking.locks_output`) is taken by `generate_dataset` and
@@ -25,27 +31,23 @@ The output lock (`distill.locking.locks_output`) is taken by `generate_dataset` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from distill.gen.failures import (
-    FAILED_FILE,
-    append_failures,
-    cost_usd,
-    failure_entry,
-    start_failure_log,
-    tally,
-)
+from distill.gen.failures import FAILED_FILE, start_failure_log
+from distill.gen.id_hashes import KeySet
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import PromptRow
 from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
+from distill.gen.run_output import RunOutput, chunked, longest_first
 from distill.gen.shards import ShardWriter, new_run_id
-from distill.schemas import Manifest, TeacherInfo, TeacherRecord, make_record_id
-from distill.store import remove_stale_temporaries
-from distill.teachers.backend import Generation, TeacherBackend, TeacherUnavailableError
+from distill.schemas import Manifest, ShardInfo, TeacherInfo, TeacherRecord, make_record_id
+from distill.store import remove_stale_temporaries, scan_shards
+from distill.teachers.backend import Generation, TeacherBackend
 
 
 @dataclass
@@ -79,6 +81,9 @@ class RunSettings:
     per_row_failures: bool = False  # see the module docstring
     price_input: float | None = None  # USD per 1M prompt tokens, with per_row_failures
     price_output: float | None = None  # USD per 1M completion tokens
+    # Batch backends get items longest first within each window of this many (memory:
+    # one window of tokenised items); streaming backends get them in input order.
+    sort_window: int = 4096
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,8 @@ class Run:
     params: dict
     settings: RunSettings
     previous: Manifest | None
-    existing: set[str]
+    existing: KeySet  # the record ids already written, hashed (`distill.gen.id_hashes`)
+    shards: list[ShardInfo] = field(default_factory=list)  # on disk, hashed once each
     run_id: str = field(default_factory=new_run_id)
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
@@ -134,6 +140,7 @@ class Run:
             self.counts,
             self.settings.codec,
             run_stats=self.stats,
+            shards=self.shards,
         ).model_copy(update=self.manifest_fields)
 
     def record(self, item: RunItem, gen: Generation, now: datetime) -> TeacherRecord:
@@ -157,49 +164,43 @@ def open_run(
         check(previous)
     remove_stale_temporaries(out_dir)
     existing = existing_record_ids(out_dir, previous)
-    return Run(out_dir, model, info, params, settings, previous, existing)
+    return Run(out_dir, model, info, params, settings, previous, existing, scan_shards(out_dir))
 
 
 def execute(
-    run: Run, items: Sequence[Item], work: Callable[[list[Item]], list[Generation]]
+    run: Run,
+    items: Iterable[Item],
+    work: Callable[[list[Item]], list[Generation]],
+    total: int,
+    stream: Callable[[Iterable[Item]], Iterator[tuple[Item, Generation]]] | None = None,
 ) -> GenResult:
-    """Make a record of every item, `work` answering a batch at a time (see the module)."""
+    """Make a record of every item (read lazily), `work` answering a batch at a time, or
+    `stream` (a streaming backend) answering items as they complete. `total`: the samples
+    the input may hold, for the progress bar (those found done are taken off). See the
+    module docstring."""
     settings = run.settings
-    # Longest first, in length order: less padding per batch, and the slowest batches
-    # show up at the start of the progress bar, not the end.
-    items = sorted(items, key=lambda item: -item.length)
-    writer = ShardWriter(run.out_dir, settings.codec, settings.shard_size, run.manifest)
+    writer = ShardWriter(run.out_dir, settings.codec, settings.shard_size, run.manifest, run.shards)
     failed_log = (
         start_failure_log(run.out_dir, run.info.teacher_id) if settings.per_row_failures else None
     )
-    tokens = 0
-    with GenProgress(total=len(items), enabled=settings.progress, label=settings.label) as bar:
-        for start in range(0, len(items), settings.batch_size):
-            chunk = items[start : start + settings.batch_size]
-            try:
-                gens = work(chunk)
-            except Exception:
-                if failed_log is not None:
-                    # Whatever stops the run (a refused key, or a bug), the rows already
-                    # answered are written first: with a paid API they cost money.
-                    writer.finish()
-                raise
-            now = datetime.now(UTC)
-            batch_tokens = sum(len(g.token_ids) for g in gens)
-            tokens += batch_tokens
+    with GenProgress(total=total, enabled=settings.progress, label=settings.label) as bar:
+        output = RunOutput(run, writer, failed_log, bar, total)
+        try:
+            if stream is not None:
+                with closing(stream(items)) as results:  # closed: stops requests in flight
+                    output.drain(results, settings.batch_size)
+            else:
+                batches = chunked(longest_first(items, settings.sort_window), settings.batch_size)
+                for chunk in batches:
+                    output.add(chunk, work(chunk))
+                    output.stop_if_nothing_works()
+                output.stop_if_nothing_works(ended=True)
+        except Exception:
             if failed_log is not None:
-                _account(run, chunk, gens, failed_log)
-            bar.advance(len(chunk), batch_tokens)
-            # after the tally: a flush rewrites the manifest from `counts`
-            writer.add(
-                [
-                    run.record(item, gen, now)
-                    for item, gen in zip(chunk, gens, strict=True)
-                    if gen.failure is None  # a failed row has no record
-                ]
-            )
-            if failed_log is not None:
-                _stop_if_nothing_works(run, writer, gens, failed_log, len(items))
+                # Whatever stops the run (a refused key, or a bug), the rows already
+                # answered are written first: with a paid API they cost money.
+                writer.finish()
+            raise
     final = writer.finish()
     return GenResult(
         out_dir=run.out_dir,
@@ -208,49 +209,12 @@ def execute(
         records_skipped_existing=run.counts["skipped_existing"],
         prompts=run.counts["prompts"],
         invalid_prompts=run.counts.get("invalid_prompts", 0),
-        tokens_generated=tokens,
+        tokens_generated=output.tokens,
         seconds=bar.elapsed,
         counts=final.counts,
         failed=run.counts.get("failed", 0),
         stats=dict(run.stats),
     )
-
-
-def _account(run: Run, chunk: Sequence[RunItem], gens: list[Generation], failed_log: Path) -> None:
-    """Count one batch (and its cost) and list its failed rows in failed.jsonl."""
-    tally(run.counts, gens)
-    cost = cost_usd(run.counts, run.settings.price_input, run.settings.price_output)
-    if cost is not None:
-        run.stats["cost_usd"] = cost
-    append_failures(
-        failed_log,
-        [
-            failure_entry(
-                item.row.prompt_id,
-                item.sample_index,
-                item.record_id,
-                run.info.teacher_id,
-                gen,
-                run.run_id,
-            )
-            for item, gen in zip(chunk, gens, strict=True)
-            if gen.failure is not None
-        ],
-    )
-
-
-def _stop_if_nothing_works(
-    run: Run, writer: ShardWriter, gens: list[Generation], failed_log: Path, total: int
-) -> None:
-    """Nothing has worked (wrong URL, server down): stop rather than fail every row."""
-    counts = run.counts
-    if counts["written"] == 0 and counts["failed"] >= min(run.settings.batch_size, total):
-        writer.finish()
-        first = next(g.failure.reason for g in gens if g.failure is not None)
-        raise TeacherUnavailableError(
-            f"all {counts['failed']} requests failed so far, none succeeded; first: "
-            f"{first} (every failure is in {failed_log})"
-        )
 
 
 def build_record(

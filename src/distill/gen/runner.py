@@ -15,17 +15,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 from distill.dataset_card import write_card
-from distill.gen.prompts import FieldMapping, PromptBatch, PromptFormat, load_prompts
+from distill.gen.prompts import (
+    FieldMapping,
+    InvalidPrompt,
+    PromptCounts,
+    PromptFormat,
+    PromptRow,
+    iter_prompts,
+)
 from distill.gen.run import GenResult, Run, RunItem, RunSettings, execute, open_run
 from distill.locking import locks_output
 from distill.schemas import CODECS, Manifest, SamplingParams, TeacherInfo
-from distill.store import atomic_write_bytes
-from distill.teachers.backend import Generation, TeacherBackend
+from distill.store import OutputWriteError
+from distill.teachers.backend import Generation, GenRequest, TeacherBackend, streams
 from distill.teachers.licenses import LicenseOptions, merge_licenses, run_licenses
 from distill.teachers.sampled_targets import TARGETS
 from distill.teachers.specs import DEFAULT_TEACHER, load_teacher, teacher_in_use
@@ -39,9 +47,21 @@ def sample_seed(seed: int, record_id: str) -> int:
     return int(hashlib.sha256(f"{seed}:{record_id}".encode()).hexdigest()[:15], 16)
 
 
-def _write_invalid(out_dir: Path, invalid: list) -> None:
-    lines = "".join(json.dumps(asdict(item), ensure_ascii=False) + "\n" for item in invalid)
-    atomic_write_bytes(out_dir / INVALID_PROMPTS_FILE, lines.encode())
+class InvalidLog:
+    """invalid_prompts.jsonl, written as the prompts stream past: emptied at the start of a
+    run that has invalid rows (its pass over the prompts lists them all again)."""
+
+    def __init__(self, out_dir: Path, expected: int) -> None:
+        self.path = out_dir / INVALID_PROMPTS_FILE
+        if expected:
+            self.path.write_bytes(b"")
+
+    def add(self, item: InvalidPrompt) -> None:
+        try:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise OutputWriteError(f"{self.path}: write failed ({exc.strerror or exc})") from exc
 
 
 @locks_output("out_dir")
@@ -96,8 +116,12 @@ def generate_dataset(
     if targets not in TARGETS:
         raise ValueError(f"--targets {targets!r}: use one of {list(TARGETS)}")
     # Bad options and bad prompt rows fail here, before a teacher is loaded (a vLLM engine
-    # takes a minute to start).
-    batch = load_prompts(prompts_path, fmt, mapping, system_prompt, skip_invalid, limit)
+    # takes a minute to start): a first pass reads the whole file, streamed, and counts it;
+    # the run streams it again.
+    read = partial(iter_prompts, prompts_path, fmt, mapping, system_prompt, skip_invalid, limit)
+    scanned = PromptCounts()
+    for _ in read(counts=scanned):
+        pass
     settings = RunSettings(
         batch_size=batch_size,
         shard_size=shard_size,
@@ -134,10 +158,12 @@ def generate_dataset(
             run.previous.licenses if run.previous else [],
             run_licenses(prompts_path, info, base_url, licenses),
         )
-        if batch.invalid:
-            _write_invalid(out_dir, batch.invalid)
-        items = _missing_samples(run, batch, sampling.n)
-        result = execute(run, items, partial(_generate, model, sampling, top_k))
+        _start_counts(run, scanned)
+        invalid = InvalidLog(out_dir, scanned.invalid)
+        items = _missing_samples(run, read(), sampling.n, invalid)
+        stream = partial(_generate_stream, model, sampling, top_k) if streams(model) else None
+        work = partial(_generate, model, sampling, top_k)
+        result = execute(run, items, work, scanned.rows * sampling.n, stream)
     write_card(out_dir)
     return result
 
@@ -172,26 +198,38 @@ def _check_targets(out_dir: Path, targets: str, previous: Manifest | None) -> No
         )
 
 
-def _missing_samples(run: Run, batch: PromptBatch, n: int) -> list[RunItem]:
-    """The (prompt, sample index) pairs with no record yet, tokenised; counts the rest."""
-    items = []
-    for row in batch.rows:
-        for index in range(n):
-            record_id = run.record_id(row, index)
-            if not run.done(record_id):
-                items.append(RunItem(row, index, record_id, run.model.encode_chat(row.messages)))
+def _start_counts(run: Run, scanned: PromptCounts) -> None:
     run.counts.update(
         {
-            "prompts": len(batch.rows),
-            "invalid_prompts": len(batch.invalid),
-            "skipped_header_rows": batch.skipped_headers,
-            "skipped_existing": len(batch.rows) * n - len(items),
+            "prompts": scanned.rows,
+            "invalid_prompts": scanned.invalid,
+            "skipped_header_rows": scanned.skipped_headers,
+            "skipped_existing": 0,  # counted as the prompts stream past
             "written": 0,
             "failed": 0,
             "retries": 0,
         }
     )
-    return items
+
+
+def _missing_samples(
+    run: Run, prompts: Iterable[PromptRow | InvalidPrompt], n: int, invalid: InvalidLog
+) -> Iterator[RunItem]:
+    """The (prompt, sample index) pairs with no record yet, tokenised, read lazily; counts
+    the samples already done and lists the invalid rows as they pass."""
+    for row in prompts:
+        if isinstance(row, InvalidPrompt):
+            invalid.add(row)
+            continue
+        prompt_ids: list[int] | None = None
+        for index in range(n):
+            record_id = run.record_id(row, index)
+            if run.done(record_id):
+                run.counts["skipped_existing"] += 1
+                continue
+            if prompt_ids is None:
+                prompt_ids = run.model.encode_chat(row.messages)
+            yield RunItem(row, index, record_id, prompt_ids)
 
 
 def _generate(
@@ -205,3 +243,19 @@ def _generate(
         seeds=[sample_seed(sampling.seed, item.record_id) for item in chunk],
         messages=[item.row.messages for item in chunk],
     )
+
+
+def _generate_stream(
+    model: TeacherBackend, sampling: SamplingParams, top_k: int, items: Iterable[RunItem]
+) -> Iterator[tuple[RunItem, Generation]]:
+    """The items through a streaming backend, answered as they complete (any order)."""
+    requests = (
+        (
+            item,
+            GenRequest(
+                item.prompt_ids, sample_seed(sampling.seed, item.record_id), item.row.messages
+            ),
+        )
+        for item in items
+    )
+    return model.generate_stream(requests, sampling, top_k)  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ says params.mode "score", and re-running the same command scores only what is mi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -33,13 +34,14 @@ from distill.gen.run import GenResult, Run, RunItem, RunSettings, execute, open_
 from distill.gen.score_inputs import (
     ScoreItem,
     ScoreMapping,
+    iter_responses,
     load_dataset_responses,
-    load_responses,
     response_ids,
+    scan_responses,
 )
 from distill.locking import locks_output
 from distill.schemas import LicenseInfo, Manifest, SamplingParams, TeacherInfo
-from distill.store import MANIFEST_NAME, parent_ref
+from distill.store import MANIFEST_NAME, load_manifest, parent_ref
 from distill.teachers.backend import CannotScoreError, Generation, TeacherBackend
 from distill.teachers.licenses import (
     LicenseOptions,
@@ -90,8 +92,13 @@ def score_dataset(
     source, out_dir = Path(source), Path(out_dir)
     from_dataset = source.is_dir() and (source / MANIFEST_NAME).is_file()
     # A prompt file's bad rows fail before a teacher is loaded (a vLLM engine takes a
-    # minute to start); a dataset's rows are read once the teacher's tokenizer is known.
-    items = None if from_dataset else load_responses(source, fmt, mapping)
+    # minute to start): one streamed pass checks it; the run reads it again. A dataset's
+    # rows are read once the teacher's tokenizer is known.
+    total = (
+        sum(s.rows for s in load_manifest(source).shards)
+        if from_dataset
+        else scan_responses(source, fmt, mapping)
+    )
     settings = RunSettings(
         batch_size=batch_size, shard_size=shard_size, label="score", progress=progress
     )
@@ -106,15 +113,20 @@ def score_dataset(
         info = model.info(top_k, SamplingParams())
         if not 1 <= top_k <= info.vocab_size:
             raise ValueError(f"--top-k {top_k}: must be between 1 and the vocab size")
-        if items is None:
-            items = load_dataset_responses(source, info.tokenizer_hash)
+        items = (
+            load_dataset_responses(source, info.tokenizer_hash)
+            if from_dataset
+            else iter_responses(source, fmt, mapping)
+        )
         run = open_run(out_dir, model, info, params, settings, partial(_check_mode, out_dir))
         earlier = run.previous.licenses if run.previous else []
         new = _licenses(source, from_dataset, info, licenses or LicenseOptions())
         run.manifest_fields["licenses"] = merge_licenses(earlier, new)
         if from_dataset:
             run.manifest_fields["parents"] = [parent_ref(source, out_dir)]
-        result = execute(run, _missing_responses(run, items), partial(_force, model, top_k))
+        run.counts.update({"prompts": total, "skipped_existing": 0})
+        work = _missing_responses(run, items)
+        result = execute(run, work, partial(_force, model, top_k), total)
     write_card(out_dir)
     return result
 
@@ -134,19 +146,16 @@ def _check_mode(out_dir: Path, previous: Manifest | None) -> None:
         raise ValueError(f"{out_dir}: holds `distill gen` output; score into another --out")
 
 
-def _missing_responses(run: Run, items: list[ScoreItem]) -> list[ForcedItem]:
-    """The responses with no record yet, with their ids; counts the rest."""
-    work = []
+def _missing_responses(run: Run, items: Iterable[ScoreItem]) -> Iterator[ForcedItem]:
+    """The responses with no record yet, with their ids, read lazily; counts the rest."""
     for item in items:
         record_id = run.record_id(item.row, item.sample_index)
-        if not run.done(record_id):
-            prompt_ids = run.model.encode_chat(item.row.messages)
-            response = response_ids(run.model, item)
-            work.append(
-                ForcedItem(item.row, item.sample_index, record_id, prompt_ids, item, response)
-            )
-    run.counts.update({"prompts": len(items), "skipped_existing": len(items) - len(work)})
-    return work
+        if run.done(record_id):
+            run.counts["skipped_existing"] += 1
+            continue
+        prompt_ids = run.model.encode_chat(item.row.messages)
+        response = response_ids(run.model, item)
+        yield ForcedItem(item.row, item.sample_index, record_id, prompt_ids, item, response)
 
 
 def _force(model: TeacherBackend, top_k: int, chunk: list[ForcedItem]) -> list[Generation]:

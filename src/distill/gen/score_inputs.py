@@ -5,10 +5,16 @@ Tokenisation: teacher forcing needs ids, so a text response is tokenised once he
 special tokens added) and the teacher's EOS is appended, so a record ends like a `gen`
 record with finish_reason "stop". A distill dataset made with the same tokenizer keeps its
 stored token ids (and finish reasons) unchanged.
+
+Both sources stream: a prompt file a row at a time (its response column read in step with
+its prompts), a dataset a batch at a time (`distill.store.iter_batches`), so memory does not
+grow with the source. `scan_responses` checks a whole prompt file in one streamed pass
+before the teacher loads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +28,10 @@ from distill.gen.prompts import (
     PromptFormat,
     PromptRow,
     detect_format,
-    load_prompts,
+    iter_prompts,
 )
 from distill.input_rows import text_problem
-from distill.store import load_manifest, read_table
+from distill.store import iter_batches, load_manifest, verify_shards
 
 
 class ScoreMapping(FieldMapping):
@@ -46,16 +52,8 @@ class ScoreItem:
     finish_reason: str = "stop"
 
 
-def load_responses(
-    source: Path, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
-) -> list[ScoreItem]:
-    """Rows of a prompt file with a response column; a bad row raises `PromptError`."""
-    source = Path(source)
-    if not source.exists():
-        raise FileNotFoundError(f"{source}: file not found")
-    fmt = fmt or detect_format(source)
-    mapping = mapping or ScoreMapping()
-    responses: dict[int, str] = {}
+def _responses(source: Path, fmt: PromptFormat, mapping: ScoreMapping) -> Iterator[tuple[int, str]]:
+    """(line, response text) of each row; a bad row raises `PromptError`."""
     for line, raw in read_rows(source, fmt):
         if isinstance(raw, RowProblem):
             raise PromptError(str(source), line, raw.field, raw.problem)
@@ -64,45 +62,94 @@ def load_responses(
         text = raw[mapping.response]
         if text_problem(text) is not None or not text.strip():
             raise PromptError(str(source), line, mapping.response, "empty or not text")
-        responses[line] = text
+        yield line, text
+
+
+def _resolved(
+    source: Path, fmt: PromptFormat | None, mapping: ScoreMapping | None
+) -> tuple[Path, PromptFormat, ScoreMapping, FieldMapping]:
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: file not found")
+    mapping = mapping or ScoreMapping()
     prompt_mapping = FieldMapping(**mapping.model_dump(exclude={"response"}))
-    batch = load_prompts(source, fmt, prompt_mapping)
-    return [ScoreItem(row, 0, responses[row.source_row]) for row in batch.rows]
+    return source, fmt or detect_format(source), mapping, prompt_mapping
 
 
-def load_dataset_responses(source: Path, tokenizer_hash: str) -> list[ScoreItem]:
-    """Rows of a distill dataset; its token ids are kept if the tokenizer is the same."""
+def scan_responses(
+    source: Path, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
+) -> int:
+    """The number of rows of a prompt file with a response column, read streamed: every
+    response first, then every prompt; the first bad row raises `PromptError`."""
+    source, fmt, mapping, prompt_mapping = _resolved(source, fmt, mapping)
+    for _ in _responses(source, fmt, mapping):
+        pass
+    return sum(1 for _ in iter_prompts(source, fmt, prompt_mapping))
+
+
+def iter_responses(
+    source: Path, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
+) -> Iterator[ScoreItem]:
+    """The rows of a prompt file with a response column, read lazily: the prompts and the
+    responses are two streams over the file, matched by line."""
+    source, fmt, mapping, prompt_mapping = _resolved(source, fmt, mapping)
+    responses = _responses(source, fmt, mapping)
+    for row in iter_prompts(source, fmt, prompt_mapping):
+        line, text = next(responses)
+        while line < row.source_row:  # rows the prompt reader skipped (MMLU headers)
+            line, text = next(responses)
+        yield ScoreItem(row, 0, text)
+
+
+def load_responses(
+    source: Path, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
+) -> list[ScoreItem]:
+    """`iter_responses` in memory, after `scan_responses`: for small files."""
+    scan_responses(source, fmt, mapping)
+    return list(iter_responses(source, fmt, mapping))
+
+
+DATASET_COLUMNS = [
+    "prompt_id",
+    "sample_index",
+    "source_file",
+    "source_row",
+    "domain",
+    "reference",
+    "messages",
+    "response_text",
+    "token_ids",
+    "finish_reason",
+]
+
+
+def load_dataset_responses(source: Path, tokenizer_hash: str) -> Iterator[ScoreItem]:
+    """Rows of a distill dataset, a batch at a time; its token ids are kept if the tokenizer
+    is the same. Every shard is checked against the manifest here, before the first row
+    (a damaged dataset fails before anything is scored)."""
     manifest = load_manifest(source)
+    verify_shards(source, manifest)
     same_tokenizer = manifest.tokenizer is not None and (
         manifest.tokenizer.tokenizer_hash == tokenizer_hash
     )
-    columns = [
-        "prompt_id",
-        "sample_index",
-        "source_file",
-        "source_row",
-        "domain",
-        "reference",
-        "messages",
-        "response_text",
-        "token_ids",
-        "finish_reason",
-    ]
-    items = []
-    for rec in read_table(source, columns=columns).to_pylist():
-        row = PromptRow(
-            prompt_id=rec["prompt_id"],
-            source_file=rec["source_file"],
-            source_row=rec["source_row"],
-            messages=[{"role": m["role"], "content": m["content"]} for m in rec["messages"]],
-            domain=rec["domain"],
-            reference=rec["reference"],
-        )
-        ids = list(rec["token_ids"]) if same_tokenizer and rec["token_ids"] else None
-        items.append(
-            ScoreItem(row, rec["sample_index"], rec["response_text"], ids, rec["finish_reason"])
-        )
-    return items
+    return _dataset_items(source, same_tokenizer)
+
+
+def _dataset_items(source: Path, same_tokenizer: bool) -> Iterator[ScoreItem]:
+    for batch in iter_batches(source, columns=DATASET_COLUMNS):
+        for rec in batch.to_pylist():
+            row = PromptRow(
+                prompt_id=rec["prompt_id"],
+                source_file=rec["source_file"],
+                source_row=rec["source_row"],
+                messages=[{"role": m["role"], "content": m["content"]} for m in rec["messages"]],
+                domain=rec["domain"],
+                reference=rec["reference"],
+            )
+            ids = list(rec["token_ids"]) if same_tokenizer and rec["token_ids"] else None
+            yield ScoreItem(
+                row, rec["sample_index"], rec["response_text"], ids, rec["finish_reason"]
+            )
 
 
 def response_ids(teacher: Any, item: ScoreItem) -> list[int]:

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.compute as pc
-
 from distill.codec import encode_table
-from distill.schemas import Manifest, TeacherRecord, records_to_table, schema_for
-from distill.store import read_table, save_manifest, write_shard
+from distill.gen.id_hashes import KeySet, keys_of
+from distill.schemas import Manifest, ShardInfo, TeacherRecord, records_to_table, schema_for
+from distill.store import iter_batches, save_manifest, write_shard
 
 
 def new_run_id() -> str:
@@ -25,10 +24,16 @@ class ShardWriter:
     """
 
     def __init__(
-        self, out_dir: Path, codec: str, shard_size: int, manifest: Callable[[], Manifest]
+        self,
+        out_dir: Path,
+        codec: str,
+        shard_size: int,
+        manifest: Callable[[], Manifest],
+        shards: list[ShardInfo] | None = None,
     ) -> None:
         self.out_dir, self.codec, self.shard_size = out_dir, codec, shard_size
         self.manifest = manifest  # builds the manifest from the shards on disk
+        self.shards = shards  # the shards on disk, if the caller tracks them: each new one added
         self.pending: list[TeacherRecord] = []
         self.written = 0
 
@@ -41,7 +46,9 @@ class ShardWriter:
     def _flush(self) -> None:
         if self.pending:
             table = encode_table(records_to_table(self.pending), self.codec)
-            write_shard(self.out_dir, table, schema_for(self.codec))
+            info = write_shard(self.out_dir, table, schema_for(self.codec))
+            if self.shards is not None:
+                self.shards.append(info)
             self.written += len(self.pending)
             self.pending = []
 
@@ -54,6 +61,9 @@ class ShardWriter:
 
 
 def assert_unique_ids(out_dir: Path) -> None:
-    ids = read_table(out_dir, columns=["record_id"], verify=False).column("record_id")
-    if len(pc.unique(ids)) != len(ids):
+    """No record id twice in the output: checked on their 128-bit hashes (16 bytes a row),
+    the ids read a batch at a time."""
+    batches = iter_batches(out_dir, columns=["record_id"], verify=False)
+    keys = KeySet.concat([keys_of(batch.column(0).to_pylist()) for batch in batches])
+    if keys.duplicates():
         raise RuntimeError(f"{out_dir}: duplicate record ids after generation (a bug; report it)")

@@ -8,6 +8,13 @@ The resumable run (`distill.gen.run`) only talks to this protocol: it asks the b
 A backend draws exactly one sample per row; `n` samples per prompt are n rows with n
 seeds, so every (prompt, sample index) has its own record id and resumes on its own.
 
+Streaming (optional): a backend whose requests are independent (an API) may also offer
+`generate_stream(requests, sampling, top_k)`, taking `(tag, GenRequest)` pairs lazily and
+yielding `(tag, Generation)` as each completes, in any order, so a slow request holds up
+only itself and the window of requests in flight stays full across batch boundaries. The
+run uses it when present (see `streams`); local backends (hf, vllm) batch, as padding and
+the engine want.
+
 Teacher forcing (`distill score`): `score` gets (prompt ids, response ids) pairs and returns,
 per pair, the top-k at every response position with the response as `token_ids`. The
 local backends can (hf: one forward pass, vllm: `prompt_logprobs`); one that can't (an API
@@ -22,8 +29,9 @@ would hit every row (bad key, unknown model) is raised as `TeacherUnavailableErr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from distill.schemas import SamplingParams, TeacherInfo
 from distill.schemas.manifest import TokenizerInfo
@@ -74,6 +82,39 @@ class Generation:
     @classmethod
     def failed(cls, failure: RequestFailure, attempts: int) -> Generation:
         return cls([], [], [], [], [], "error", attempts=attempts, failure=failure)
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """One row for `generate_stream`: what `generate` gets per row."""
+
+    prompt_ids: list[int]
+    seed: int
+    messages: list[dict[str, str]] | None = None
+
+
+Tag = TypeVar("Tag")
+
+
+@runtime_checkable
+class StreamingBackend(Protocol):
+    """A backend that answers rows as they complete (see the module docstring)."""
+
+    def generate_stream(
+        self, requests: Iterable[tuple[Tag, GenRequest]], sampling: SamplingParams, top_k: int
+    ) -> Iterator[tuple[Tag, Generation]]: ...
+
+
+def streams(model: object) -> bool:
+    """The run should use `generate_stream`: the backend has it, and its `generate` is not
+    a subclass's override (a subclass that changes `generate` alone, to wrap or instrument
+    it, keeps the batch path it changed)."""
+    if not isinstance(model, StreamingBackend):
+        return False
+    mro = type(model).__mro__
+    owner = next((k for k in mro if "generate" in vars(k)), None)
+    stream_owner = next(k for k in mro if "generate_stream" in vars(k))
+    return owner is None or issubclass(stream_owner, owner)
 
 
 @runtime_checkable
