@@ -152,3 +152,26 @@ def test_split_rows_refuses_missing_prompt_ids_and_mismatched_counts():
         split_rows(pa.array(["a", "b"]), np.array([1, 1, 1]), fraction=0.5)
     with pytest.raises(ValueError, match="fraction"):
         split_rows(pa.array(["a"]), np.array([1]), fraction=1.0)
+
+
+def test_cli_train_takes_the_heldout_caps(real_vocab_dataset, tiny_student, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    run = CliRunner().invoke(
+        app,
+        [
+            "train", str(real_vocab_dataset), "--out", str(tmp_path), "--mode", "kd",
+            "--student", str(tiny_student), "--max-steps", "1", "--batch-size", "2",
+            "--heldout-max-rows", "3", "--heldout-max-tokens", "100000",
+        ],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["heldout_max_rows"] == 3
+    assert metrics["config"]["heldout_max_tokens"] == 100000
+    assert metrics["heldout_cap"]["max_rows"] == 3
+    assert 0 < metrics["heldout_rows"] <= 3

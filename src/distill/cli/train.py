@@ -79,6 +79,17 @@ def train(
     max_new_tokens: Annotated[
         int, typer.Option("--max-new-tokens", help="gkd: length of on-policy samples")
     ] = 128,
+    heldout_max_rows: Annotated[
+        int,
+        typer.Option(
+            "--heldout-max-rows",
+            help="cap on the held-out rows (whole prompts in hash order; those past it train)",
+        ),
+    ] = 512,
+    heldout_max_tokens: Annotated[
+        int,
+        typer.Option("--heldout-max-tokens", help="cap on the held-out rows' response tokens"),
+    ] = 65536,
     save_steps: Annotated[
         int | None,
         typer.Option(
@@ -112,6 +123,8 @@ def train(
             seed=seed,
             dtype=dtype,  # type: ignore[arg-type]
             save_steps=save_steps,
+            heldout_max_rows=heldout_max_rows,
+            heldout_max_tokens=heldout_max_tokens,
             kd=KDLossConfig(
                 temperature=temperature,
                 alpha=alpha,
