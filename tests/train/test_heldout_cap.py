@@ -102,7 +102,7 @@ def test_the_cap_bounds_rows_and_tokens_with_whole_prompts_in_hash_order(max_row
         table.column("prompt_id"), tokens, fraction=0.3, seed=7,
         max_rows=max_rows, max_tokens=max_tokens,
     )  # fmt: skip
-    # Expected: the longest prefix of the chosen prompts (hash order) that fits both caps.
+    # Expected: the chosen prompts in hash order, each taken if it still fits both caps.
     rows_of = Counter(prompt_ids)
     tokens_of: Counter[str] = Counter()
     for prompt, n in zip(prompt_ids, tokens.tolist(), strict=True):
@@ -110,16 +110,19 @@ def test_the_cap_bounds_rows_and_tokens_with_whole_prompts_in_hash_order(max_row
     chosen = chosen_in_hash_order(table, 0.3, 7)
     expected, used_rows, used_tokens = [], 0, 0
     for prompt in chosen:
-        used_rows, used_tokens = used_rows + rows_of[prompt], used_tokens + tokens_of[prompt]
-        if used_rows > (max_rows or 10**9) or used_tokens > (max_tokens or 10**9):
-            break
-        expected.append(prompt)
+        rows, toks = used_rows + rows_of[prompt], used_tokens + tokens_of[prompt]
+        if rows <= (max_rows or 10**9) and toks <= (max_tokens or 10**9):
+            expected.append(prompt)
+            used_rows, used_tokens = rows, toks
+    expected = expected or chosen[:1]  # none fits: the first prompt alone
     assert split.heldout_prompt_ids == sorted(expected)
     assert split.cap.prompts_over_cap == len(chosen) - len(expected) > 0
     held_prompts = [prompt_ids[i] for i in split.heldout_rows]
-    assert split.heldout_rows.size <= (max_rows or 10**9)
     assert int(tokens[split.heldout_rows].sum()) == split.heldout_tokens
-    assert split.heldout_tokens <= (max_tokens or 10**9)
+    if len(expected) > 1 or (rows_of[expected[0]] <= (max_rows or 10**9)):
+        assert split.heldout_rows.size <= (max_rows or 10**9)
+    if len(expected) > 1 or (tokens_of[expected[0]] <= (max_tokens or 10**9)):
+        assert split.heldout_tokens <= (max_tokens or 10**9)
     # whole prompts only, and none of them among the train rows
     assert Counter(held_prompts) == {p: rows_of[p] for p in expected}
     assert not {prompt_ids[i] for i in split.train_rows} & set(expected)
@@ -175,3 +178,17 @@ def test_cli_train_takes_the_heldout_caps(real_vocab_dataset, tiny_student, tmp_
     assert metrics["config"]["heldout_max_tokens"] == 100000
     assert metrics["heldout_cap"]["max_rows"] == 3
     assert 0 < metrics["heldout_rows"] <= 3
+
+
+def test_a_prompt_too_long_for_the_cap_is_skipped_and_never_empties_the_set():
+    # 40 prompts x 8 samples of 9,000 tokens: every prompt alone passes a 65,536-token cap.
+    prompts = pa.array([f"p{i}" for i in range(40) for _ in range(8)])
+    long = split_rows(prompts, np.full(320, 9000), fraction=0.3, max_tokens=65536)
+    assert len(long.heldout_prompt_ids) == 1 and long.heldout_rows.size == 8
+    assert long.heldout_prompt_ids[0] not in {prompts[i].as_py() for i in long.train_rows}
+    # A prompt over the cap is skipped wherever it falls; the shorter ones still fit.
+    rows = np.arange(320)
+    lengths = np.where((rows >= 8) & (rows < 16), 100_000, 10)  # p1: first in hash order
+    mixed = split_rows(prompts, lengths, fraction=0.3, max_tokens=65536)
+    assert "p1" not in mixed.heldout_prompt_ids
+    assert mixed.heldout_rows.size == 8 * len(mixed.heldout_prompt_ids) >= 8

@@ -149,15 +149,23 @@ def _capped(
     max_rows: int | None,
     max_tokens: int | None,
 ) -> np.ndarray:
-    """The chosen prompts in hash order, as long as the rows and tokens stay in the cap."""
+    """The chosen prompts taken in hash order, each one that still fits the cap (one that
+    would pass it is skipped and the next tried, so a single long prompt cannot empty the
+    set). If none fits, the first chosen prompt is held out alone: the held-out set is
+    never empty while prompts were chosen, and one prompt is still a bounded cost."""
     in_order = order[chosen[order]]
-    fits = np.ones(in_order.size, dtype=bool)
-    if max_rows is not None:
-        fits &= np.cumsum(sizes[in_order]) <= max_rows
-    if max_tokens is not None:
-        fits &= np.cumsum(tokens[in_order]) <= max_tokens
     held = np.zeros_like(chosen)
-    held[in_order[: int(fits.sum())]] = True  # running sums only grow: `fits` is a prefix
+    room_rows = np.inf if max_rows is None else max_rows
+    room_tokens = np.inf if max_tokens is None else max_tokens
+    # A loop, not a cumulative sum: skipping a prompt that does not fit makes the choice
+    # depend on what was taken before it. It runs over the chosen prompts only.
+    for prompt in in_order.tolist():
+        if sizes[prompt] <= room_rows and tokens[prompt] <= room_tokens:
+            held[prompt] = True
+            room_rows -= sizes[prompt]
+            room_tokens -= tokens[prompt]
+    if in_order.size and not held.any():
+        held[in_order[0]] = True
     return held
 
 
@@ -175,8 +183,10 @@ def split_rows(
     token count alone: the rows themselves are never read.
 
     The fraction (and the `min_rows` top-up) choose prompts as `split_heldout` says; the cap
-    then keeps the chosen prompts in hash order while the held-out rows stay within
-    `max_rows` and their response tokens within `max_tokens` (None: no bound). So the
+    then takes the chosen prompts in hash order, each one that keeps the held-out rows
+    within `max_rows` and their response tokens within `max_tokens` (None: no bound; a
+    prompt that would pass the cap is skipped, and if no prompt fits, the first is held out
+    alone). So the
     held-out set is whole prompts below a hash threshold: deterministic, and its cost is
     bounded whatever the dataset's size. The chosen prompts the cap leaves out train (and
     `cap.prompts_over_cap` counts them): no held-out prompt is ever trained on, a run used
@@ -226,8 +236,10 @@ def split_heldout(
     Splitting by record would put the other samples of a held-out prompt in training, so
     the "held-out" score would partly measure prompts the student has seen. A prompt is
     held out when the hash of (seed, prompt_id) falls below `fraction`: the same prompts
-    whatever the mode or row order, and adding data never moves a prompt across the split.
-    If that holds out fewer than `min_rows` rows, whole prompts with the smallest hashes
+    whatever the mode or row order, and, uncapped, adding data never moves a prompt
+    across the split (with a cap, new prompts with smaller hashes can take the place of
+    earlier held-out ones, which then train: each run records its own held-out ids). If
+    that holds out fewer than `min_rows` rows, whole prompts with the smallest hashes
     top it up, skipping any that would hold out more than half the rows. `fraction=0`
     holds nothing out. `max_rows` / `max_tokens` bound the held-out set (`split_rows`).
     """
