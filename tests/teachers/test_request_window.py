@@ -145,3 +145,23 @@ def test_stream_yields_in_completion_order_and_closing_cancels(server) -> None:
     started = time.monotonic()
     results.close()  # the stalled request is cancelled, not waited for
     assert time.monotonic() - started < STALL_S / 2
+
+
+def test_answers_in_flight_when_one_fails_are_yielded_before_the_error():
+    import asyncio
+
+    from distill.teachers.request_window import BackgroundLoop, stream_window
+
+    async def ask(i: int) -> int:
+        # Request 0 fails at once; 1-3 were already sent and answer after it.
+        await asyncio.sleep(0.0 if i == 0 else 0.05)
+        if i == 0:
+            raise PermissionError("401: key revoked")
+        return i * 10
+
+    got: list[tuple[int, int]] = []
+    with BackgroundLoop() as loop, pytest.raises(PermissionError, match="key revoked"):
+        for tag, answer in stream_window(((i, i) for i in range(10)), ask, 4, loop):
+            got.append((tag, answer))
+    # The three answered requests are kept; none past the window was sent after the error.
+    assert sorted(got) == [(1, 10), (2, 20), (3, 30)]

@@ -64,10 +64,10 @@ def stream_window(
     loop: BackgroundLoop,
 ) -> Iterator[tuple[Tag, Result]]:
     """(tag, answer) for every request, as each completes; at most `limit` submitted and
-    unanswered at a time. An exception from an answer is raised at once (the others are
-    cancelled); one from `requests` itself is raised after the answers in flight have been
-    yielded (they may be paid for). A request whose coroutine was cancelled (the backend
-    halted it) yields nothing."""
+    unanswered at a time. An exception, from an answer or from `requests` itself, stops
+    new submissions and is raised once the answers in flight are in: those that succeed
+    are yielded first (they may be paid for), later exceptions are dropped for the first.
+    A request whose coroutine was cancelled (the backend halted it) yields nothing."""
     done: queue.SimpleQueue[tuple[Tag, concurrent.futures.Future[Result]]] = queue.SimpleQueue()
     pending: set[concurrent.futures.Future[Result]] = set()
     source = iter(requests)
@@ -89,8 +89,13 @@ def stream_window(
                 break
             tag, future = done.get()
             pending.discard(future)
-            if not future.cancelled():
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if error is None:
                 yield tag, future.result()
+            elif failed is None:
+                failed = error
         if failed is not None:
             raise failed
     finally:
