@@ -61,6 +61,13 @@ def test_gen_plain_pack_export_plain_round_trip(plain_dataset: Path, tmp_path: P
     assert np.abs(got - want).max() <= LOGPROB_BOUND + 1e-6
     pack_dataset(packed, tmp_path / "decoded", codec="plain")
     assert exported.equals(read_table(tmp_path / "decoded"))
+    # The source's shard boundaries are kept, so the export's shards are the decoded
+    # ones byte for byte, and packing the export again gives the packed shards back.
+    sha = [s.sha256 for s in load_manifest(tmp_path / "plain").shards]
+    assert sha == [s.sha256 for s in load_manifest(tmp_path / "decoded").shards]
+    pack_dataset(tmp_path / "plain", tmp_path / "repacked")
+    repacked_sha = [s.sha256 for s in load_manifest(tmp_path / "repacked").shards]
+    assert repacked_sha == [s.sha256 for s in load_manifest(packed).shards]
     repacked = encode_table(exported, "packed")
     packed_table = read_table(packed)
     for name in repacked.column_names:

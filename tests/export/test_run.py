@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import distill.codec.dataset as codec_dataset
 import distill.export.run as export_run
 import distill.store.read as store_read
 from distill.cli import app
@@ -57,6 +58,14 @@ def test_exports_stream_a_batch_at_a_time(
             yield batch
 
     monkeypatch.setattr(export_run, "iter_batches", counted)
+    real_shard = codec_dataset.shard_batches  # plain keeps the source's shards: read by shard
+
+    def counted_shard(*args: object, **kwargs: object):
+        for batch in real_shard(*args, **kwargs):  # type: ignore[arg-type]
+            sizes.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(codec_dataset, "shard_batches", counted_shard)
     out = tmp_path / ("out" if fmt == "plain" else "out.jsonl")
     assert (
         export_dataset(packed_dataset, ExportConfig(format=fmt, out=out, batch_rows=5)).rows == 40

@@ -21,7 +21,7 @@ from distill.codec.topk import encode_table
 from distill.dataset_card import write_card
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
-from distill.schemas import CODECS, schema_for
+from distill.schemas import CODECS, Manifest, schema_for
 from distill.store import (
     DEFAULT_BATCH_ROWS,
     DatasetError,
@@ -46,6 +46,28 @@ class PackResult:
     bytes_after: int
 
 
+def recode_shards(
+    src: Path,
+    manifest: Manifest,
+    dst: Path,
+    codec: str,
+    verified: bool,
+    batch_rows: int = PACK_BATCH_ROWS,
+) -> DatasetWriter:
+    """A writer into `dst` holding every row of `src` re-encoded to `codec`, a batch at a
+    time, with the source's shard boundaries kept (`end_shard`), so the same rows give the
+    same shards; the caller closes it with its manifest. `verified`: the shards were checked
+    against the manifest already (otherwise each is checked as it is read)."""
+    schema = schema_for(codec, rejected=manifest.kind == "rejected")
+    writer = DatasetWriter(dst, schema, rows_per_shard=sys.maxsize)
+    for shard in manifest.shards:
+        sha256 = None if verified else shard.sha256
+        for batch in shard_batches(src / shard.file, sha256, batch_size=batch_rows):
+            writer.write(encode_table(pa.Table.from_batches([batch]), codec))
+        writer.end_shard()
+    return writer
+
+
 @locks_output("dst")
 def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
     """Write `src`'s rows to the new dataset `dst` with `codec` ("packed" or "plain").
@@ -62,13 +84,7 @@ def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
     verify_shards(src, manifest)  # fail before writing, not halfway; cheap next to encoding
     key = job_key("pack", src, {"codec": codec})
     claim_output(dst, "pack", key, [dst])
-    schema = schema_for(codec, rejected=manifest.kind == "rejected")
-    # Shards end only where the source's do (`end_shard`), never on a row count.
-    writer = DatasetWriter(dst, schema, rows_per_shard=sys.maxsize)
-    for shard in manifest.shards:  # verified above: read unchecked
-        for batch in shard_batches(src / shard.file, None, batch_size=PACK_BATCH_ROWS):
-            writer.write(encode_table(pa.Table.from_batches([batch]), codec))
-        writer.end_shard()
+    writer = recode_shards(src, manifest, dst, codec, verified=True)
     packed = writer.close(
         manifest.model_copy(
             update={

@@ -22,18 +22,17 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from distill.codec import encode_table
+from distill.codec.dataset import recode_shards
 from distill.dataset_card import write_card
 from distill.export.axolotl_kd import AXOLOTL_KD_SCHEMA, axolotl_kd_rows
 from distill.export.chat import CHAT_SCHEMA, chat_rows
 from distill.export.sinks import FileSink, write_lineage
 from distill.locking import output_lock
 from distill.rerun import claim_output, derived_dataset_id, job_key
-from distill.schemas import CODECS, Manifest, schema_for
+from distill.schemas import CODECS, Manifest
 from distill.store import (
     DEFAULT_BATCH_ROWS,
     DatasetError,
-    DatasetWriter,
     iter_batches,
     load_manifest,
     parent_ref,
@@ -116,8 +115,9 @@ def export_dataset(dataset: Path, config: ExportConfig) -> ExportResult:
     with FileSink(config.out, file_format, schema, lineage) as sink:
         for batch in iter_batches(source, config.batch_rows):
             sink.write(convert(pa.Table.from_batches([batch])))
+        # The sidecar first: a kill between the two leaves no export without its source.
+        sidecar = write_lineage(config.out, lineage, sink.rows)
         sink.commit()
-    sidecar = write_lineage(config.out, lineage, sink.rows)
     return ExportResult(config.out, config.format, sink.rows, sidecar)
 
 
@@ -125,10 +125,11 @@ def _export_plain(source: Path, manifest: Manifest, config: ExportConfig) -> Exp
     """The dataset with plain top-k columns: same rows and order, the source as parent."""
     key = job_key("export", source, {"format": "plain"})
     claim_output(config.out, "export", key, [config.out])
-    schema = schema_for("plain", rejected=manifest.kind == "rejected")
-    writer = DatasetWriter(config.out, schema)
-    for batch in iter_batches(source, config.batch_rows):
-        writer.write(encode_table(pa.Table.from_batches([batch]), "plain"))
+    # The source's shard boundaries kept: plain of plain is a copy, and packing the export
+    # again gives the packed source back byte for byte.
+    writer = recode_shards(
+        source, manifest, config.out, "plain", verified=False, batch_rows=config.batch_rows
+    )
     exported = manifest.model_copy(
         update={
             "schema_version": CODECS["plain"],
