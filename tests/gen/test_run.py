@@ -120,3 +120,36 @@ def test_a_backend_that_cannot_score_fails_before_writing(tmp_path, source) -> N
     with pytest.raises(ValueError, match=r"--teacher .*scoring needs an hf: or vllm: teacher"):
         score_dataset(source, out, teacher=api, top_k=K, progress=False)
     assert not out.exists()
+
+
+def test_a_long_run_checkpoints_its_manifest_less_often_and_still_resumes(
+    tmp_path, monkeypatch
+) -> None:
+    import distill.gen.shards as gen_shards
+    from distill.store import load_manifest, save_manifest, shard_paths
+
+    # Past 1 shard, the manifest is rewritten at most every hour: i.e. only at the end.
+    monkeypatch.setattr(gen_shards, "MANIFEST_EVERY_SHARD_UP_TO", 1)
+    monkeypatch.setattr(gen_shards, "MANIFEST_EVERY_S", 3600.0)
+    saved = []
+
+    def counted(out_dir, manifest):
+        saved.append(manifest)
+        return save_manifest(out_dir, manifest)
+
+    monkeypatch.setattr(gen_shards, "save_manifest", counted)
+    source = tmp_path / "many.jsonl"
+    source.write_text("".join(json.dumps({"prompt": f"prompt {i}"}) + "\n" for i in range(8)))
+    out = tmp_path / "out"
+    generate_dataset(
+        source, out, teacher=FakeScorer(), top_k=K, batch_size=2, shard_size=2, progress=False
+    )
+    assert len(shard_paths(out)) == 4
+    assert [len(m.shards) for m in saved] == [1, 4]  # after the first shard, and at the end
+    # A kill after the last shard leaves the first checkpoint: the rerun finds every record.
+    save_manifest(out, saved[0])
+    again = FakeScorer()
+    result = generate_dataset(source, out, teacher=again, top_k=K, batch_size=2, progress=False)
+    assert result.records_skipped_existing == 8 and result.records_written == 0
+    assert again.batches == []
+    assert len(load_manifest(out).shards) == 4 and len(read_table(out)) == 8

@@ -112,3 +112,15 @@ def test_end_shard_cuts_a_shard_where_the_caller_says(tmp_path: Path) -> None:
     written = writer.close(manifest)
     assert [s.rows for s in written.shards] == [3, 0, 8, 1]
     assert read_table(tmp_path / "out").equals(read_table(tmp_path / "src"))
+
+
+def test_shards_are_listed_by_number_past_five_digits(tmp_path):
+    from distill.store import next_shard_path, shard_paths
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ["part-100000.parquet", "part-99999.parquet", "part-00002.parquet"]:
+        (data / name).write_bytes(b"")
+    names = [p.name for p in shard_paths(tmp_path)]
+    assert names == ["part-00002.parquet", "part-99999.parquet", "part-100000.parquet"]
+    assert next_shard_path(tmp_path).name == "part-100001.parquet"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -11,6 +12,9 @@ from distill.codec import encode_table
 from distill.gen.id_hashes import KeySet, keys_of
 from distill.schemas import Manifest, ShardInfo, TeacherRecord, records_to_table, schema_for
 from distill.store import iter_batches, save_manifest, write_shard
+
+MANIFEST_EVERY_SHARD_UP_TO = 256  # shards; past that the manifest is rewritten at most
+MANIFEST_EVERY_S = 30.0  # every 30 s (see ShardWriter._checkpoint)
 
 
 def new_run_id() -> str:
@@ -36,12 +40,25 @@ class ShardWriter:
         self.shards = shards  # the shards on disk, if the caller tracks them: each new one added
         self.pending: list[TeacherRecord] = []
         self.written = 0
+        self.saved_at = time.monotonic()
 
     def add(self, records: list[TeacherRecord]) -> None:
         self.pending.extend(records)
         if len(self.pending) >= self.shard_size:
             self._flush()
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Rewrite the manifest after each shard while it is short, then at most every
+        `MANIFEST_EVERY_S`: it lists every shard, so rewriting it after each one would cost
+        time quadratic in the run's length. A shard written after the last manifest is
+        still found and resumed from (`distill.gen.resume.existing_record_ids`); `finish`
+        writes the complete one."""
+        shards = len(self.shards) if self.shards is not None else 0
+        now = time.monotonic()
+        if shards <= MANIFEST_EVERY_SHARD_UP_TO or now - self.saved_at >= MANIFEST_EVERY_S:
             save_manifest(self.out_dir, self.manifest())
+            self.saved_at = now
 
     def _flush(self) -> None:
         if self.pending:

@@ -53,7 +53,9 @@ def shard_paths(dataset_dir: Path) -> list[Path]:
     data = Path(dataset_dir) / DATA_DIR
     if not data.is_dir():
         return []
-    return sorted(p for p in data.iterdir() if _SHARD_RE.match(p.name))
+    # By number, not name: past part-99999 the names grow a digit and would sort wrong.
+    found = ((m, p) for p in data.iterdir() if (m := _SHARD_RE.match(p.name)))
+    return [p for _, p in sorted(found, key=lambda mp: (int(mp[0].group(1)), mp[1].name))]
 
 
 def next_shard_path(dataset_dir: Path) -> Path:
