@@ -199,7 +199,9 @@ def curate_dataset(
     """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`.
 
     `progress(step, None)` is called as each step starts deciding and `progress(step,
-    stats)` as it ends (a display, e.g. `distill.curate.progress.CurateProgress`).
+    stats)` as it ends (a display, e.g. `distill.curate.progress.CurateProgress`). Both
+    come after the key pass that read the step's keys, where row-local steps (a judge's
+    model calls included) do their work; a step's `seconds` counts its share of that pass.
     `batch_rows`: rows read at a time; the outputs do not depend on it.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
