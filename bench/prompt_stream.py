@@ -26,7 +26,7 @@ import pyarrow as pa
 from bench.synthetic import CREATED_AT, SyntheticSpec, mmlu_questions, synthetic_teacher
 from bench.synthetic_rows import topk_block
 from distill.codec import TopK, plain_topk_columns
-from distill.gen.prompts import load_prompts
+from distill.gen.prompts import iter_prompts
 from distill.gen.resume import existing_record_ids
 from distill.schemas import RECORD_SCHEMA, Manifest, TeacherInfo, make_record_id
 from distill.schemas.arrow import MESSAGE_TYPE, TEACHER_TYPE
@@ -38,14 +38,16 @@ BATCH = 8192
 
 def read_and_check(prompts: Path, out_dir: Path) -> tuple[int, int]:
     """(prompts read, prompts with a record already): gen's reading of its prompts and of
-    what its output holds, as `distill gen --n 1` runs them. The one place to adapt when
-    gen's reader and resume state change shape."""
-    batch = load_prompts(prompts)
+    what its output holds, as `distill gen --n 1` runs them, a prompt at a time. The one
+    place to adapt when gen's reader and resume state change shape."""
     previous = load_manifest(out_dir)
     existing = existing_record_ids(out_dir, previous)
     teacher_id = previous.teachers[0].teacher_id
-    done = sum(make_record_id(row.prompt_id, 0, teacher_id) in existing for row in batch.rows)
-    return len(batch.rows), done
+    read = done = 0
+    for row in iter_prompts(prompts):
+        read += 1
+        done += make_record_id(row.prompt_id, 0, teacher_id) in existing
+    return read, done
 
 
 def gen_prompt_id(text: str) -> str:

@@ -26,6 +26,8 @@ pages (RssFile); they are clean page cache, which the kernel reclaims under pres
 from __future__ import annotations
 
 import json
+import mmap
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +52,10 @@ BASE_COLUMNS = ["record_id", "prompt_id", "prompt_token_ids", "token_ids"]
 ROWS_FILE = ".rows.arrow"
 ROWS_META = ".rows.json"
 SPOOL_BATCH_ROWS = 1024
+
+
+# The spools mapped by `open_rows`, for `release_mapped_pages`.
+_OPEN_MAPS: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
 
 
 class SpooledRows(BaseModel):
@@ -147,8 +153,35 @@ def spooled_rows(
 
 
 def open_rows(path: Path) -> pa.Table:
-    """The spooled rows, memory-mapped: one chunk per spooled batch, nothing copied."""
-    return pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    """The spooled rows, memory-mapped: one chunk per spooled batch, nothing copied.
+
+    Mapped with readahead off (`MADV_RANDOM`): training and the held-out set touch a few
+    scattered rows at a time, and the kernel's readahead around each fault would bring in
+    whole neighbourhoods of the file, which count in the process's resident set (page
+    cache, reclaimable, but growing with how far apart the rows lie in a large file).
+    `pa.memory_map` offers no madvise, so the map is Python's, lent to Arrow zero-copy.
+    `take_rows` hands the pages it touched back after each take (`release_mapped_pages`).
+    """
+    with Path(path).open("rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    _OPEN_MAPS.add(mapped)
+    # The buffer keeps the map alive for as long as the table's columns point into it.
+    return pa.ipc.open_file(pa.BufferReader(pa.py_buffer(mapped))).read_all()
+
+
+def release_mapped_pages() -> None:
+    """Unmap from this process the spool pages it has touched (`MADV_DONTNEED`).
+
+    The file stays mapped and in the page cache: a later read faults the page back in from
+    memory. Without this, every page a take ever touched (Arrow's kernels read more than
+    the taken rows: offsets, bitmaps, the kernel's fault-around) would stay in the resident
+    set, which then grows with the number of rows a run visits, i.e. with the dataset.
+    """
+    for mapped in list(_OPEN_MAPS):
+        if hasattr(mapped, "madvise") and not mapped.closed:
+            mapped.madvise(mmap.MADV_DONTNEED)
 
 
 def take_rows(table: pa.Table, rows: np.ndarray | list[int]) -> pa.Table:
@@ -171,10 +204,10 @@ def take_rows(table: pa.Table, rows: np.ndarray | list[int]) -> pa.Table:
     sorted_rows, sorted_chunks = rows[by_chunk], chunk[by_chunk]
     present, first = np.unique(sorted_chunks, return_index=True)
     ends = [*first[1:], sorted_rows.size]
-    pieces = [
-        batches[c].take(pa.array(sorted_rows[a:b] - starts[c]))
-        for c, a, b in zip(present, first, ends, strict=True)
-    ]
+    pieces = []
+    for c, a, b in zip(present, first, ends, strict=True):
+        pieces.append(batches[c].take(pa.array(sorted_rows[a:b] - starts[c])))
+        release_mapped_pages()  # a chunk at a time: the peak is one chunk's pages
     gathered = pa.Table.from_batches(pieces, schema=table.schema)
     back = np.empty_like(by_chunk)
     back[by_chunk] = np.arange(by_chunk.size)
