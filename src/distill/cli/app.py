@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +19,25 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console(stderr=True)
+
+
+def print_version(requested: bool) -> None:
+    """`--version`: the installed package's version, read from its metadata (one source)."""
+    if requested:
+        typer.echo(f"distill {importlib.metadata.version('distill')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Distillation data: generate with top-k, curate, train, report."""
 
 
 def teacher_options(items: list[str] | None) -> dict[str, str]:
