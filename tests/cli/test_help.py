@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
+from pathlib import Path
 
+import yaml
 from typer.testing import CliRunner
 
 from distill.cli import app
+from distill.curate import default_recipe, load_recipe
+from distill.curate.steps import STEP_TYPES
 
 runner = CliRunner()
 
@@ -15,3 +19,30 @@ def test_version_prints_the_installed_package_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0, result.output
     assert result.output == f"distill {importlib.metadata.version('distill')}\n"
+
+
+def test_print_default_recipe_writes_yaml_that_loads_back_into_the_default_recipe(
+    tmp_path: Path,
+) -> None:
+    result = runner.invoke(app, ["curate", "--print-default-recipe"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "recipe.yaml"
+    path.write_text(result.stdout)
+    assert load_recipe(path) == default_recipe()
+    assert [step["name"] for step in yaml.safe_load(result.stdout)["steps"]] == [
+        "exact_dedup",
+        "near_dedup",
+        "truncated",
+        "mcq_verify",
+        "domain_cap",
+    ]
+
+
+def test_curate_help_lists_every_registered_step_and_how_to_print_the_default_recipe() -> None:
+    result = runner.invoke(app, ["curate", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("Steps a recipe can name:")[1].split(".")[0]
+    assert sorted(name.strip() for name in listed.replace("\n", " ").split(",")) == sorted(
+        STEP_TYPES
+    )
+    assert "distill curate --print-default-recipe" in result.output

@@ -9,7 +9,7 @@ from distill.cli.app import app, teacher_options
 
 app.command()(gen.gen)
 app.command()(gen.score)
-app.command()(data.curate)
+app.command(help=data.curate_help())(data.curate)
 app.command()(data.pack)
 app.command()(data.export)
 app.command()(train.train)

@@ -11,14 +11,53 @@ from rich.console import Console
 from distill.cli.app import console, fail
 
 
+def default_recipe_yaml() -> str:
+    """`default_recipe()` as a YAML recipe, every parameter written out to edit from."""
+    import yaml
+
+    from distill.curate import default_recipe
+
+    recipe = default_recipe().model_dump(mode="json")
+    header = "# distill's default curation recipe; edit it and pass it with --recipe\n"
+    return header + yaml.safe_dump(recipe, sort_keys=False)
+
+
+def print_default_recipe(requested: bool) -> None:
+    if requested:
+        typer.echo(default_recipe_yaml(), nl=False)
+        raise typer.Exit()
+
+
+def curate_help() -> str:
+    """curate's help, with the step names from the registry (a new step shows up by itself)."""
+    from distill.curate.steps import STEP_TYPES
+
+    return (
+        f"{curate.__doc__}\n\nSteps a recipe can name: {', '.join(sorted(STEP_TYPES))}.\n\n"
+        "Without --recipe the default recipe runs; to start your own from it: "
+        "distill curate --print-default-recipe > recipe.yaml"
+    )
+
+
 def curate(
     dataset: Annotated[Path, typer.Argument(help="a dataset written by distill gen")],
     out: Annotated[Path, typer.Option("--out", help="kept rows; rejected rows go to OUT/rejected")],
-    recipe: Annotated[Path | None, typer.Option(help="YAML or TOML recipe")] = None,
+    recipe: Annotated[
+        Path | None, typer.Option(help="YAML or TOML recipe (default: the default recipe)")
+    ] = None,
     batch_rows: Annotated[
         int | None,
         typer.Option(min=1, help="rows read at a time (default 1024); the output is the same"),
     ] = None,
+    print_recipe: Annotated[
+        bool,
+        typer.Option(
+            "--print-default-recipe",
+            callback=print_default_recipe,
+            is_eager=True,
+            help="write the default recipe as YAML to stdout and exit",
+        ),
+    ] = False,
 ) -> None:
     """Keep or drop rows with a recipe of steps; every drop is kept with its reason."""
     from distill.curate import curate_dataset, default_recipe, load_recipe
