@@ -46,3 +46,18 @@ def test_curate_help_lists_every_registered_step_and_how_to_print_the_default_re
         STEP_TYPES
     )
     assert "distill curate --print-default-recipe" in result.output
+
+
+def help_text(*verb: str) -> str:
+    """A verb's `--help`, its words joined by single spaces and the table borders dropped."""
+    result = runner.invoke(app, [*verb, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_alpha_help_says_it_weighs_the_kd_term_against_the_textbook_formula() -> None:
+    text = help_text("train").split("--alpha ")[1].split("--divergence <")[0]
+    assert "weighs the KD term, not cross-entropy" in text
+    assert "loss = alpha*T^2*KL + (1-alpha)*CE" in text
+    assert "textbook L = a*CE + (1-a)*T^2*KL" in text and "its a is 1-alpha here" in text
+    assert "[default: 0.5]" in text

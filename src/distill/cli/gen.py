@@ -47,17 +47,32 @@ def gen(
             help="name of the environment variable holding the API key (openai: teachers)",
         ),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k")] = 20,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="teacher token ids and log-probs kept per position")
+    ] = 20,
     n: Annotated[int, typer.Option("--n", help="samples per prompt")] = 1,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 256,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="longest response, in teacher tokens")
+    ] = 256,
     temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
-    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
-    seed: Annotated[int, typer.Option()] = 0,
+    top_p: Annotated[
+        float,
+        typer.Option("--top-p", help="nucleus sampling mass (1 = off; with --temperature > 0)"),
+    ] = 1.0,
+    seed: Annotated[
+        int, typer.Option(help="base sampling seed; each row's seed comes from it and the row's id")
+    ] = 0,
     limit: Annotated[int | None, typer.Option(help="use only the first N prompts")] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="write bad rows to a rejects file")
     ] = False,
-    system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
+    system_prompt: Annotated[
+        str | None,
+        typer.Option(
+            "--system-prompt",
+            help="system turn put before each prompt that has none (a row's own system field wins)",
+        ),
+    ] = None,
     prompt_field: Annotated[str, typer.Option("--prompt-field")] = "prompt",
     messages_field: Annotated[str | None, typer.Option("--messages-field")] = None,
     id_field: Annotated[str | None, typer.Option("--id-field")] = None,

@@ -26,7 +26,13 @@ def flag_errors(err: ValidationError) -> str:
 # Long only by its signature: typer declares each flag as a parameter; the body is short.
 def train(
     dataset: Annotated[Path, typer.Argument(help="a curated (or generated) dataset")],
-    out: Annotated[Path, typer.Option("--out")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="run directory: the student in OUT/model, held-out scores in OUT/metrics.json",
+        ),
+    ],
     mode: Annotated[
         str,
         typer.Option(
@@ -39,11 +45,27 @@ def train(
             help="student checkpoint dir; default: a small random model on the teacher's tokenizer"
         ),
     ] = None,
-    max_steps: Annotated[int, typer.Option("--max-steps")] = 60,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-3,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="optimiser steps")] = 60,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="rows per micro-batch (per device)")
+    ] = 8,
+    learning_rate: Annotated[
+        float,
+        typer.Option(
+            "--learning-rate",
+            help="peak learning rate; the default suits the tiny random student, lower it for "
+            "a pretrained one",
+        ),
+    ] = 1e-3,
     temperature: Annotated[float, typer.Option(help="KD temperature")] = 1.0,
-    alpha: Annotated[float, typer.Option(help="KD weight; 1-alpha goes to cross-entropy")] = 0.5,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            help="KD: weighs the KD term, not cross-entropy: loss = alpha*T^2*KL + "
+            "(1-alpha)*CE (KL: the --divergence), so 1 is pure KD and 0 plain SFT. The "
+            "textbook L = a*CE + (1-a)*T^2*KL weighs CE with a: its a is 1-alpha here"
+        ),
+    ] = 0.5,
     divergence: Annotated[
         str | None,
         typer.Option(
@@ -64,7 +86,9 @@ def train(
     taid_t_start: Annotated[
         float, typer.Option("--taid-t-start", help="KD taid schedules: t at the first step")
     ] = 0.4,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[
+        int, typer.Option(help="seed of the init, the held-out split and the data order")
+    ] = 0,
     lora_r: Annotated[
         int | None,
         typer.Option(
