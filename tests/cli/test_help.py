@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+import typer.core
+import typer.main
 import yaml
 from typer.testing import CliRunner
 
@@ -61,3 +63,23 @@ def test_alpha_help_says_it_weighs_the_kd_term_against_the_textbook_formula() ->
     assert "loss = alpha*T^2*KL + (1-alpha)*CE" in text
     assert "textbook L = a*CE + (1-a)*T^2*KL" in text and "its a is 1-alpha here" in text
     assert "[default: 0.5]" in text
+
+
+def test_every_verb_explains_every_option_in_its_help() -> None:
+    """Every registered verb (a new one is covered by itself): `--help` exits 0 and shows
+    each option and argument with help text, and no parameter is bare."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    verbs = [(), *((name,) for name in group.commands)]
+    assert len(verbs) > 10  # the app's verbs were found, not an empty group
+    for verb in verbs:
+        command = group.commands[verb[0]] if verb else group
+        text = help_text(*verb)
+        for param in command.params:
+            words = (getattr(param, "help", None) or "").split()
+            assert words, f"distill {' '.join(verb)}: {param.name} has no help text"
+            assert " ".join(words[:3]) in text, f"distill {' '.join(verb)}: {param.name}"
+            if isinstance(param, typer.core.TyperOption):
+                assert param.opts[0] in text
+                # the default is shown, or the help says it (a default that depends on the teacher)
+                assert param.show_default is not False or "(default:" in param.help

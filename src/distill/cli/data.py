@@ -167,9 +167,15 @@ def report(
 
 
 def demo(
-    out: Annotated[Path, typer.Option("--out")] = Path("distill-demo"),
-    questions_per_topic: Annotated[int, typer.Option("--per-topic")] = 25,
-    max_steps: Annotated[int, typer.Option("--max-steps")] = 150,
+    out: Annotated[
+        Path, typer.Option("--out", help="output directory: prompts, datasets, students, report")
+    ] = Path("distill-demo"),
+    questions_per_topic: Annotated[
+        int, typer.Option("--per-topic", help="MMLU questions sampled per topic")
+    ] = 25,
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", help="training steps of each student (SFT and KD)")
+    ] = 150,
 ) -> None:
     """The main job: MMLU -> embedded teacher with top-k -> curate -> SFT and KD -> report."""
     from distill.demo import run_demo

@@ -17,6 +17,28 @@ from distill.cli.licenses import (
 )
 from distill.gen.prompts import PromptError
 
+# Options gen and score share, declared once so their help reads the same in both.
+TopK = Annotated[
+    int, typer.Option("--top-k", help="teacher token ids and log-probs kept per position")
+]
+PromptField = Annotated[
+    str, typer.Option("--prompt-field", help="column with the prompt text (a user turn)")
+]
+MessagesField = Annotated[
+    str | None,
+    typer.Option(
+        "--messages-field",
+        help="column with a chat (list of role/content turns); wins over --prompt-field",
+    ),
+]
+IdField = Annotated[
+    str | None,
+    typer.Option(
+        "--id-field",
+        help="column with a unique row id (default: a hash of the prompt and its occurrence)",
+    ),
+]
+
 
 # Long only by its signature: typer declares each flag as a parameter; the body is short.
 @exit_hard_after_vllm
@@ -47,9 +69,7 @@ def gen(
             help="name of the environment variable holding the API key (openai: teachers)",
         ),
     ] = None,
-    top_k: Annotated[
-        int, typer.Option("--top-k", help="teacher token ids and log-probs kept per position")
-    ] = 20,
+    top_k: TopK = 20,
     n: Annotated[int, typer.Option("--n", help="samples per prompt")] = 1,
     max_new_tokens: Annotated[
         int, typer.Option("--max-new-tokens", help="longest response, in teacher tokens")
@@ -73,12 +93,20 @@ def gen(
             help="system turn put before each prompt that has none (a row's own system field wins)",
         ),
     ] = None,
-    prompt_field: Annotated[str, typer.Option("--prompt-field")] = "prompt",
-    messages_field: Annotated[str | None, typer.Option("--messages-field")] = None,
-    id_field: Annotated[str | None, typer.Option("--id-field")] = None,
-    domain_field: Annotated[str | None, typer.Option("--domain-field")] = "domain",
-    reference_field: Annotated[str | None, typer.Option("--reference-field")] = "reference",
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    prompt_field: PromptField = "prompt",
+    messages_field: MessagesField = None,
+    id_field: IdField = None,
+    domain_field: Annotated[
+        str | None,
+        typer.Option("--domain-field", help="column with the row's domain (curation caps, report)"),
+    ] = "domain",
+    reference_field: Annotated[
+        str | None,
+        typer.Option("--reference-field", help="column with the reference answer (verify steps)"),
+    ] = "reference",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="prompts given to the teacher at a time")
+    ] = 16,
     shard_size: Annotated[int, typer.Option("--shard-size", help="records per shard")] = 64,
     codec: Annotated[
         str, typer.Option(help="top-k storage: plain (schema 1) | packed (schema 2, ~3x smaller)")
@@ -201,13 +229,17 @@ def score(
         list[str] | None,
         typer.Option("--teacher-opt", help="backend option KEY=VALUE, repeatable (as in gen)"),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k")] = 20,
+    top_k: TopK = 20,
     format: Annotated[str | None, typer.Option(help="jsonl|parquet|csv|hf")] = None,
-    prompt_field: Annotated[str, typer.Option("--prompt-field")] = "prompt",
-    messages_field: Annotated[str | None, typer.Option("--messages-field")] = None,
-    response_field: Annotated[str, typer.Option("--response-field")] = "response",
-    id_field: Annotated[str | None, typer.Option("--id-field")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    prompt_field: PromptField = "prompt",
+    messages_field: MessagesField = None,
+    response_field: Annotated[
+        str, typer.Option("--response-field", help="column with the response text to score")
+    ] = "response",
+    id_field: IdField = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="responses scored by the teacher at a time")
+    ] = 8,
     prompts_license: PromptsLicense = None,
     teacher_license: TeacherLicense = None,
     teacher_terms: TeacherTerms = None,

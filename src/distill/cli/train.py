@@ -192,8 +192,12 @@ def eval_(
     questions: Annotated[Path, typer.Option("--questions", help="MMLU-format JSONL")],
     out: Annotated[Path, typer.Option("--out", help="JSON results file")] = Path("eval.json"),
     limit: Annotated[int | None, typer.Option(help="use only the first N questions")] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens")] = 16,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", help="longest generated answer, in tokens")
+    ] = 16,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="questions answered at a time")
+    ] = 8,
     seed: Annotated[int, typer.Option(help="seed of the option permutations")] = 0,
 ) -> None:
     """MCQ accuracy per domain, models side by side, and agreement under permuted options."""
