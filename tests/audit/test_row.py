@@ -69,3 +69,19 @@ def test_prompt_id_and_where_select_every_matching_row(chain: dict[str, Path]) -
         audit_rows(chain["curated"], record_id="no-such-row")
     with pytest.raises(ValueError, match="exactly one"):
         audit_rows(chain["curated"], record_id="x", prompt_id="y")
+
+
+def test_a_row_with_an_empty_response_was_not_used_by_a_run(tmp_path: Path) -> None:
+    from distill.schemas import records_to_table
+    from tests.factories import make_record, write_table_dataset
+
+    records = [make_record(row=0), make_record(row=1, response="", n_tokens=0)]
+    dataset = tmp_path / "data"
+    write_table_dataset(dataset, records_to_table(records))
+    run = tmp_path / "kd"
+    run.mkdir()
+    write_run_lineage(run, dataset, "kd", [], 1, {})
+    full, empty = (audit_rows(dataset, record_id=r.record_id, runs=[run])[0] for r in records)
+    assert [(r["used"], r["empty_response"]) for r in full.training_runs] == [(True, False)]
+    # Training skips a row with no response token: the run never saw it.
+    assert [(r["used"], r["empty_response"]) for r in empty.training_runs] == [(False, True)]

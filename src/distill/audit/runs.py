@@ -57,22 +57,27 @@ def _made_from(dataset: Path, dataset_id: str, ancestor_id: str) -> bool:
     )
 
 
-def _holds(connection: duckdb.DuckDBPyConnection, dataset: Path, record_id: str) -> bool:
+def _response_tokens(
+    connection: duckdb.DuckDBPyConnection, dataset: Path, record_id: str
+) -> int | None:
+    """The row's response length in `dataset`, or None if the dataset does not hold it."""
     files = [str(dataset / shard.file) for shard in load_manifest(dataset).shards]
     if not files:
-        return False
-    query = "SELECT 1 FROM read_parquet(?) WHERE record_id = ? LIMIT 1"
-    return bool(connection.sql(query, params=[files, record_id]).fetchall())
+        return None
+    query = "SELECT len(token_ids) FROM read_parquet(?) WHERE record_id = ? LIMIT 1"
+    found = connection.sql(query, params=[files, record_id]).fetchall()
+    return int(found[0][0] or 0) if found else None
 
 
 def runs_holding(
     row: dict[str, Any], runs: list[RunData], connection: duckdb.DuckDBPyConnection
 ) -> list:
     """The runs whose data holds the row (checked by record id): used unless its prompt
-    was held out."""
+    was held out, or its response is empty (training skips a row with nothing to learn)."""
     found = []
     for data in runs:
-        if not _holds(connection, data.dataset, row["record_id"]):
+        tokens = _response_tokens(connection, data.dataset, row["record_id"])
+        if tokens is None:
             continue
         held_out = row["prompt_id"] in set(data.run.heldout_prompt_ids)
         found.append(
@@ -80,8 +85,9 @@ def runs_holding(
                 "run_dir": str(data.run_dir),
                 "mode": data.run.mode,
                 "dataset_id": data.run.dataset_id,
-                "used": not held_out,
+                "used": not held_out and tokens > 0,
                 "held_out": held_out,
+                "empty_response": tokens == 0,
             }
         )
     return found

@@ -43,7 +43,8 @@ def print_audit(audit: RowAudit, console: Console) -> None:
     if audit.training_runs:
         runs = Table("run", "mode", "used", title="training runs", title_justify="left")
         for run in audit.training_runs:
-            runs.add_row(run["run_dir"], run["mode"], "yes" if run["used"] else "held out")
+            why = "empty response: skipped" if run.get("empty_response") else "held out"
+            runs.add_row(run["run_dir"], run["mode"], "yes" if run["used"] else why)
         console.print(runs)
     elif audit.status == "kept":
         console.print("training runs: none found (give --runs DIR to look elsewhere)")
