@@ -7,7 +7,7 @@ record with finish_reason "stop". A distill dataset made with the same tokenizer
 stored token ids (and finish reasons) unchanged.
 
 Both sources stream: a prompt file a row at a time (its response column read in step with
-its prompts), a dataset a batch at a time (`distill.store.iter_batches`), so memory does not
+its prompts), a dataset a batch at a time (`distill.store.shard_batches`), so memory does not
 grow with the source. `scan_responses` checks a whole prompt file in one streamed pass
 before the teacher loads.
 """
@@ -31,7 +31,8 @@ from distill.gen.prompts import (
     iter_prompts,
 )
 from distill.input_rows import text_problem
-from distill.store import iter_batches, load_manifest, verify_shards
+from distill.schemas import Manifest
+from distill.store import load_manifest, shard_batches, verify_shards
 
 
 class ScoreMapping(FieldMapping):
@@ -132,11 +133,17 @@ def load_dataset_responses(source: Path, tokenizer_hash: str) -> Iterator[ScoreI
     same_tokenizer = manifest.tokenizer is not None and (
         manifest.tokenizer.tokenizer_hash == tokenizer_hash
     )
-    return _dataset_items(source, same_tokenizer)
+    return _dataset_items(source, manifest, same_tokenizer)
 
 
-def _dataset_items(source: Path, same_tokenizer: bool) -> Iterator[ScoreItem]:
-    for batch in iter_batches(source, columns=DATASET_COLUMNS):
+def _dataset_items(source: Path, manifest: Manifest, same_tokenizer: bool) -> Iterator[ScoreItem]:
+    # The shards were hashed above: read the manifest's shards without hashing them again.
+    batches = (
+        batch
+        for shard in manifest.shards
+        for batch in shard_batches(source / shard.file, None, DATASET_COLUMNS)
+    )
+    for batch in batches:
         for rec in batch.to_pylist():
             row = PromptRow(
                 prompt_id=rec["prompt_id"],
