@@ -7,12 +7,23 @@ rows mean the same to a student: one tokenizer, one k, one n (see `check_joinabl
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from distill.gen.id_hashes import KeySet, keys_of
 from distill.schemas import CODECS, Manifest, ShardInfo, TeacherInfo
-from distill.store import load_manifest, new_dataset_id, read_shard, scan_shards, shard_paths
+from distill.store import (
+    check_shard_bytes,
+    damaged_shard,
+    load_manifest,
+    new_dataset_id,
+    scan_shards,
+    shard_paths,
+)
 from distill.teachers.backend import TeacherBackend
 
 # Counts that describe one run (the others are the prompt file's, the same every run).
@@ -71,19 +82,36 @@ def check_joinable(out_dir: Path, first: TeacherInfo, info: TeacherInfo) -> None
 
 
 def existing_record_ids(out_dir: Path, previous: Manifest | None = None) -> KeySet:
+    """The record ids in the shards on disk (`read_existing`)."""
+    return read_existing(out_dir, previous)[0]
+
+
+def read_existing(
+    out_dir: Path, previous: Manifest | None = None
+) -> tuple[KeySet, list[ShardInfo]]:
     """The record ids in the shards on disk, as a compact `KeySet` (128-bit hashes, 16 bytes
-    a record; `record_id in keys` asks). Read a shard and one column at a time.
+    a record; `record_id in keys` asks), and each shard's `ShardInfo`, from one read of
+    each shard's bytes (hashed once, one column parsed).
 
     A shard the last manifest lists must match its sha256 (a damaged one stops the run,
     naming it); one written after that manifest (by a killed run) was renamed into place
     whole, so it is read as it is. A listed shard that is gone was deleted on purpose: its
     rows are missing, and this run makes them again."""
     listed = {shard.file: shard.sha256 for shard in previous.shards} if previous else {}
-    parts = []
+    parts, infos = [], []
     for path in shard_paths(out_dir):
-        table = read_shard(path, listed.get(str(path.relative_to(out_dir))), ["record_id"])
-        parts.append(keys_of(table.column("record_id").to_pylist()))
-    return KeySet.concat(parts)
+        name = str(path.relative_to(out_dir))
+        data = path.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        if name in listed:
+            check_shard_bytes(path, data, listed[name])
+        try:
+            ids = pq.read_table(pa.BufferReader(data), columns=["record_id"]).column(0)
+        except (pa.ArrowException, OSError) as exc:
+            raise damaged_shard(path, f"unreadable Parquet ({exc})") from exc
+        parts.append(keys_of(ids.to_pylist()))
+        infos.append(ShardInfo(file=name, rows=len(ids), sha256=sha256))
+    return KeySet.concat(parts), infos
 
 
 def build_manifest(

@@ -42,11 +42,11 @@ from distill.gen.failures import FAILED_FILE, start_failure_log
 from distill.gen.id_hashes import KeySet
 from distill.gen.progress import GenProgress
 from distill.gen.prompts import PromptRow
-from distill.gen.resume import build_manifest, check_resumable, existing_record_ids
+from distill.gen.resume import build_manifest, check_resumable, read_existing
 from distill.gen.run_output import RunOutput, chunked, longest_first
 from distill.gen.shards import ShardWriter, new_run_id
 from distill.schemas import Manifest, ShardInfo, TeacherInfo, TeacherRecord, make_record_id
-from distill.store import remove_stale_temporaries, scan_shards
+from distill.store import remove_stale_temporaries
 from distill.teachers.backend import Generation, TeacherBackend
 
 
@@ -163,8 +163,8 @@ def open_run(
     if check is not None:
         check(previous)
     remove_stale_temporaries(out_dir)
-    existing = existing_record_ids(out_dir, previous)
-    return Run(out_dir, model, info, params, settings, previous, existing, scan_shards(out_dir))
+    existing, shards = read_existing(out_dir, previous)  # each shard read and hashed once
+    return Run(out_dir, model, info, params, settings, previous, existing, shards)
 
 
 def execute(
