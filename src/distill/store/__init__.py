@@ -36,6 +36,7 @@ from distill.store.shards import (
     parquet_options,
     save_manifest,
     scan_shards,
+    shard_path,
     shard_paths,
     write_shard,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "scan_shards",
     "sha256_file",
     "shard_batches",
+    "shard_path",
     "shard_paths",
     "verify_shards",
     "write_dataset",

@@ -58,10 +58,13 @@ def shard_paths(dataset_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found, key=lambda mp: (int(mp[0].group(1)), mp[1].name))]
 
 
+def shard_path(dataset_dir: Path, index: int) -> Path:
+    return Path(dataset_dir) / DATA_DIR / f"part-{index:05d}.parquet"
+
+
 def next_shard_path(dataset_dir: Path) -> Path:
     existing = [int(_SHARD_RE.match(p.name).group(1)) for p in shard_paths(dataset_dir)]  # type: ignore[union-attr]
-    index = max(existing, default=-1) + 1
-    return Path(dataset_dir) / DATA_DIR / f"part-{index:05d}.parquet"
+    return shard_path(dataset_dir, max(existing, default=-1) + 1)
 
 
 def parquet_options(schema: pa.Schema) -> dict:
@@ -78,11 +81,17 @@ def parquet_options(schema: pa.Schema) -> dict:
     }
 
 
-def write_shard(dataset_dir: Path, table: pa.Table, schema: pa.Schema) -> ShardInfo:
-    """Write one shard atomically with the explicit schema; never infers types."""
+def write_shard(
+    dataset_dir: Path, table: pa.Table, schema: pa.Schema, index: int | None = None
+) -> ShardInfo:
+    """Write one shard atomically with the explicit schema; never infers types.
+
+    `index`: the shard's number. Unset, the next after those on disk (one writer); workers
+    writing into one dataset at once each pass numbers of their own, so names never clash.
+    """
     if not table.schema.equals(schema, check_metadata=False):
         table = table.cast(schema)
-    path = next_shard_path(dataset_dir)
+    path = next_shard_path(dataset_dir) if index is None else shard_path(dataset_dir, index)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary(path)
     try:
