@@ -34,3 +34,16 @@ def tiny_student(teacher_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return build_random_student(
         teacher_dir, out, hidden_size=16, num_layers=1, heads=2, intermediate=32, seed=0
     )
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs, as on CI) for the whole session: starting one costs
+    ~5 s. Jobs given `EngineConfig(kind="ray")` join it as it is (`ray_session`). Tests
+    that need their own cluster (`ray start` head + worker) drive it from a subprocess."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    from distill.engine import EngineConfig, ray_session
+
+    with ray_session(EngineConfig(kind="ray", num_cpus=2)):
+        yield ray
+    assert not ray.is_initialized()
