@@ -262,7 +262,11 @@ def _print_gen_summary(result) -> None:
 @exit_hard_after_vllm
 def score(
     source: Annotated[
-        Path, typer.Argument(help="prompt file with a response column, or a distill dataset")
+        Path,
+        typer.Argument(
+            help="prompt file with a response column (JSONL, Parquet, CSV; a folder or quoted "
+            "glob of Parquet files), or a distill dataset"
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
     teacher: Annotated[
