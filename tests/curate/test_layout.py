@@ -130,3 +130,18 @@ def test_a_rerun_of_an_old_layout_job_writes_the_new_layout(source: Path, tmp_pa
     assert _ids(default_rejected_dir(out)) == want
     job = json.loads((out / ".distill-job.json").read_text())
     assert json.loads((default_rejected_dir(out) / ".distill-job.json").read_text()) == job
+
+
+def test_the_cli_takes_rejected_out(source: Path, curated: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    out, dropped = tmp_path / "kept", tmp_path / "dropped"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("steps:\n  - name: truncated\n  - name: mcq_verify\n")
+    args = ["curate", str(source), "--out", str(out), "--rejected-out", str(dropped)]
+    result = CliRunner().invoke(app, [*args, "--recipe", str(recipe)], env={"COLUMNS": "500"})
+    assert result.exit_code == 0, result.output
+    assert f"rejected -> {dropped}" in " ".join(result.output.split())
+    assert _ids(dropped) == _ids(default_rejected_dir(curated))
