@@ -15,9 +15,11 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from distill.cli.metavars import ReadableGroup
 from distill.cli.quiet import quiet_upstream
 
 app = typer.Typer(
+    cls=ReadableGroup,
     help="Distillation data: generate with top-k, curate, train, report.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

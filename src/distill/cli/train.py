@@ -218,7 +218,7 @@ def eval_(
     models: Annotated[
         list[str],
         typer.Argument(
-            metavar="MODEL...", help="models to compare: hf:PATH (or a bare PATH) | hf:embedded"
+            metavar="MODEL", help="models to compare: hf:PATH (or a bare PATH) | hf:embedded"
         ),
     ],
     questions: Annotated[Path, typer.Option("--questions", help="MMLU-format JSONL")],
