@@ -165,7 +165,7 @@ def gen(
     except ValidationError as err:
         fail(flag_errors(err))
         return
-    _check_teachers(teacher or ["hf:embedded"])
+    _check_teachers(teacher or ["hf:embedded"], teacher_opt)
     try:
         mapping = FieldMapping(
             prompt=prompt_field,
@@ -228,14 +228,16 @@ def gen(
 PROMPT_FORMATS = ("mmlu", "jsonl", "parquet", "csv", "hf")
 
 
-def _check_teachers(specs: list[str]) -> None:
+def _check_teachers(specs: list[str], teacher_opt: list[str] | None) -> None:
     """Each --teacher spec as far as it can be checked without loading it (backend, extra
-    installed, a local checkpoint): before the prompts are read."""
+    installed, a local checkpoint, its --teacher-opt): before the prompts are read."""
     from distill.teachers.specs import check_teacher_spec
 
     for spec in specs:
         try:
-            check_teacher_spec(spec)
+            check_teacher_spec(spec, teacher_options(teacher_opt))
+        except ValidationError as err:
+            fail("; ".join(f"--teacher-opt {e['loc'][0]}: {e['msg']}" for e in err.errors()))
         except (ValueError, ImportError) as err:
             fail(str(err))
 
@@ -301,7 +303,7 @@ def score(
         at_least_one("--batch-size", batch_size),
         (format in (None, *PROMPT_FORMATS[1:]), f"--format {format!r}: use jsonl|parquet|csv|hf"),
     )
-    _check_teachers([teacher])
+    _check_teachers([teacher], teacher_opt)
     try:
         mapping = ScoreMapping(
             prompt=prompt_field, messages=messages_field, response=response_field, id=id_field

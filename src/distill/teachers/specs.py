@@ -46,15 +46,21 @@ def parse_teacher_spec(spec: str) -> TeacherSpec:
     return TeacherSpec(backend, target)
 
 
-def check_teacher_spec(spec: str) -> TeacherSpec:
+def check_teacher_spec(spec: str, options: dict[str, Any] | None = None) -> TeacherSpec:
     """What can be known of a `--teacher` spec without loading it: its backend, that the
     backend's package is installed (naming the extra), that an hf: checkpoint is a local
-    folder (a Hub id gets the line on downloading it). Raises a one-line error."""
+    folder (a Hub id gets the line on downloading it), and its `--teacher-opt` options
+    (a pydantic `ValidationError` names the option). Raises a one-line error."""
     parsed = parse_teacher_spec(spec)
     if parsed.backend == "openai":
         require_extra("openai", "api", f"--teacher '{spec}'")
-    elif parsed.backend == "hf" and not parsed.is_embedded:
-        resolve_checkpoint(f"hf:{parsed.target}", "--teacher", hub=False)
+        from distill.teachers.openai_config import OpenAIConfig
+
+        OpenAIConfig(**(options or {}))
+    elif parsed.backend == "hf":
+        HFOptions(**(options or {}))
+        if not parsed.is_embedded:
+            resolve_checkpoint(f"hf:{parsed.target}", "--teacher", hub=False)
     return parsed
 
 
@@ -66,7 +72,7 @@ def load_teacher(
     api_key_env: str | None = None,
 ) -> TeacherBackend:
     """The backend a `--teacher` spec names; `top_k` sizes engines that must know it."""
-    parsed = check_teacher_spec(spec)
+    parsed = check_teacher_spec(spec, options)
     options = dict(options or {})
     if parsed.backend == "vllm":
         return _load_vllm(spec, parsed.target, options, top_k)
