@@ -21,6 +21,7 @@ from distill.dataset_card import (
 )
 from distill.schemas import LicenseInfo
 from distill.store import load_manifest, read_table, save_manifest
+from distill.store.lineage import default_rejected_dir
 from tests.factories import write_table_dataset
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smollm2_mmlu.parquet"
@@ -53,7 +54,7 @@ def test_load_dataset_reads_the_kept_and_rejected_rows_through_the_card(
     for path, config, want in [
         (curated.parent / "gen", "default", read_table(curated.parent / "gen")),
         (curated, "default", read_table(curated)),
-        (curated, "rejected", read_table(curated / "rejected")),
+        (curated, "rejected", read_table(default_rejected_dir(curated))),
     ]:
         loaded = datasets.load_dataset(str(path), config, split="train", cache_dir=cache)
         assert loaded["record_id"] == want.column("record_id").to_pylist()

@@ -43,7 +43,7 @@ def run_spine(prompts: Path, out: Path, codec: str, embedded_teacher) -> dict:
     )
     curated = curate_dataset(out / "gen", out / "curated", Recipe(steps=[ExactDedup()]))
     assert curated.counts["rejected"] == 1  # greedy: the repeated prompt repeats its answer
-    for name in ("curated", "curated/rejected"):
+    for name in ("curated", "curated-rejected"):
         assert load_manifest(out / name).codec == codec
     config = TrainConfig(mode="kd", max_steps=2, batch_size=2, heldout_fraction=0.25)
     result = train_student(out / "curated", out / "kd", config)

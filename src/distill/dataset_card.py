@@ -2,12 +2,15 @@
 
 The YAML front matter is what the Hub and `datasets` read: `license`, `task_categories`,
 `size_categories`, `tags`, `source_datasets`, and `configs` pointing at `data/*.parquet`
-(`default`: the rows) and, for a curated dataset, `rejected/data/*.parquet` (`rejected`: the
-dropped rows with their reasons), so `datasets.load_dataset(DIR)` loads the kept rows with
-no distill code. The body is made from the manifests alone (and the shards' footers):
-counts per step with reasons, domains, teacher accuracy, teachers and settings, storage,
-decontamination, licences with their warnings, and the lineage. Nothing in it depends on
-the clock, so a rerun of curate or pack writes the same card byte for byte.
+(`default`: the rows) and, for a curated dataset, its sibling rejected dataset's
+`../DIR-rejected/data/*.parquet` (`rejected`: the dropped rows with their reasons), so
+`datasets.load_dataset(DIR)` loads the kept rows with no distill code and
+`load_dataset(DIR, "rejected")` the dropped ones (`datasets` resolves a local config path
+outside the folder; on the Hub, where it cannot, the rejected dataset is pushed as a
+dataset of its own, with its own card). The body is made from the manifests alone (and
+the shards' footers): counts per step with reasons, domains, teacher accuracy, teachers
+and settings, storage, decontamination, licences with their warnings, and the lineage.
+Nothing in it depends on the clock, so a rerun of curate or pack writes the same card byte for byte.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import yaml
 
 from distill.schemas import LicenseInfo, Manifest
 from distill.store import atomic_write_bytes, load_manifest
-from distill.store.lineage import lineage, manifest_sha256, rejected_path
+from distill.store.lineage import lineage, manifest_sha256, rejected_path, relative_link
 
 CARD_NAME = "README.md"
 _SIZES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")]
@@ -68,7 +71,8 @@ def _front_matter(dataset_dir: Path, manifest: Manifest, rows: int) -> dict[str,
     configs = [_config("default", "data/*.parquet")]
     rejected = rejected_path(dataset_dir, manifest)
     if rejected is not None:
-        configs.append(_config("rejected", f"{rejected.name}/data/*.parquet"))
+        link = relative_link(dataset_dir, rejected)
+        configs.append(_config("rejected", f"{link}/data/*.parquet"))
     sources = sorted({Path(i.name).name for i in manifest.licenses if i.source == "prompts"})
     return {
         "license": license_field(manifest.licenses),
@@ -118,6 +122,8 @@ def _curation(manifest: Manifest) -> list[str]:
         for s in manifest.steps
     ]
     intro = "Every dropped row is kept, with its step and reason, in the `rejected` config."
+    if manifest.kind == "rejected":
+        intro = "The rows these steps dropped, each with its step, reason and details."
     out = table_section("Curation", ["step", "input", "kept", "dropped"], steps, intro)
     before = manifest.stats.get("domains_before", {})
     after = manifest.stats.get("domains_after", {})
@@ -184,6 +190,14 @@ def lineage_licenses(dataset_dir: Path) -> list[LicenseInfo]:
     return list(found.values())
 
 
+def _what_loads(manifest: Manifest) -> str:
+    if manifest.kind == "curated":
+        return 'kept rows; config "rejected": the dropped ones'
+    if manifest.kind == "rejected":
+        return "the dropped rows, with reject_step, reject_reason, reject_details"
+    return "the rows"
+
+
 def render_card(dataset_dir: Path, manifest: Manifest | None = None) -> str:
     dataset_dir = Path(dataset_dir)
     manifest = manifest or load_manifest(dataset_dir)
@@ -199,7 +213,7 @@ def render_card(dataset_dir: Path, manifest: Manifest | None = None) -> str:
         "",
         "```python",
         "from datasets import load_dataset",
-        'rows = load_dataset("path/to/this/folder")  # kept rows; config "rejected": the others',
+        f'rows = load_dataset("path/to/this/folder")  # {_what_loads(manifest)}',
         "```",
         "",
         *licences_section(manifest.licenses),

@@ -93,7 +93,8 @@ def run_demo(
     for name, what in [
         ("prompts.jsonl", "the MMLU questions used"),
         ("gen/", "teacher records with top-k (manifest.json, data/*.parquet)"),
-        ("curated/", "kept rows; curated/rejected/ holds every dropped row with its reason"),
+        ("curated/", "kept rows"),
+        ("curated-rejected/", "every dropped row, with its step and reason"),
         ("sft/, kd/", "students (model/) and metrics.json"),
         (html_path.name, f"the report; figures in {json_path.name}"),
     ]:

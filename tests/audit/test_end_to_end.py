@@ -22,6 +22,7 @@ from distill.report import collect_report, print_report
 from distill.run_lineage import read_run_lineage
 from distill.schemas import SamplingParams
 from distill.store import load_manifest, read_table, sha256_file
+from distill.store.lineage import default_rejected_dir
 from distill.teachers.embedded import EMBEDDED_MODEL_ID
 from distill.teachers.licenses import SMOLLM2_CARD, LicenseOptions
 from distill.train import TrainConfig, train_student
@@ -99,7 +100,7 @@ def test_a_kept_row_names_the_run_that_trained_on_it_not_the_one_that_held_it_ou
 
 def test_a_duplicate_names_its_step_reason_and_the_row_kept_instead(pipeline: dict) -> None:
     root = pipeline["root"]
-    rejected = read_table(root / "curated" / "rejected").to_pylist()
+    rejected = read_table(default_rejected_dir(root / "curated")).to_pylist()
     assert [r["reject_reason"] for r in rejected] == ["exact_duplicate"]
     (row,) = audit_json(str(root / "curated"), rejected[0]["record_id"])
     kept = read_table(root / "curated", columns=["record_id", "response_text"]).to_pylist()
@@ -132,7 +133,7 @@ def test_licences_are_recorded_carried_and_printed(pipeline: dict) -> None:
         "Apache-2.0", SMOLLM2_CARD, False,
     )  # fmt: skip
     assert curated.licenses == gen.licenses
-    assert load_manifest(root / "curated" / "rejected").licenses == gen.licenses
+    assert load_manifest(default_rejected_dir(root / "curated")).licenses == gen.licenses
     for dataset in (root / "gen", root / "curated"):  # written by the stage, as `card` would
         assert (dataset / CARD_NAME).read_text() == render_card(dataset)
     card = (root / "used" / CARD_NAME).read_text()
@@ -217,7 +218,7 @@ def test_audited_in_gen_a_row_names_the_runs_on_the_curated_data_that_holds_it(
     assert runs == {"used": True, "held": False}
     curated_id = load_manifest(root / "curated").dataset_id
     assert {r["dataset_id"] for r in kept["training_runs"]} == {curated_id}
-    duplicate = read_table(root / "curated" / "rejected", columns=["record_id"]).column(0)
+    duplicate = read_table(default_rejected_dir(root / "curated"), columns=["record_id"]).column(0)
     (dropped,) = audit_json(str(root / "gen"), duplicate[0].as_py())
     assert dropped["status"] == "kept"  # in gen it is, but curate dropped it before training
     assert dropped["training_runs"] == []

@@ -8,6 +8,7 @@ import pytest
 from distill.audit.row import audit_rows
 from distill.run_lineage import write_run_lineage
 from distill.store import DatasetError, load_manifest, read_table
+from distill.store.lineage import default_rejected_dir
 
 
 def test_a_kept_row_passed_every_step_and_names_the_runs_that_used_it(
@@ -33,7 +34,7 @@ def test_a_kept_row_passed_every_step_and_names_the_runs_that_used_it(
 def test_a_duplicate_names_its_step_reason_and_the_row_kept_instead(
     chain: dict[str, Path],
 ) -> None:
-    rejected = read_table(chain["curated"] / "rejected").to_pylist()
+    rejected = read_table(default_rejected_dir(chain["curated"])).to_pylist()
     duplicate = next(r for r in rejected if r["reject_reason"] == "exact_duplicate")
     (audit,) = audit_rows(chain["packed"], record_id=duplicate["record_id"])
     assert audit.status == "rejected"

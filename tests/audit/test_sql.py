@@ -11,6 +11,7 @@ import pytest
 from distill.audit.sql import connect, sql_table
 from distill.codec import decode_topk
 from distill.store import load_manifest, read_table
+from distill.store.lineage import default_rejected_dir
 
 
 @pytest.mark.parametrize("curated", ["curated", "curated-packed"])
@@ -19,7 +20,7 @@ def test_rows_dropped_per_reason_per_domain(chain: dict[str, Path], curated: str
         "SELECT reject_reason, domain, count(*) AS n FROM rejected GROUP BY ALL ORDER BY ALL",
         [chain[curated]],
     ).to_pylist()
-    rejected = read_table(chain[curated] / "rejected")
+    rejected = read_table(default_rejected_dir(chain[curated]))
     want = Counter(
         zip(
             rejected.column("reject_reason").to_pylist(),
@@ -79,7 +80,7 @@ def test_prompts_where_every_sample_was_wrong(chain: dict[str, Path]) -> None:
         .column("prompt_id")
         .to_pylist()
     )
-    rejected = read_table(chain["curated"] / "rejected").to_pylist()
+    rejected = read_table(default_rejected_dir(chain["curated"])).to_pylist()
     gen = read_table(chain["gen"], columns=["prompt_id"]).column("prompt_id").to_pylist()
     samples = Counter(gen)
     reasons: dict[str, list[str]] = defaultdict(list)

@@ -9,6 +9,7 @@ import pytest
 from distill.audit.verify import verify_dataset
 from distill.curate import curate_dataset
 from distill.store import shard_paths
+from distill.store.lineage import default_rejected_dir
 from tests.factories import make_record, write_fake_dataset
 
 
@@ -38,7 +39,7 @@ def test_a_flipped_byte_in_a_grandparent_shard_is_named(copy: dict[str, Path]) -
 
 
 def test_a_removed_shard_and_an_unlisted_one_are_both_named(copy: dict[str, Path]) -> None:
-    removed = shard_paths(copy["curated"] / "rejected")[0]
+    removed = shard_paths(default_rejected_dir(copy["curated"]))[0]
     removed.unlink()
     extra = copy["packed"] / "data" / "part-00099.parquet"
     shutil.copy(shard_paths(copy["packed"])[0], extra)

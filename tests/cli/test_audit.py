@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from distill.cli import app
 from distill.curate import curate_dataset
 from distill.store import read_table, shard_paths
+from distill.store.lineage import default_rejected_dir
 from tests.factories import make_record, write_fake_dataset
 
 runner = CliRunner()
@@ -42,7 +43,7 @@ def test_sql_writes_each_format(curated: Path, tmp_path: Path, output_format: st
         app, ["sql", query, str(curated), "--format", output_format, "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    want = sorted(read_table(curated / "rejected").column("record_id").to_pylist())
+    want = sorted(read_table(default_rejected_dir(curated)).column("record_id").to_pylist())
     if output_format == "parquet":
         got = pq.read_table(out).column("record_id").to_pylist()
     elif output_format == "json":
@@ -58,13 +59,13 @@ def test_sql_errors_are_one_line_with_exit_2(curated: Path, tmp_path: Path) -> N
     assert bad_query.exit_code == 2 and "query failed: Parser Error" in bad_query.output
     no_out = runner.invoke(app, ["sql", "SELECT 1", str(curated), "--format", "csv"])
     assert no_out.exit_code == 2 and "needs --out" in no_out.output
-    shutil.rmtree(curated / "rejected")
+    shutil.rmtree(default_rejected_dir(curated))
     missing = runner.invoke(app, ["sql", "SELECT 1", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "no manifest.json" in " ".join(missing.output.split())
 
 
 def test_audit_prints_a_row_or_json_and_refuses_a_bad_where(curated: Path) -> None:
-    row = read_table(curated / "rejected").to_pylist()[0]
+    row = read_table(default_rejected_dir(curated)).to_pylist()[0]
     shown = runner.invoke(app, ["audit", str(curated), row["record_id"]])
     assert shown.exit_code == 0, shown.output
     assert row["record_id"] in shown.output and row["reject_reason"] in shown.output

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 from pathlib import Path
 
+import pytest
 import typer.core
 import typer.main
 import yaml
@@ -83,3 +85,17 @@ def test_every_verb_explains_every_option_in_its_help() -> None:
                 assert param.opts[0] in text
                 # the default is shown, or the help says it (a default that depends on the teacher)
                 assert param.show_default is not False or "(default:" in param.help
+
+
+VERBS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_each_registered_verb_has_help_with_readable_metavars(verb: str) -> None:
+    """One case per verb the app registers: `--help` exits 0, names the verb's usage, and no
+    argument prints as a Python type (`<list[Path]>`, `{dataset}`)."""
+    text = help_text(verb)
+    usage = text.split("Usage: ")[1].split(" ", 2)[2].split("  ")[0]
+    assert text.split("Usage: ")[1].split()[1] == verb
+    assert "{" not in usage and "[OPTIONS]" in usage, usage
+    assert re.search(r"<(path|str|int|float|bool|list\[)", text) is None, text

@@ -19,10 +19,11 @@ import numpy as np
 import pyarrow as pa
 
 from distill.curate.base import Decisions, Step, domain_of
+from distill.curate.layout import claim_curate_outputs, rejected_out
 from distill.curate.recipe import Recipe, default_recipe
 from distill.curate.runner import CurateResult, StepStats
 from distill.locking import locks_output
-from distill.rerun import claim_output, derived_dataset_id, job_key
+from distill.rerun import derived_dataset_id
 from distill.schemas import Manifest, codec_of, schema_for
 from distill.store import (
     DatasetError,
@@ -31,10 +32,9 @@ from distill.store import (
     read_table,
     write_dataset,
 )
+from distill.store.lineage import relative_link
 
 log = logging.getLogger(__name__)
-
-REJECTED_SUBDIR = "rejected"
 
 
 def domain_counts(table: pa.Table) -> dict[str, int]:
@@ -60,11 +60,8 @@ def _rejected_rows(table: pa.Table, step: Step, drops: Decisions) -> pa.Table:
 def _claim_out(input_dir: Path, out_dir: Path, recipe: Recipe) -> str:
     """Fail before any work on an --out that holds another dataset; clear an earlier run
     of this same job. Returns the job's key."""
-    if out_dir.resolve() == input_dir.resolve():
-        raise DatasetError(f"{out_dir}: the output must differ from the input dataset")
-    key = job_key("curate", input_dir, recipe.model_dump(mode="json"))
-    claim_output(out_dir, "curate", key, [out_dir, out_dir / REJECTED_SUBDIR])
-    return key
+    settings = recipe.model_dump(mode="json")
+    return claim_curate_outputs(input_dir, out_dir, rejected_out(out_dir), settings)
 
 
 def _check_columns(input_dir: Path, recipe: Recipe, table: pa.Table) -> None:
@@ -181,7 +178,7 @@ def reference_curate_dataset(
     counts, results, accuracy = _results(table, kept, rejected_all, all_stats)
     params: dict[str, Any] = {
         "recipe": recipe.model_dump(mode="json"),
-        "rejected_dir": REJECTED_SUBDIR,
+        "rejected_dir": relative_link(out_dir, rejected_out(out_dir)),
     }
 
     common: dict[str, Any] = {
@@ -196,7 +193,7 @@ def reference_curate_dataset(
         "run_ids": parent.run_ids,
         "steps": [stats.model_dump(mode="json") for stats in all_stats],
     }
-    rejected_dir = out_dir / REJECTED_SUBDIR
+    rejected_dir = rejected_out(out_dir)
     rejected_manifest = write_dataset(
         rejected_dir,
         rejected_all,
@@ -204,7 +201,7 @@ def reference_curate_dataset(
         Manifest(
             kind="rejected",
             dataset_id=derived_dataset_id(key, "rejected"),
-            params={"recipe": params["recipe"], "kept_dir": ".."},
+            params={"recipe": params["recipe"], "kept_dir": relative_link(rejected_dir, out_dir)},
             **common,
         ),
     )

@@ -46,6 +46,7 @@ from distill.schemas import (
     schema_for,
 )
 from distill.store import load_manifest, read_table
+from distill.store.lineage import default_rejected_dir
 from distill.teachers.backend import Generation
 from tests.factories import write_table_dataset
 
@@ -193,7 +194,7 @@ def test_step_columns_exist_in_both_codecs() -> None:
 
 def _curate(source: Path, out: Path, config: dict[str, Any]) -> dict[str, Any]:
     result = curate_dataset(source, out, recipe_from_dict({"steps": [config]}))
-    rejected = read_table(out / "rejected").to_pylist()
+    rejected = read_table(default_rejected_dir(out)).to_pylist()
     manifest = load_manifest(out)
     steps = [{k: v for k, v in s.items() if k != "seconds"} for s in manifest.steps]
     return {
@@ -270,9 +271,9 @@ def test_step_decides_the_same_on_both_codecs(
     assert packed["result_counts"] == plain["result_counts"]
     # The rows written are the same rows: packed output == plain output re-encoded
     # (details compared above, with the tolerance).
-    for sub in ("", "rejected"):
-        written = encode_table(read_table(tmp_path / "plain" / sub), "packed")
-        packed_rows = read_table(tmp_path / "packed" / sub)
+    for sub in ("", "-rejected"):
+        written = encode_table(read_table(tmp_path / f"plain{sub}"), "packed")
+        packed_rows = read_table(tmp_path / f"packed{sub}")
         if sub:
             written, packed_rows = (
                 t.drop_columns(["reject_details"]) for t in (written, packed_rows)

@@ -9,6 +9,7 @@ import pytest
 from distill.curate import RejectReason, curate_dataset, default_recipe, load_recipe
 from distill.schemas import RECORD_SCHEMA, REJECTED_SCHEMA, TeacherRecord
 from distill.store import DatasetError, load_manifest, read_table, shard_paths
+from distill.store.lineage import default_rejected_dir
 from tests.factories import make_record, write_fake_dataset
 
 # A cap of 2 makes domain_cap drop one of the three bio rows, so every step drops something.
@@ -201,7 +202,7 @@ def test_refuses_a_used_output(dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="must differ"):
         curate_dataset(dataset, dataset)
     with pytest.raises(DatasetError, match="rejected-rows dataset"):
-        curate_dataset(tmp_path / "out" / "rejected", tmp_path / "again")
+        curate_dataset(default_rejected_dir(tmp_path / "out"), tmp_path / "again")
 
 
 def test_refuses_a_changed_shard(dataset: Path, tmp_path: Path) -> None:

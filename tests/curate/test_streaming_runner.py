@@ -25,6 +25,7 @@ from distill.curate.passes import plan_passes
 from distill.curate.recipe import Recipe, default_recipe, recipe_from_dict
 from distill.curate.steps import STEP_CLASSES, step_name
 from distill.store import shard_paths
+from distill.store.lineage import default_rejected_dir
 from tests.curate import test_codec_parity as parity
 from tests.curate.reference_runner import reference_curate_dataset
 from tests.curate.test_codec_parity import (
@@ -56,6 +57,9 @@ class CountingJudge(LengthJudge):
 def _without_run_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     manifest = {k: v for k, v in manifest.items() if k != "created_at"}
     manifest["steps"] = [{k: v for k, v in s.items() if k != "seconds"} for s in manifest["steps"]]
+    # the two outputs link each other by folder name, which differs from the reference's
+    links = ("rejected_dir", "kept_dir")
+    manifest["params"] = {k: v for k, v in manifest["params"].items() if k not in links}
     return manifest
 
 
@@ -70,11 +74,11 @@ def _result_fields(result: Any) -> dict[str, Any]:
 def assert_same_as_reference(source: Path, out: Path, recipe: Recipe) -> None:
     streamed = curate_dataset(source, out / "streamed", recipe, batch_rows=BATCH_ROWS)
     reference = reference_curate_dataset(source, out / "reference", recipe)
-    for sub in ("", "rejected"):
-        mine = {p.name: p.read_bytes() for p in shard_paths(out / "streamed" / sub)}
-        theirs = {p.name: p.read_bytes() for p in shard_paths(out / "reference" / sub)}
+    for sub in ("", "-rejected"):
+        mine = {p.name: p.read_bytes() for p in shard_paths(out / f"streamed{sub}")}
+        theirs = {p.name: p.read_bytes() for p in shard_paths(out / f"reference{sub}")}
         assert mine.keys() == theirs.keys() and mine == theirs, f"{sub or 'kept'} shards differ"
-        manifests = [json.loads((out / d / sub / "manifest.json").read_text()) for d in
+        manifests = [json.loads((out / f"{d}{sub}" / "manifest.json").read_text()) for d in
                      ("streamed", "reference")]  # fmt: skip
         assert _without_run_fields(manifests[0]) == _without_run_fields(manifests[1])
     assert _result_fields(streamed) == _result_fields(reference)
@@ -163,8 +167,8 @@ def test_batch_size_does_not_change_the_output(datasets, fakes, tmp_path: Path) 
     for rows in (1, 50, 4096):
         out = tmp_path / str(rows)
         curate_dataset(datasets["packed"], out, recipe, batch_rows=rows)
-        outputs.append({p.name: p.read_bytes() for sub in ("", "rejected")
-                        for p in shard_paths(out / sub)})  # fmt: skip
+        outputs.append({p.name: p.read_bytes() for sub in (out, default_rejected_dir(out))
+                        for p in shard_paths(sub)})  # fmt: skip
     assert outputs[0] == outputs[1] == outputs[2]
     with pytest.raises(ValueError, match="batch_rows"):
         curate_dataset(datasets["packed"], tmp_path / "zero", recipe, batch_rows=0)

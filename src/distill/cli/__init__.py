@@ -6,19 +6,21 @@ the job (teacher -> curate -> train -> report), which is the order `distill --he
 
 from distill.cli import audit, data, gen, train
 from distill.cli.app import app, teacher_options
+from distill.cli.metavars import ReadableCommand
 
-app.command()(gen.gen)
-app.command()(gen.score)
-app.command(help=data.curate_help())(data.curate)
-app.command()(data.pack)
-app.command()(data.export)
-app.command()(train.train)
-app.command(name="eval")(train.eval_)
-app.command()(data.report)
-app.command()(audit.audit)
-app.command()(audit.verify)
-app.command()(audit.sql)
-app.command()(audit.card)
-app.command()(data.demo)
+verb = app.command  # every verb's help with readable metavars (PATH, TEXT, INTEGER)
+verb(cls=ReadableCommand)(gen.gen)
+verb(cls=ReadableCommand)(gen.score)
+verb(cls=ReadableCommand, help=data.curate_help())(data.curate)
+verb(cls=ReadableCommand)(data.pack)
+verb(cls=ReadableCommand)(data.export)
+verb(cls=ReadableCommand)(train.train)
+verb(cls=ReadableCommand, name="eval")(train.eval_)
+verb(cls=ReadableCommand)(data.report)
+verb(cls=ReadableCommand)(audit.audit)
+verb(cls=ReadableCommand)(audit.verify)
+verb(cls=ReadableCommand)(audit.sql)
+verb(cls=ReadableCommand)(audit.card)
+verb(cls=ReadableCommand)(data.demo)
 
 __all__ = ["app", "teacher_options"]

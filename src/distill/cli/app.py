@@ -11,9 +11,15 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
+
+from distill.cli.metavars import ReadableGroup
+from distill.cli.quiet import quiet_upstream
 
 app = typer.Typer(
+    cls=ReadableGroup,
     help="Distillation data: generate with top-k, curate, train, report.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -36,8 +42,19 @@ def main(
             "--version", callback=print_version, is_eager=True, help="print the version and exit"
         ),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "-v",
+            "--verbose",
+            help="show what transformers, datasets and torch print (loading bars, warnings); "
+            "hidden by default",
+        ),
+    ] = False,
 ) -> None:
     """Distillation data: generate with top-k, curate, train, report."""
+    if not verbose:
+        quiet_upstream()
 
 
 def teacher_options(items: list[str] | None) -> dict[str, str]:
@@ -51,9 +68,34 @@ def teacher_options(items: list[str] | None) -> dict[str, str]:
     return options
 
 
+def flag_errors(err: ValidationError) -> str:
+    """A config's validation errors on one line, each named by the flag that set the value."""
+    lines = []
+    for error in err.errors():
+        names = [str(part) for part in error["loc"] if part not in ("kd", "gkd")]
+        flag = "--" + "-".join(names).replace("_", "-") + ": " if names else ""
+        lines.append(f"{flag}{error['msg']}")
+    return "; ".join(lines)
+
+
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    """One line on stderr (never wrapped to the terminal's width) and exit code 2."""
+    # escaped: a message's own brackets (pip install 'distill[api]') are no markup
+    console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}", soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def check_options(*checks: tuple[bool, str]) -> None:
+    """Fail on the first (ok, message) that is not ok: options are checked before any
+    model loads or any input is read."""
+    for ok, message in checks:
+        if not ok:
+            fail(message)
+
+
+def at_least_one(flag: str, value: int | None) -> tuple[bool, str]:
+    """A check that an integer option (unset: fine) is 1 or more."""
+    return value is None or value >= 1, f"{flag} {value}: must be at least 1"
 
 
 def exit_hard_after_vllm(command: Callable[..., None]) -> Callable[..., None]:

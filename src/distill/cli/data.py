@@ -41,7 +41,17 @@ def curate_help() -> str:
 
 def curate(
     dataset: Annotated[Path, typer.Argument(help="a dataset written by distill gen")],
-    out: Annotated[Path, typer.Option("--out", help="kept rows; rejected rows go to OUT/rejected")],
+    out: Annotated[
+        Path, typer.Option("--out", help="kept rows; rejected rows go beside it, to OUT-rejected")
+    ],
+    rejected_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--rejected-out",
+            metavar="PATH",
+            help="rejected rows (default: OUT-rejected, beside OUT)",
+        ),
+    ] = None,
     recipe: Annotated[
         Path | None, typer.Option(help="YAML or TOML recipe (default: the default recipe)")
     ] = None,
@@ -68,7 +78,9 @@ def curate(
         steps = load_recipe(recipe) if recipe else default_recipe()
         with CurateProgress(len(steps.steps), console.file) as progress:
             batching = {} if batch_rows is None else {"batch_rows": batch_rows}
-            result = curate_dataset(dataset, out, steps, progress=progress, **batching)
+            result = curate_dataset(
+                dataset, out, steps, progress=progress, rejected_dir=rejected_out, **batching
+            )
     except (OSError, ValueError) as err:
         fail(str(err))
         return

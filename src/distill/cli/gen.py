@@ -6,8 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from distill.cli.app import console, exit_hard_after_vllm, fail, teacher_options
+from distill.cli.app import (
+    at_least_one,
+    check_options,
+    console,
+    exit_hard_after_vllm,
+    fail,
+    flag_errors,
+    teacher_options,
+)
 from distill.cli.licenses import (
     CompetingModels,
     PromptsLicense,
@@ -43,7 +52,13 @@ IdField = Annotated[
 # Long only by its signature: typer declares each flag as a parameter; the body is short.
 @exit_hard_after_vllm
 def gen(
-    prompts: Annotated[Path, typer.Argument(help="prompt file (JSONL, Parquet, CSV, HF dir)")],
+    prompts: Annotated[
+        Path,
+        typer.Argument(
+            help="prompt file (JSONL, Parquet, CSV); a folder or quoted glob of Parquet files "
+            "(a Hub snapshot: data/*.parquet); or a saved `datasets` folder"
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
     format: Annotated[str | None, typer.Option(help="mmlu|jsonl|parquet|csv|hf")] = None,
     teacher: Annotated[
@@ -136,10 +151,22 @@ def gen(
     from distill.schemas import SamplingParams
     from distill.teachers.backend import TeacherUnavailableError
 
+    check_options(
+        at_least_one("--top-k", top_k),
+        at_least_one("--batch-size", batch_size),
+        at_least_one("--shard-size", shard_size),
+        at_least_one("--limit", limit),
+        (format in (None, *PROMPT_FORMATS), f"--format {format!r}: use one of {PROMPT_FORMATS}"),
+    )
     try:
         sampling = SamplingParams(
             temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, n=n
         )
+    except ValidationError as err:
+        fail(flag_errors(err))
+        return
+    _check_teachers(teacher or ["hf:embedded"], teacher_opt)
+    try:
         mapping = FieldMapping(
             prompt=prompt_field,
             messages=messages_field,
@@ -178,6 +205,7 @@ def gen(
         PromptError,
         OSError,
         ValueError,
+        ImportError,
         NotImplementedError,
         TeacherUnavailableError,
     ) as err:
@@ -195,6 +223,23 @@ def gen(
             f"[yellow]{result.invalid_prompts} invalid prompt rows[/yellow] -> "
             f"{result.out_dir / 'invalid_prompts.jsonl'}"
         )
+
+
+PROMPT_FORMATS = ("mmlu", "jsonl", "parquet", "csv", "hf")
+
+
+def _check_teachers(specs: list[str], teacher_opt: list[str] | None) -> None:
+    """Each --teacher spec as far as it can be checked without loading it (backend, extra
+    installed, a local checkpoint, its --teacher-opt): before the prompts are read."""
+    from distill.teachers.specs import check_teacher_spec
+
+    for spec in specs:
+        try:
+            check_teacher_spec(spec, teacher_options(teacher_opt))
+        except ValidationError as err:
+            fail("; ".join(f"--teacher-opt {e['loc'][0]}: {e['msg']}" for e in err.errors()))
+        except (ValueError, ImportError) as err:
+            fail(str(err))
 
 
 def _print_gen_summary(result) -> None:
@@ -219,7 +264,11 @@ def _print_gen_summary(result) -> None:
 @exit_hard_after_vllm
 def score(
     source: Annotated[
-        Path, typer.Argument(help="prompt file with a response column, or a distill dataset")
+        Path,
+        typer.Argument(
+            help="prompt file with a response column (JSONL, Parquet, CSV; a folder or quoted "
+            "glob of Parquet files), or a distill dataset"
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="output dataset directory")],
     teacher: Annotated[
@@ -249,6 +298,12 @@ def score(
     from distill.gen.score import score_dataset
     from distill.gen.score_inputs import ScoreMapping
 
+    check_options(
+        at_least_one("--top-k", top_k),
+        at_least_one("--batch-size", batch_size),
+        (format in (None, *PROMPT_FORMATS[1:]), f"--format {format!r}: use jsonl|parquet|csv|hf"),
+    )
+    _check_teachers([teacher], teacher_opt)
     try:
         mapping = ScoreMapping(
             prompt=prompt_field, messages=messages_field, response=response_field, id=id_field
@@ -267,7 +322,7 @@ def score(
                 prompts_license, teacher_license, teacher_terms, terms_restrict_competing
             ),
         )
-    except (PromptError, OSError, ValueError, NotImplementedError) as err:
+    except (PromptError, OSError, ValueError, ImportError, NotImplementedError) as err:
         fail(str(err))
         return
     console.print(

@@ -9,18 +9,10 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from distill.cli.app import console, fail
+from distill.cli.app import at_least_one, check_options, console, fail, flag_errors
 from distill.input_rows import PromptError
-
-
-def flag_errors(err: ValidationError) -> str:
-    """A config's validation errors as one line each, named by the flag that set the value."""
-    lines = []
-    for error in err.errors():
-        names = [str(part) for part in error["loc"] if part not in ("kd", "gkd")]
-        flag = "--" + "-".join(names).replace("_", "-") + ": " if names else ""
-        lines.append(f"{flag}{error['msg']}")
-    return "; ".join(lines)
+from distill.model_specs import require_extra, resolve_checkpoint
+from distill.store.shards import MANIFEST_NAME
 
 
 # Long only by its signature: typer declares each flag as a parameter; the body is short.
@@ -40,9 +32,11 @@ def train(
         ),
     ],
     student: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            help="student checkpoint dir; default: a small random model on the teacher's tokenizer"
+            metavar="SPEC",
+            help="hf:PATH (or a bare PATH) | hf:embedded | a Hub id transformers can fetch; "
+            "default: a small random model on the teacher's tokenizer",
         ),
     ] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", help="optimiser steps")] = 60,
@@ -97,7 +91,11 @@ def train(
     ] = None,
     dtype: Annotated[str, typer.Option(help="student weights: float32 | bfloat16")] = "float32",
     teacher: Annotated[
-        Path | None, typer.Option(help="gkd: live teacher model dir; default: embedded teacher")
+        str | None,
+        typer.Option(
+            metavar="SPEC",
+            help="gkd: live teacher, hf:PATH (or a bare PATH) | hf:embedded; default: hf:embedded",
+        ),
     ] = None,
     lmbda: Annotated[float, typer.Option(help="gkd: fraction of on-policy steps")] = 0.5,
     max_new_tokens: Annotated[
@@ -124,6 +122,15 @@ def train(
     ] = None,
 ) -> None:
     """Train a student with TRL: SFT on the teacher's tokens, KD on its top-k, or on-policy GKD."""
+    if mode not in ("sft", "kd", "gkd"):
+        fail(f"--mode {mode!r}: use sft, kd or gkd")
+    student_dir, teacher_dir = _checked_inputs(dataset, student, teacher, lora_r)
+    check_options(
+        at_least_one("--max-steps", max_steps),
+        at_least_one("--batch-size", batch_size),
+        (learning_rate > 0, f"--learning-rate {learning_rate}: must be above 0"),
+    )
+    # torch and transformers load only now: a bad option above fails in a moment
     from distill.train import (
         GKDOptions,
         KDLossConfig,
@@ -134,13 +141,11 @@ def train(
     )
     from distill.train.progress import TrainProgress
 
-    if mode not in ("sft", "kd", "gkd"):
-        fail(f"--mode {mode!r}: use sft, kd or gkd")
     try:
         # Each section from its flags only in the mode that reads it, as the flags' help says.
         config = TrainConfig(
             mode=mode,  # type: ignore[arg-type]
-            student=student,
+            student=student_dir,
             max_steps=max_steps,
             batch_size=batch_size,
             learning_rate=learning_rate,
@@ -161,7 +166,7 @@ def train(
             if mode == "kd"
             else KDLossConfig(),
             gkd=GKDOptions(
-                teacher=teacher,
+                teacher=teacher_dir,
                 lmbda=lmbda,
                 beta=beta,
                 max_new_tokens=max_new_tokens,
@@ -187,8 +192,35 @@ def train(
     )
 
 
+def _checked_inputs(
+    dataset: Path, student: str | None, teacher: str | None, lora_r: int | None
+) -> tuple[Path | None, Path | None]:
+    """The dataset is one, --lora-r has peft, and the model specs name checkpoints that can
+    be loaded (the student's and the live teacher's dirs): before anything loads."""
+    manifest = dataset / MANIFEST_NAME
+    check_options(
+        (manifest.is_file(), f"{dataset}: no {MANIFEST_NAME}; is this a distill dataset?"),
+        at_least_one("--lora-r", lora_r),
+    )
+    try:
+        if lora_r is not None:
+            require_extra("peft", "lora", "--lora-r")
+        return (
+            None if student is None else resolve_checkpoint(student, "--student"),
+            None if teacher is None else resolve_checkpoint(teacher, "--teacher", hub=False),
+        )
+    except (ValueError, ImportError) as err:
+        fail(str(err))
+        raise  # unreachable: fail exits
+
+
 def eval_(
-    models: Annotated[list[Path], typer.Argument(help="local Hugging Face model dirs")],
+    models: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="MODEL", help="models to compare: hf:PATH (or a bare PATH) | hf:embedded"
+        ),
+    ],
     questions: Annotated[Path, typer.Option("--questions", help="MMLU-format JSONL")],
     out: Annotated[Path, typer.Option("--out", help="JSON results file")] = Path("eval.json"),
     limit: Annotated[int | None, typer.Option(help="use only the first N questions")] = None,
@@ -203,9 +235,20 @@ def eval_(
     """MCQ accuracy per domain, models side by side, and agreement under permuted options."""
     from distill.eval.mcq import evaluate_mcq, mcq_table
 
+    check_options(
+        (questions.is_file(), f"--questions {questions}: no such file"),
+        at_least_one("--limit", limit),
+        at_least_one("--max-new-tokens", max_new_tokens),
+        at_least_one("--batch-size", batch_size),
+    )
+    try:
+        model_dirs = [resolve_checkpoint(spec, "MODEL", hub=False) for spec in models]
+    except ValueError as err:
+        fail(str(err))
+        return
     try:
         result = evaluate_mcq(
-            models,
+            model_dirs,
             questions,
             out,
             limit=limit,

@@ -1,4 +1,4 @@
-"""Run a recipe over a dataset: kept rows to OUT, every dropped row to OUT/rejected.
+"""Run a recipe over a dataset: kept rows to OUT, every dropped row to OUT-rejected beside it.
 
 Curation streams: memory holds one batch of rows and the compact per-row keys of the
 steps (hashes, a domain, a token count, a decision), never the dataset. First the key
@@ -12,6 +12,7 @@ written in input order, and nothing here depends on time, randomness or the batc
 so re-running on the same input writes byte-identical shards. The same command run again
 on its own OUT (after a kill, or after it finished) clears it and redoes the job
 (`distill.rerun`); the input's shards are checked against its manifest as they are read.
+Where the two outputs live and how a rerun claims them is `distill.curate.layout`'s.
 The rejected dataset's manifest is written first and the kept manifest last, so a complete
 `OUT/manifest.json` means the whole job finished. Per-run fields of the manifests:
 `created_at` and each step's `seconds`.
@@ -22,7 +23,8 @@ What the kept dataset's manifest records (a report reads these keys):
   seconds, summary};
 - `counts`: `input`, `kept`, `rejected`, `dropped_<reason>` for every reason seen, and
   `rows` (= kept, filled by the store);
-- `params["recipe"]`: the recipe as run; `params["rejected_dir"]`: "rejected";
+- `params["recipe"]`: the recipe as run; `params["rejected_dir"]`: the rejected dataset,
+  relative to OUT ("../OUT-rejected" by default);
 - `stats["domains_before"]` / `stats["domains_after"]`: {domain: rows} of the input and
   of the kept rows, a null domain counted as "unknown";
 - `stats["accuracy_by_domain"]`: {domain: {graded, correct, accuracy}} over the rows that
@@ -32,13 +34,14 @@ What the kept dataset's manifest records (a report reads these keys):
   the `confidence` step), the last step's value winning.
 
 The rejected dataset (kind "rejected", the rejected schema of the input's codec) has the
-same `steps` and counts.
+same `steps` and counts, and `params["kept_dir"]`: OUT, relative to it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +50,13 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from distill.curate.base import domain_of
+from distill.curate.layout import claim_curate_outputs, rejected_out
 from distill.curate.passes import REASONS, SortedDrops, StepProgress, run_key_passes
 from distill.curate.recipe import Recipe, default_recipe
 from distill.curate.stats import DomainAccuracy, StepStats
 from distill.dataset_card import write_card
-from distill.locking import locks_output
-from distill.rerun import claim_output, derived_dataset_id, job_key
+from distill.locking import output_lock
+from distill.rerun import derived_dataset_id
 from distill.schemas import Manifest, schema_for
 from distill.store import (
     DEFAULT_BATCH_ROWS,
@@ -62,10 +66,9 @@ from distill.store import (
     load_manifest,
     parent_ref,
 )
+from distill.store.lineage import relative_link
 
 log = logging.getLogger(__name__)
-
-REJECTED_SUBDIR = "rejected"
 
 __all__ = ["CurateResult", "DomainAccuracy", "StepProgress", "StepStats", "curate_dataset"]
 
@@ -89,16 +92,6 @@ class CurateResult(BaseModel):
 def domain_counts(table: pa.Table) -> dict[str, int]:
     counts = Counter(domain_of(d) for d in table.column("domain").to_pylist())
     return dict(sorted(counts.items()))
-
-
-def _claim_out(input_dir: Path, out_dir: Path, recipe: Recipe) -> str:
-    """Fail before any work on an --out that holds another dataset; clear an earlier run
-    of this same job. Returns the job's key."""
-    if out_dir.resolve() == input_dir.resolve():
-        raise DatasetError(f"{out_dir}: the output must differ from the input dataset")
-    key = job_key("curate", input_dir, recipe.model_dump(mode="json"))
-    claim_output(out_dir, "curate", key, [out_dir, out_dir / REJECTED_SUBDIR])
-    return key
 
 
 def _check_columns(input_dir: Path, recipe: Recipe, schema: pa.Schema, codec: str) -> None:
@@ -188,15 +181,17 @@ def _results(
     return counts, results, accuracy
 
 
-@locks_output("out_dir")
 def curate_dataset(
     input_dir: Path,
     out_dir: Path,
     recipe: Recipe | None = None,
     progress: StepProgress | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    rejected_dir: Path | None = None,
 ) -> CurateResult:
-    """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`.
+    """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`: kept
+    rows to `out_dir`, dropped rows to `rejected_dir` (default: `out_dir`'s sibling
+    `<name>-rejected`, see `distill.curate.layout`).
 
     `progress(step, None)` is called as each step starts deciding and `progress(step,
     stats)` as it ends (a display, e.g. `distill.curate.progress.CurateProgress`). Both
@@ -208,14 +203,30 @@ def curate_dataset(
     recipe = recipe or default_recipe()
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    rejected_dir = rejected_out(out_dir, rejected_dir)
     parent = load_manifest(input_dir)
     if parent.kind == "rejected":
         raise DatasetError(f"{input_dir}: is a rejected-rows dataset; curate its parent instead")
-    key = _claim_out(input_dir, out_dir, recipe)
+    with ExitStack() as locks:  # one writer per output, for both outputs
+        locks.enter_context(output_lock(out_dir))
+        locks.enter_context(output_lock(rejected_dir))
+        key = claim_curate_outputs(input_dir, out_dir, rejected_dir, recipe.model_dump(mode="json"))
+        return _curate(input_dir, (out_dir, rejected_dir), key, recipe, progress, batch_rows)
+
+
+def _curate(
+    input_dir: Path,
+    outputs: tuple[Path, Path],
+    key: str,
+    recipe: Recipe,
+    progress: StepProgress | None,
+    batch_rows: int,
+) -> CurateResult:
+    out_dir, rejected_dir = outputs
+    parent = load_manifest(input_dir)
     schema, rejected_schema = schema_for(parent), schema_for(parent, rejected=True)
     _check_columns(input_dir, recipe, schema, parent.codec)
-    rejected_dir = out_dir / REJECTED_SUBDIR
-    # Both writers refuse an --out holding another dataset: before any work is done.
+    # Both writers refuse an output holding another dataset: before any work is done.
     writers = (DatasetWriter(out_dir, schema), DatasetWriter(rejected_dir, rejected_schema))
     num_rows = sum(shard.rows for shard in parent.shards)
     steps = list(recipe.steps)
@@ -224,7 +235,7 @@ def curate_dataset(
     counts, results, accuracy = _results(num_rows, len(drops.positions), all_stats, domains)
     params: dict[str, Any] = {
         "recipe": recipe.model_dump(mode="json"),
-        "rejected_dir": REJECTED_SUBDIR,
+        "rejected_dir": relative_link(out_dir, rejected_dir),
     }
     common: dict[str, Any] = {
         "schema_version": parent.schema_version,
@@ -239,12 +250,10 @@ def curate_dataset(
         "steps": [stats.model_dump(mode="json") for stats in all_stats],
         "licenses": parent.licenses,
     }
+    back = {"recipe": params["recipe"], "kept_dir": relative_link(rejected_dir, out_dir)}
     rejected_manifest = writers[1].close(
         Manifest(
-            kind="rejected",
-            dataset_id=derived_dataset_id(key, "rejected"),
-            params={"recipe": params["recipe"], "kept_dir": ".."},
-            **common,
+            kind="rejected", dataset_id=derived_dataset_id(key, "rejected"), params=back, **common
         )
     )
     kept_manifest = writers[0].close(
@@ -256,7 +265,8 @@ def curate_dataset(
             **common,
         )
     )
-    write_card(out_dir)  # no clock in it: a rerun writes the same bytes
+    for path in (rejected_dir, out_dir):
+        write_card(path)  # no clock in it: a rerun writes the same bytes
     return CurateResult(
         kept_dir=out_dir,
         rejected_dir=rejected_dir,

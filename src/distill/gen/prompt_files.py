@@ -9,8 +9,9 @@ yielded as a `RowProblem` naming the field, which `load_prompts` raises or, with
 `skip_invalid`, sets aside. Text is decoded with `surrogateescape`, so a bad byte inside a
 value is caught by `text_problem` and named by its field rather than its line.
 
-Every format streams: JSONL and CSV a line at a time, Parquet and saved `datasets`
-directories `READ_BATCH_ROWS` rows at a time, so memory does not grow with the file.
+Every format streams: JSONL and CSV a line at a time, Parquet (one file, or the parts of a
+Hub-style folder or a glob, `distill.gen.prompt_sources`), saved `datasets` directories and
+in-memory tables `READ_BATCH_ROWS` rows at a time, so memory does not grow with the source.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from distill.gen.prompt_sources import PromptSource, arrow_batches, parquet_parts
 from distill.input_rows import PromptError, printable
 
-PromptFormat = Literal["jsonl", "parquet", "csv", "hf", "mmlu"]
+PromptFormat = Literal["jsonl", "parquet", "csv", "hf", "mmlu", "arrow"]
 BOM = "\ufeff"
 # The csv module refuses a cell over 128 KiB by default; long-context prompts are longer.
 CSV_FIELD_LIMIT = 1 << 30
@@ -40,14 +42,25 @@ class RowProblem:
     raw: str
 
 
-def read_rows(path: Path, fmt: PromptFormat) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
-    """(line or row number, the row's fields) for each row, or a `RowProblem`."""
+def read_rows(
+    source: PromptSource, fmt: PromptFormat
+) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    """(line or row number, the row's fields) for each row, or a `RowProblem`. Rows of a
+    source made of several Parquet parts are numbered 1.. across the parts, in name order."""
+    if fmt == "arrow":
+        rows = (
+            row for batch in arrow_batches(source, READ_BATCH_ROWS) for row in batch.to_pylist()
+        )
+        yield from enumerate(rows, start=1)
+        return
+    path = Path(source)  # type: ignore[arg-type]
     if fmt in ("jsonl", "mmlu"):
         yield from _jsonl_rows(path)
     elif fmt == "csv":
         yield from _csv_rows(path)
     elif fmt == "parquet":
-        yield from enumerate(_parquet_rows(path), start=1)
+        parts = parquet_parts(path) or [path]
+        yield from enumerate((row for part in parts for row in _parquet_rows(part)), start=1)
     elif fmt == "hf":
         yield from enumerate(_hf_rows(path), start=1)
 

@@ -27,6 +27,13 @@ from pydantic import BaseModel, ConfigDict
 
 from distill.gen.id_hashes import KeyMap
 from distill.gen.prompt_files import PromptFormat, RowProblem, read_rows
+from distill.gen.prompt_sources import (
+    PromptSource,
+    check_source,
+    in_memory,
+    parquet_parts,
+    source_name,
+)
 from distill.input_rows import PromptError, printable, text_problem
 from distill.tasks.mcq import MMLU_FIELDS, mmlu_prompt
 from distill.tasks.mmlu import is_mmlu_header_row
@@ -79,7 +86,18 @@ class PromptCounts:
     skipped_headers: int = 0
 
 
-def detect_format(path: Path) -> PromptFormat:
+def detect_format(source: PromptSource) -> PromptFormat:
+    """The format of a source: an in-memory table is "arrow"; a folder of Parquet parts (a
+    Hub snapshot) or a glob is "parquet"; another folder is a saved `datasets` one ("hf");
+    a file is known by its suffix."""
+    if in_memory(source):
+        return "arrow"
+    path = Path(source)  # type: ignore[arg-type]
+    parts = parquet_parts(path)
+    if parts is not None:
+        if any(p.suffix.lower() not in (".parquet", ".pq") for p in parts):
+            raise PromptError(str(path), 0, "--format", "a pattern must match Parquet files")
+        return "parquet"
     if path.is_dir():
         return "hf"
     suffix = path.suffix.lower()
@@ -159,7 +177,7 @@ def _prompt_id(
 
 
 def load_prompts(
-    path: Path,
+    path: PromptSource,
     fmt: PromptFormat | None = None,
     mapping: FieldMapping | None = None,
     system_prompt: str | None = None,
@@ -175,7 +193,7 @@ def load_prompts(
 
 
 def iter_prompts(
-    path: Path,
+    path: PromptSource,
     fmt: PromptFormat | None = None,
     mapping: FieldMapping | None = None,
     system_prompt: str | None = None,
@@ -185,10 +203,10 @@ def iter_prompts(
 ) -> Iterator[PromptRow | InvalidPrompt]:
     """The file's prompts in file order, read lazily; with `skip_invalid` the bad rows come
     as `InvalidPrompt`s among them, else the first raises `PromptError`. `limit` counts
-    valid rows; `counts` (if given) is updated as rows are read."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: prompt file not found")
+    valid rows; `counts` (if given) is updated as rows are read. `path`: a file, a folder
+    or glob of Parquet parts, or a table in memory (`distill.gen.prompt_sources`)."""
+    check_source(path)
+    name = source_name(path)
     fmt = fmt or detect_format(path)
     mapping = mapping or FieldMapping()
     counts = counts if counts is not None else PromptCounts()
@@ -196,7 +214,7 @@ def iter_prompts(
     for line, row in read_rows(path, fmt):
         if limit is not None and counts.rows >= limit:
             break
-        where = (str(path), line)
+        where = (name, line)
         try:
             if isinstance(row, RowProblem):
                 raise PromptError(*where, row.field, row.problem)

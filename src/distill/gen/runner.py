@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from distill.dataset_card import write_card
+from distill.gen.prompt_sources import PromptSource, source_name, source_sha256
 from distill.gen.prompts import (
     FieldMapping,
     InvalidPrompt,
@@ -66,7 +67,7 @@ class InvalidLog:
 
 @locks_output("out_dir")
 def generate_dataset(
-    prompts_path: Path,
+    prompts_path: PromptSource,
     out_dir: Path,
     *,
     fmt: PromptFormat | None = None,
@@ -88,7 +89,11 @@ def generate_dataset(
     price_output: float | None = None,
     licenses: LicenseOptions | None = None,
 ) -> GenResult:
-    """`codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`).
+    """`prompts_path`: a prompt file, a folder or glob of Parquet parts (a Hub snapshot), a
+    saved `datasets` folder, or in memory a `pyarrow.Table` or `datasets.Dataset`
+    (`distill.gen.prompt_sources`).
+
+    `codec`: "plain" (schema 1 lists) or "packed" (schema 2, see `distill.codec`).
 
     `targets`: "topk" (the teacher's k most likely ids) or "sampled" (k draws from its
     distribution with importance weights, `distill.teachers.sampled_targets`; hf teachers only),
@@ -111,6 +116,8 @@ def generate_dataset(
     """
     if codec not in CODECS:
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
+    if top_k < 1:  # the vocab bound is checked once the teacher is known
+        raise ValueError(f"--top-k {top_k}: must be at least 1")
     sampling = sampling or SamplingParams()
     out_dir = Path(out_dir)
     if targets not in TARGETS:
@@ -132,7 +139,7 @@ def generate_dataset(
         price_output=price_output,
     )
     params = {
-        "prompts": str(prompts_path),
+        "prompts": source_name(prompts_path),
         "format": fmt,
         "limit": limit,
         "system_prompt": system_prompt,
@@ -156,7 +163,9 @@ def generate_dataset(
         base_url = getattr(model, "base_url", None)
         run.manifest_fields["licenses"] = merge_licenses(
             run.previous.licenses if run.previous else [],
-            run_licenses(prompts_path, info, base_url, licenses),
+            run_licenses(
+                source_name(prompts_path), info, base_url, licenses, source_sha256(prompts_path)
+            ),
         )
         _start_counts(run, scanned)
         invalid = InvalidLog(out_dir, scanned.invalid)

@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 
 from distill.dataset_card import lineage_licenses, write_card
+from distill.gen.prompt_sources import PromptSource, in_memory, source_name, source_sha256
 from distill.gen.prompts import PromptFormat
 from distill.gen.run import GenResult, Run, RunItem, RunSettings, execute, open_run
 from distill.gen.score_inputs import (
@@ -68,7 +69,7 @@ class ForcedItem(RunItem):
 
 @locks_output("out_dir")
 def score_dataset(
-    source: Path,
+    source: PromptSource,
     out_dir: Path,
     *,
     teacher: str | TeacherBackend = DEFAULT_TEACHER,
@@ -83,14 +84,19 @@ def score_dataset(
 ) -> GenResult:
     """Teacher-forced top-k for every (prompt, response) of `source`, written to `out_dir`.
 
-    `source`: a prompt file with a response column (see `ScoreMapping`) or a distill
-    dataset directory (then named as the output's parent, whose licences carry over).
+    `source`: a prompt file with a response column (see `ScoreMapping`; also a folder or
+    glob of Parquet parts, or a `pyarrow.Table` / `datasets.Dataset` in memory, as in
+    `generate_dataset`) or a distill dataset directory (then named as the output's parent,
+    whose licences carry over).
     `teacher`: an `hf:` or `vllm:` spec (with `teacher_options`, the `--teacher-opt` of the
     backend) or a loaded teacher. `licenses`: as in `generate_dataset`. Writes the dataset
     card, `README.md`, at the end.
     """
-    source, out_dir = Path(source), Path(out_dir)
-    from_dataset = source.is_dir() and (source / MANIFEST_NAME).is_file()
+    if top_k < 1:  # the vocab bound is checked once the teacher is known
+        raise ValueError(f"--top-k {top_k}: must be at least 1")
+    out_dir = Path(out_dir)
+    source = source if in_memory(source) else Path(source)  # type: ignore[arg-type]
+    from_dataset = not in_memory(source) and (Path(source) / MANIFEST_NAME).is_file()
     # A prompt file's bad rows fail before a teacher is loaded (a vLLM engine takes a
     # minute to start): one streamed pass checks it; the run reads it again. A dataset's
     # rows are read once the teacher's tokenizer is known.
@@ -102,7 +108,8 @@ def score_dataset(
     settings = RunSettings(
         batch_size=batch_size, shard_size=shard_size, label="score", progress=progress
     )
-    params = {"mode": SCORE_MODE, "source": str(source), "format": fmt, "batch_size": batch_size}
+    params = {"mode": SCORE_MODE, "source": source_name(source), "format": fmt}
+    params["batch_size"] = batch_size
     with teacher_in_use(
         teacher, lambda spec: load_teacher(spec, teacher_options, top_k=top_k)
     ) as model:
@@ -132,13 +139,15 @@ def score_dataset(
 
 
 def _licenses(
-    source: Path, from_dataset: bool, info: TeacherInfo, options: LicenseOptions
+    source: PromptSource, from_dataset: bool, info: TeacherInfo, options: LicenseOptions
 ) -> list[LicenseInfo]:
     """A prompt file's licence and the teacher's; from a dataset, the licences of its whole
     lineage (its prompts and the teachers that wrote the responses) and the scoring teacher's."""
     if not from_dataset:
-        return run_licenses(source, info, None, options)
-    return merge_licenses(lineage_licenses(source), [teacher_license(info, None, options)])
+        name = source_name(source)
+        return run_licenses(name, info, None, options, source_sha256(source))
+    dataset = Path(source)  # type: ignore[arg-type]
+    return merge_licenses(lineage_licenses(dataset), [teacher_license(info, None, options)])
 
 
 def _check_mode(out_dir: Path, previous: Manifest | None) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ConfigDict
 
 from distill.gen.prompt_files import RowProblem, read_rows
+from distill.gen.prompt_sources import PromptSource, check_source, source_name
 from distill.gen.prompts import (
     FieldMapping,
     PromptError,
@@ -53,32 +54,33 @@ class ScoreItem:
     finish_reason: str = "stop"
 
 
-def _responses(source: Path, fmt: PromptFormat, mapping: ScoreMapping) -> Iterator[tuple[int, str]]:
+def _responses(
+    source: PromptSource, fmt: PromptFormat, mapping: ScoreMapping
+) -> Iterator[tuple[int, str]]:
     """(line, response text) of each row; a bad row raises `PromptError`."""
+    name = source_name(source)
     for line, raw in read_rows(source, fmt):
         if isinstance(raw, RowProblem):
-            raise PromptError(str(source), line, raw.field, raw.problem)
+            raise PromptError(name, line, raw.field, raw.problem)
         if mapping.response not in raw or raw[mapping.response] is None:
-            raise PromptError(str(source), line, mapping.response, "missing")
+            raise PromptError(name, line, mapping.response, "missing")
         text = raw[mapping.response]
         if text_problem(text) is not None or not text.strip():
-            raise PromptError(str(source), line, mapping.response, "empty or not text")
+            raise PromptError(name, line, mapping.response, "empty or not text")
         yield line, text
 
 
 def _resolved(
-    source: Path, fmt: PromptFormat | None, mapping: ScoreMapping | None
-) -> tuple[Path, PromptFormat, ScoreMapping, FieldMapping]:
-    source = Path(source)
-    if not source.exists():
-        raise FileNotFoundError(f"{source}: file not found")
+    source: PromptSource, fmt: PromptFormat | None, mapping: ScoreMapping | None
+) -> tuple[PromptSource, PromptFormat, ScoreMapping, FieldMapping]:
+    check_source(source)
     mapping = mapping or ScoreMapping()
     prompt_mapping = FieldMapping(**mapping.model_dump(exclude={"response"}))
     return source, fmt or detect_format(source), mapping, prompt_mapping
 
 
 def scan_responses(
-    source: Path, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
+    source: PromptSource, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
 ) -> int:
     """The number of rows of a prompt file with a response column, read streamed: every
     response first, then every prompt; the first bad row raises `PromptError`."""
@@ -89,7 +91,7 @@ def scan_responses(
 
 
 def iter_responses(
-    source: Path, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
+    source: PromptSource, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
 ) -> Iterator[ScoreItem]:
     """The rows of a prompt file with a response column, read lazily: the prompts and the
     responses are two streams over the file, matched by line."""
@@ -103,7 +105,7 @@ def iter_responses(
 
 
 def load_responses(
-    source: Path, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
+    source: PromptSource, fmt: PromptFormat | None = None, mapping: ScoreMapping | None = None
 ) -> list[ScoreItem]:
     """`iter_responses` in memory, after `scan_responses`: for small files."""
     scan_responses(source, fmt, mapping)

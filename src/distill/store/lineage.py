@@ -7,7 +7,11 @@ their sha256, so the hash of a manifest covers every byte of its rows, and a chi
 `distill verify` checks it link by link.
 
 A curated dataset's rejected rows are a dataset of their own, named in its params
-(`rejected_dir`); they are part of its lineage too.
+(`rejected_dir`, relative to the kept dataset); they are part of its lineage too. Since
+they were moved out of the kept dataset (`curated/` and `curated-rejected/` side by side,
+so a recursive glob or `datasets.load_dataset` of the kept folder reads only kept rows),
+`default_rejected_dir` is the one place that says where they go. Datasets written before
+(`curated/rejected/`, recorded as "rejected") read as they always did.
 """
 
 from __future__ import annotations
@@ -56,13 +60,51 @@ def parent_path(child: Path, parent: ParentRef) -> Path | None:
     return None
 
 
+REJECTED_SUFFIX = "-rejected"
+LEGACY_REJECTED_SUBDIR = "rejected"  # where curate wrote the rejected rows before
+
+
+def default_rejected_dir(kept_dir: Path) -> Path:
+    """Where curate writes the rejected rows of `kept_dir` unless told: its sibling
+    `<name>-rejected` (`curated/` -> `curated-rejected/`)."""
+    kept = Path(kept_dir)
+    if kept.name in ("", ".", ".."):  # "." has no name of its own to suffix
+        kept = kept.resolve()
+    return kept.parent / f"{kept.name}{REJECTED_SUFFIX}"
+
+
+def relative_link(from_dir: Path, to_dir: Path) -> str:
+    """`to_dir` as a path relative to `from_dir`, as a manifest records its neighbours: a
+    pair of datasets moved or copied together keeps its links."""
+    return os.path.relpath(Path(to_dir).resolve(), Path(from_dir).resolve())
+
+
+def points_back(rejected_dir: Path, kept_dir: Path) -> bool:
+    """Whether `rejected_dir` holds the rejected rows of `kept_dir` (its `kept_dir` param
+    leads back there)."""
+    if not (rejected_dir / MANIFEST_NAME).is_file():
+        return False
+    manifest = load_manifest(rejected_dir)
+    back = manifest.params.get("kept_dir")
+    if manifest.kind != "rejected" or not back:
+        return False
+    return (rejected_dir / back).resolve() == Path(kept_dir).resolve()
+
+
 def rejected_path(dataset_dir: Path, manifest: Manifest) -> Path | None:
-    """The rejected-rows dataset of a curated dataset, if it has one on disk."""
+    """The rejected-rows dataset of a curated dataset, if it has one on disk: where its
+    manifest says, or else its default sibling (an old `DIR/rejected/` moved out by
+    `migrate_rejected_layout`, which leaves the kept manifest's bytes, and so its
+    children's hashes of it, as they were). Either must point back to `dataset_dir`: a
+    copy of the kept rows (pack keeps the params) has no rejected rows of its own."""
     name = manifest.params.get("rejected_dir")
     if manifest.kind != "curated" or not name:
         return None
-    path = Path(dataset_dir) / name
-    return path if (path / MANIFEST_NAME).is_file() else None
+    recorded = Path(os.path.normpath(Path(dataset_dir) / name))
+    for candidate in (recorded, default_rejected_dir(dataset_dir)):
+        if points_back(candidate, dataset_dir):
+            return candidate
+    return None
 
 
 def lineage(dataset_dir: Path) -> Lineage:

@@ -90,13 +90,18 @@ def source_sha256(path: Path) -> str:
 
 
 def run_licenses(
-    prompts_path: Path, info: TeacherInfo, base_url: str | None, options: LicenseOptions | None
+    prompts_path: Path | str,
+    info: TeacherInfo,
+    base_url: str | None,
+    options: LicenseOptions | None,
+    prompts_sha256: str | None = None,
 ) -> list[LicenseInfo]:
-    """What one gen (or score) run records: its prompt source and its teacher."""
+    """What one gen (or score) run records: its prompt source and its teacher.
+    `prompts_sha256`: the source's hash when it is no single file or folder (a glob, a
+    table in memory; see `distill.gen.prompt_sources.source_sha256`)."""
     options = options or LicenseOptions()
-    prompts = prompts_license(
-        Path(prompts_path), source_sha256(prompts_path), options.prompts_license
-    )
+    sha256 = prompts_sha256 or source_sha256(Path(prompts_path))
+    prompts = prompts_license(Path(prompts_path), sha256, options.prompts_license)
     return [prompts, teacher_license(info, base_url, options)]
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from distill.model_specs import require_extra, resolve_checkpoint
 from distill.teachers.backend import TeacherBackend
 from distill.teachers.embedded import EMBEDDED_MODEL_ID, embedded_gguf_path, embedded_teacher_dir
 from distill.teachers.hf_teacher import HFTeacher, load_hf_teacher
@@ -45,6 +46,24 @@ def parse_teacher_spec(spec: str) -> TeacherSpec:
     return TeacherSpec(backend, target)
 
 
+def check_teacher_spec(spec: str, options: dict[str, Any] | None = None) -> TeacherSpec:
+    """What can be known of a `--teacher` spec without loading it: its backend, that the
+    backend's package is installed (naming the extra), that an hf: checkpoint is a local
+    folder (a Hub id gets the line on downloading it), and its `--teacher-opt` options
+    (a pydantic `ValidationError` names the option). Raises a one-line error."""
+    parsed = parse_teacher_spec(spec)
+    if parsed.backend == "openai":
+        require_extra("openai", "api", f"--teacher '{spec}'")
+        from distill.teachers.openai_config import OpenAIConfig
+
+        OpenAIConfig(**(options or {}))
+    elif parsed.backend == "hf":
+        HFOptions(**(options or {}))
+        if not parsed.is_embedded:
+            resolve_checkpoint(f"hf:{parsed.target}", "--teacher", hub=False)
+    return parsed
+
+
 def load_teacher(
     spec: str,
     options: dict[str, Any] | None = None,
@@ -53,7 +72,7 @@ def load_teacher(
     api_key_env: str | None = None,
 ) -> TeacherBackend:
     """The backend a `--teacher` spec names; `top_k` sizes engines that must know it."""
-    parsed = parse_teacher_spec(spec)
+    parsed = check_teacher_spec(spec, options)
     options = dict(options or {})
     if parsed.backend == "vllm":
         return _load_vllm(spec, parsed.target, options, top_k)
@@ -137,7 +156,5 @@ def _load_hf(spec: str, parsed: TeacherSpec, options: HFOptions) -> HFTeacher:
             dtype=dtype,
             device=options.device,
         )
-    path = Path(parsed.target).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"--teacher '{spec}': {path} is not a checkpoint directory")
+    path = resolve_checkpoint(f"hf:{parsed.target}", "--teacher", hub=False)
     return load_hf_teacher(path, model_id=path.name + suffix, dtype=dtype, device=options.device)
