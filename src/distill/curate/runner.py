@@ -42,13 +42,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from distill.curate.base import domain_of
-from distill.curate.passes import REASONS, SortedDrops, StepProgress, run_key_passes
+from distill.curate.passes import SortedDrops, StepProgress, run_key_passes
 from distill.curate.recipe import Recipe, default_recipe
+from distill.curate.split import split_rows
 from distill.curate.stats import DomainAccuracy, StepStats
 from distill.dataset_card import write_card
 from distill.locking import locks_output
@@ -113,23 +113,6 @@ def _check_columns(input_dir: Path, recipe: Recipe, schema: pa.Schema, codec: st
             )
 
 
-def _rejected_rows(
-    table: pa.Table, at: np.ndarray, drops: SortedDrops, lo: int, hi: int, names: list[str]
-) -> pa.Table:
-    """The rows of `table` at `at`, dropped by `drops[lo:hi]`, plus the three reject columns."""
-    reasons = [REASONS[code].value for code in drops.reasons[lo:hi].tolist()]
-    extra = {
-        "reject_step": pa.array([names[i] for i in drops.steps[lo:hi].tolist()], pa.string()),
-        "reject_reason": pa.array(reasons, pa.string()),
-        "reject_details": pa.array(drops.details[lo:hi], pa.string()),
-    }
-    rejected = table.take(pa.array(at))
-    for field in schema_for(table, rejected=True):
-        if field.name in extra:
-            rejected = rejected.append_column(field, extra[field.name])
-    return rejected
-
-
 def _write_rows(
     input_dir: Path,
     schema: pa.Schema,
@@ -146,17 +129,12 @@ def _write_rows(
     start = 0
     for batch in iter_batches(input_dir, batch_rows, columns=schema.names):
         table = pa.Table.from_batches([batch])
-        end = start + table.num_rows
-        lo, hi = np.searchsorted(drops.positions, [start, end])
-        at = drops.positions[lo:hi] - start
-        keep = np.ones(table.num_rows, dtype=bool)
-        keep[at] = False
-        domains = [domain_of(d) for d in table.column("domain").to_pylist()]
+        kept, rejected, domains, keep = split_rows(table, start, drops, step_names)
         before.update(domains)
-        after.update(d for d, k in zip(domains, keep.tolist(), strict=True) if k)
-        kept_writer.write(table.filter(pa.array(keep)))
-        rejected_writer.write(_rejected_rows(table, at, drops, lo, hi, step_names))
-        start = end
+        after.update(d for d, k in zip(domains, keep, strict=True) if k)
+        kept_writer.write(kept)
+        rejected_writer.write(rejected)
+        start += table.num_rows
     return before, after
 
 
@@ -220,7 +198,8 @@ def curate_dataset(
     num_rows = sum(shard.rows for shard in parent.shards)
     steps = list(recipe.steps)
     drops, all_stats = run_key_passes(input_dir, steps, schema, num_rows, batch_rows, progress)
-    domains = _write_rows(input_dir, schema, drops, [s.name for s in steps], writers, batch_rows)
+    names = [s.name for s in steps]
+    domains = _write_rows(input_dir, schema, drops, names, writers, batch_rows)
     counts, results, accuracy = _results(num_rows, len(drops.positions), all_stats, domains)
     params: dict[str, Any] = {
         "recipe": recipe.model_dump(mode="json"),
