@@ -51,6 +51,7 @@ from distill.curate.recipe import Recipe, default_recipe
 from distill.curate.split import split_rows
 from distill.curate.stats import DomainAccuracy, StepStats
 from distill.dataset_card import write_card
+from distill.engine import LOCAL, EngineConfig, require_ray
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import Manifest, schema_for
@@ -173,6 +174,7 @@ def curate_dataset(
     recipe: Recipe | None = None,
     progress: StepProgress | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    engine: EngineConfig = LOCAL,
 ) -> CurateResult:
     """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`.
 
@@ -180,12 +182,17 @@ def curate_dataset(
     stats)` as it ends (a display, e.g. `distill.curate.progress.CurateProgress`). Both
     come after the key pass that read the step's keys, where row-local steps (a judge's
     model calls included) do their work; a step's `seconds` counts its share of that pass.
-    `batch_rows`: rows read at a time; the outputs do not depend on it.
+    `batch_rows`: rows read at a time; the outputs do not depend on it. `engine`: this
+    process (local) or a Ray cluster (`distill.curate.ray_keys`, `ray_write`): the same
+    record ids, reasons, details, steps and counts, the kept and rejected rows written one
+    shard per input shard by the workers.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     recipe = recipe or default_recipe()
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    if engine.is_ray:
+        require_ray()  # before --out is touched: without the extra, nothing is cleared
     parent = load_manifest(input_dir)
     if parent.kind == "rejected":
         raise DatasetError(f"{input_dir}: is a rejected-rows dataset; curate its parent instead")
@@ -197,9 +204,17 @@ def curate_dataset(
     writers = (DatasetWriter(out_dir, schema), DatasetWriter(rejected_dir, rejected_schema))
     num_rows = sum(shard.rows for shard in parent.shards)
     steps = list(recipe.steps)
-    drops, all_stats = run_key_passes(input_dir, steps, schema, num_rows, batch_rows, progress)
-    names = [s.name for s in steps]
-    domains = _write_rows(input_dir, schema, drops, names, writers, batch_rows)
+    if engine.is_ray:  # the same decisions and rows, made and written by Ray workers
+        from distill.curate.ray_write import curate_on_ray
+
+        shards = parent.shards
+        drops, all_stats, domains = curate_on_ray(
+            engine, input_dir, shards, steps, writers, batch_rows, progress
+        )
+    else:
+        drops, all_stats = run_key_passes(input_dir, steps, schema, num_rows, batch_rows, progress)
+        names = [s.name for s in steps]
+        domains = _write_rows(input_dir, schema, drops, names, writers, batch_rows)
     counts, results, accuracy = _results(num_rows, len(drops.positions), all_stats, domains)
     params: dict[str, Any] = {
         "recipe": recipe.model_dump(mode="json"),
