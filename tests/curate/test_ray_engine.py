@@ -184,3 +184,45 @@ def test_engine_ray_without_ray_is_one_line_naming_the_extra(
         app, ["curate", str(sharded["plain"]), "--out", str(out), "--ray-address", "auto"]
     )
     assert bad.exit_code == 2 and "--ray-address needs --engine ray" in bad.output
+
+
+def test_the_cli_runs_curate_on_ray_as_locally(sharded, ray_cluster, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    kept = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine
+        args = ["curate", str(sharded["near"]), "--out", str(out), "--engine", engine]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        kept[engine] = read_table(out).column("record_id").to_pylist()
+    assert kept["ray"] == kept["local"] and kept["ray"]
+
+
+def test_a_ray_run_redoes_the_job_on_its_own_out(sharded, ray_cluster, tmp_path: Path) -> None:
+    """The local runner's claim serves both engines: a Ray run on the OUT of the same job
+    (here run locally first) clears it and writes the same rows."""
+    recipe = default_recipe(domain_cap=3)
+    curate_dataset(sharded["packed"], tmp_path / "out", recipe)
+    local = read_table(tmp_path / "out" / "rejected")
+    curate_dataset(sharded["packed"], tmp_path / "out", recipe, engine=RAY)
+    assert read_table(tmp_path / "out" / "rejected").equals(local)
+    # A shard per input shard that kept a row, named as the input shard.
+    kept = load_manifest(tmp_path / "out")
+    assert {s.file for s in kept.shards} <= {
+        s.file for s in load_manifest(sharded["packed"]).shards
+    }
+    assert sum(s.rows for s in kept.shards) == kept.counts["kept"] > 0
+
+
+def test_ray_passes_put_every_expensive_step_first() -> None:
+    from distill.curate.ray_keys import ray_passes
+    from tests.curate.test_streaming_runner import MIXED
+
+    steps = list(recipe_from_dict(MIXED).steps)
+    # llm_judge (6) follows only row-local steps within its local pass, and starts one here.
+    assert ray_passes(steps) == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
+    judged = recipe_from_dict({"steps": [{"name": "truncated"}, {"name": "llm_judge"}]})
+    assert ray_passes(list(judged.steps)) == [[0], [1]]
