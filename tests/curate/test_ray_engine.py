@@ -226,3 +226,26 @@ def test_ray_passes_put_every_expensive_step_first() -> None:
     assert ray_passes(steps) == [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
     judged = recipe_from_dict({"steps": [{"name": "truncated"}, {"name": "llm_judge"}]})
     assert ray_passes(list(judged.steps)) == [[0], [1]]
+
+
+def test_steps_no_row_reaches_and_an_empty_input_on_ray(
+    sharded, embeddings, ray_cluster, tmp_path: Path
+) -> None:
+    """Every row dropped by the first step: the later ones (both shuffled dedups, a
+    driver-resolved balance and a judge) summarise nothing, as locally; and no rows at all."""
+    from tests.factories import write_fake_dataset
+
+    recipe = recipe_from_dict(
+        {
+            "steps": [
+                {"name": "length", "min_tokens": 10_000},
+                {"name": "exact_dedup"},
+                {"name": "near_dedup"},
+                {"name": "domain_cap", "cap": 1},
+                {"name": "llm_judge", "teacher": "fake:judge"},
+            ]
+        }
+    )
+    assert_same_on_ray(sharded["plain"], tmp_path / "dropped", recipe)
+    write_fake_dataset(tmp_path / "empty", [])
+    assert_same_on_ray(tmp_path / "empty", tmp_path / "from_empty", recipe)
