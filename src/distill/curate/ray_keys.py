@@ -17,7 +17,7 @@ resolved in recipe order, each on the rows no earlier step dropped, as `passes` 
 - every other step is resolved on the driver by `passes.resolve` from the collected keys.
   Those keys are compact: a row-local step's decision (a null reason for a kept row) and
   its summary columns, a balancing step's domain and token count, `select_teacher`'s
-  prompt id and score, `semantic_dedup`'s text (its embeddings and cosine search stay on
+  prompt id, teacher and score, `semantic_dedup`'s text (its embeddings and cosine search stay on
   the driver, as in a local run: distributing a nearest-neighbour search is not done yet).
 
 The driver holds one byte per input row (`alive`, as locally), the drops, and one step's
