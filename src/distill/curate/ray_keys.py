@@ -20,8 +20,8 @@ resolved in recipe order, each on the rows no earlier step dropped, as `passes` 
   prompt id, teacher and score, `semantic_dedup`'s text (its embeddings and cosine search stay on
   the driver, as in a local run: distributing a nearest-neighbour search is not done yet).
 
-The driver holds one byte per input row (`alive`, as locally), the drops, and one step's
-collected keys at a time. A pass also ends before every expensive step (a judge), so that
+The driver holds one byte per input row (`alive`, as locally), the drops, and the keys of
+one pass's driver-resolved steps (a local pass holds those too). A pass also ends before every expensive step (a judge), so that
 step is first in its pass and its workers know how many rows it was shown before their
 shard (`offset`, the judge's seeds); only an expensive step reads that offset.
 """
@@ -125,7 +125,7 @@ def pass_keys(
     columns: tuple[list[str], pa.Table],
     batch_rows: int,
 ) -> Any:
-    """One key pass as Ray Data tasks, materialised: rows (shard, step, seconds, keys)."""
+    """One key pass as Ray Data tasks (not run yet): rows (shard, step, seconds, keys)."""
     names, empty = columns
     shown = np.cumsum([0, *(int(alive[i["start"] : i["start"] + i["rows"]].sum()) for i in items)])
     work = [{**item, "shown": int(shown[n])} for n, item in enumerate(items)]
@@ -138,13 +138,12 @@ def pass_keys(
         "batch_rows": batch_rows,
     }
     dataset = ray.data.from_items(work, override_num_blocks=max(len(work), 1))
-    return dataset.flat_map(_shard_keys, fn_kwargs=task).materialize()
+    return dataset.flat_map(_shard_keys, fn_kwargs=task)
 
 
-def collected_keys(keys_ds: Any, index: int) -> StepKeys:
-    """One step's keys from every shard, on the driver, in input order."""
-    rows = keys_ds.filter(expr=f"step == {index}").take_all()
-    rows.sort(key=lambda row: row["shard"])
+def collected_keys(rows: list[dict[str, Any]], index: int) -> StepKeys:
+    """One step's keys from every shard's `rows` of a pass, in input order."""
+    rows = sorted((row for row in rows if row["step"] == index), key=lambda row: row["shard"])
     found = StepKeys(seconds=sum(row["seconds"] for row in rows))
     for row in rows:
         table = from_ipc(row["keys"])
@@ -171,6 +170,10 @@ def ray_key_passes(
         names = pass_columns([steps[i] for i in pass_steps], schema)
         empty = schema.empty_table().select(names)
         keys_ds = pass_keys(ray, items, steps, pass_steps, alive, (names, empty), batch_rows)
+        shuffled = any(isinstance(steps[i], (ExactDedup, NearDedup)) for i in pass_steps)
+        # A pass without a shuffled step sends all its keys to the driver: in one go.
+        collected = None if shuffled else keys_ds.take_all()
+        keys_ds = keys_ds.materialize() if shuffled else None
         for index in pass_steps:
             step = steps[index]
             if progress is not None:
@@ -180,7 +183,10 @@ def ray_key_passes(
             elif isinstance(step, NearDedup):
                 stats = near_on_ray(ray, step, index, keys_ds, alive, drops)
             else:
-                stats = resolve(step, index, collected_keys(keys_ds, index), empty, alive, drops)
+                rows = collected
+                if rows is None:
+                    rows = keys_ds.filter(expr=f"step == {index}").take_all()
+                stats = resolve(step, index, collected_keys(rows, index), empty, alive, drops)
             if progress is not None:
                 progress(step, stats)
             all_stats.append(stats)
