@@ -68,20 +68,42 @@ def curate(
             help="write the default recipe as YAML to stdout and exit",
         ),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local: this process | ray: a Ray cluster (pip install 'distill[ray]')",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster address (default: start a local cluster, or RAY_ADDRESS)",
+        ),
+    ] = None,
 ) -> None:
     """Keep or drop rows with a recipe of steps; every drop is kept with its reason."""
     from distill.curate import curate_dataset, default_recipe, load_recipe
     from distill.curate.progress import CurateProgress
+    from distill.engine import EngineError, engine_config
     from distill.report.render import print_curation
 
     try:
+        config = engine_config(engine, ray_address)
         steps = load_recipe(recipe) if recipe else default_recipe()
         with CurateProgress(len(steps.steps), console.file) as progress:
             batching = {} if batch_rows is None else {"batch_rows": batch_rows}
             result = curate_dataset(
-                dataset, out, steps, progress=progress, rejected_dir=rejected_out, **batching
+                dataset,
+                out,
+                steps,
+                progress=progress,
+                rejected_dir=rejected_out,
+                engine=config,
+                **batching,
             )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EngineError) as err:
         fail(str(err))
         return
     print_curation(result, Console())

@@ -179,7 +179,13 @@ class LlmJudge(RowLocal, Step):
             batch.column("reference").to_pylist(),
             self.letters,
         )
-        return {"score": pa.array(scores, pa.float64()), "wrong": pa.array(wrong, pa.float64())}
+        # The judge's id rides along: a Ray worker judged the rows, the driver summarises.
+        judge = pa.array([self._judge_id] * len(decisions), pa.string()).dictionary_encode()
+        return {
+            "score": pa.array(scores, pa.float64()),
+            "wrong": pa.array(wrong, pa.float64()),
+            "judge": judge,
+        }
 
     def judge(self, table: pa.Table, backend: Any, offset: int) -> Decisions:
         """Decisions for the rows of `table`, judged by `backend`; sets `_scores`."""
@@ -229,6 +235,7 @@ class LlmJudge(RowLocal, Step):
         if not keys.num_rows:
             return {}
         scores = [None if np.isnan(s) else s for s in keys.column("score").to_pylist()]
+        self._judge_id = keys.column("judge")[0].as_py()
         return self.summary(scores, keys.column("wrong").to_numpy())
 
     def summary(self, all_scores: list[float | None], wrong: np.ndarray) -> dict[str, Any]:

@@ -20,14 +20,15 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from distill.curate.base import Decisions, RejectReason, Step, kept_by_keys
+from distill.curate.base import Decisions, Drop, RejectReason, Step, kept_by_keys
 from distill.curate.stats import StepStats
 from distill.store import iter_batches
 
@@ -110,9 +111,23 @@ def stream_keys(
     batch_rows: int,
 ) -> dict[int, StepKeys]:
     """One pass over the input: the keys of each step of `pass_steps`."""
-    found = {index: StepKeys() for index in pass_steps}
-    start = 0
-    for batch in iter_batches(input_dir, batch_rows, columns=columns):
+    batches = iter_batches(input_dir, batch_rows, columns=columns)
+    return keys_of_batches(batches, steps, pass_steps, alive)
+
+
+def keys_of_batches(
+    batches: Iterable[pa.RecordBatch],
+    steps: list[Step],
+    pass_steps: list[int],
+    alive: np.ndarray,
+    start: int = 0,
+    shown: dict[int, int] | None = None,
+) -> dict[int, StepKeys]:
+    """The keys of each step of `pass_steps` over `batches`, whose first row is input
+    position `start` (`alive`: one flag per input row); `shown`: rows each step was shown
+    before these (a Ray worker starts mid-input)."""
+    found = {index: StepKeys(shown=(shown or {}).get(index, 0)) for index in pass_steps}
+    for batch in batches:
         positions = np.arange(start, start + batch.num_rows)
         start += batch.num_rows
         live = alive[positions]
@@ -168,16 +183,35 @@ def resolve(
     dropped_at = np.flatnonzero(
         np.fromiter((d is not None for d in decisions), bool, len(decisions))
     )
-    drops.add(index, positions[dropped_at], [decisions[i] for i in dropped_at])
-    alive[positions[dropped_at]] = False
-    counts = Counter(decisions[i].reason.value for i in dropped_at)  # type: ignore[union-attr]
+    dropped = [decisions[i] for i in dropped_at]
+    seconds = step_keys.seconds + time.perf_counter() - started
+    return record_decisions(
+        step, index, (keys.num_rows, positions[dropped_at], dropped), summary, seconds, alive, drops
+    )
+
+
+def record_decisions(
+    step: Step,
+    index: int,
+    decided: tuple[int, np.ndarray, list[Drop]],
+    summary: dict[str, Any],
+    seconds: float,
+    alive: np.ndarray,
+    drops: Drops,
+) -> StepStats:
+    """Book a step's decisions: `decided` = (rows it decided, input positions of its drops,
+    their Drops); its drops go to `drops` and out of `alive`. Returns its stats."""
+    rows, positions, dropped = decided
+    drops.add(index, positions, dropped)
+    alive[positions] = False
+    counts = Counter(drop.reason.value for drop in dropped)
     stats = StepStats(
         step=step.name,
         params=step.params(),
-        input=keys.num_rows,
-        kept=keys.num_rows - len(dropped_at),
+        input=rows,
+        kept=rows - len(dropped),
         dropped=dict(sorted(counts.items())),
-        seconds=round(step_keys.seconds + time.perf_counter() - started, 4),
+        seconds=round(seconds, 4),
         summary=summary,
     )
     log.info("%s: %d in, %d kept, dropped %s", step.name, stats.input, stats.kept, stats.dropped)
@@ -197,7 +231,7 @@ def run_key_passes(
     alive = np.ones(num_rows, dtype=bool)
     drops, all_stats = Drops(), []
     for pass_steps in plan_passes(steps):
-        columns = _pass_columns([steps[i] for i in pass_steps], schema)
+        columns = pass_columns([steps[i] for i in pass_steps], schema)
         try:
             found = stream_keys(input_dir, steps, pass_steps, alive, columns, batch_rows)
         finally:
@@ -215,7 +249,7 @@ def run_key_passes(
     return drops.in_input_order(), all_stats
 
 
-def _pass_columns(steps: list[Step], schema: pa.Schema) -> list[str]:
+def pass_columns(steps: list[Step], schema: pa.Schema) -> list[str]:
     """The input columns the steps of a pass read, in the schema's order."""
     wanted: set[str] = set()
     for step in steps:

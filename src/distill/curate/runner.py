@@ -45,16 +45,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from distill.curate.base import domain_of
 from distill.curate.layout import claim_curate_outputs, rejected_out
-from distill.curate.passes import REASONS, SortedDrops, StepProgress, run_key_passes
+from distill.curate.passes import SortedDrops, StepProgress, run_key_passes
 from distill.curate.recipe import Recipe, default_recipe
+from distill.curate.split import split_rows
 from distill.curate.stats import DomainAccuracy, StepStats
 from distill.dataset_card import write_card
+from distill.engine import LOCAL, EngineConfig, require_ray
 from distill.locking import output_lock
 from distill.rerun import derived_dataset_id
 from distill.schemas import Manifest, schema_for
@@ -106,23 +107,6 @@ def _check_columns(input_dir: Path, recipe: Recipe, schema: pa.Schema, codec: st
             )
 
 
-def _rejected_rows(
-    table: pa.Table, at: np.ndarray, drops: SortedDrops, lo: int, hi: int, names: list[str]
-) -> pa.Table:
-    """The rows of `table` at `at`, dropped by `drops[lo:hi]`, plus the three reject columns."""
-    reasons = [REASONS[code].value for code in drops.reasons[lo:hi].tolist()]
-    extra = {
-        "reject_step": pa.array([names[i] for i in drops.steps[lo:hi].tolist()], pa.string()),
-        "reject_reason": pa.array(reasons, pa.string()),
-        "reject_details": pa.array(drops.details[lo:hi], pa.string()),
-    }
-    rejected = table.take(pa.array(at))
-    for field in schema_for(table, rejected=True):
-        if field.name in extra:
-            rejected = rejected.append_column(field, extra[field.name])
-    return rejected
-
-
 def _write_rows(
     input_dir: Path,
     schema: pa.Schema,
@@ -139,17 +123,12 @@ def _write_rows(
     start = 0
     for batch in iter_batches(input_dir, batch_rows, columns=schema.names):
         table = pa.Table.from_batches([batch])
-        end = start + table.num_rows
-        lo, hi = np.searchsorted(drops.positions, [start, end])
-        at = drops.positions[lo:hi] - start
-        keep = np.ones(table.num_rows, dtype=bool)
-        keep[at] = False
-        domains = [domain_of(d) for d in table.column("domain").to_pylist()]
+        kept, rejected, domains, keep = split_rows(table, start, drops, step_names)
         before.update(domains)
-        after.update(d for d, k in zip(domains, keep.tolist(), strict=True) if k)
-        kept_writer.write(table.filter(pa.array(keep)))
-        rejected_writer.write(_rejected_rows(table, at, drops, lo, hi, step_names))
-        start = end
+        after.update(d for d, k in zip(domains, keep, strict=True) if k)
+        kept_writer.write(kept)
+        rejected_writer.write(rejected)
+        start += table.num_rows
     return before, after
 
 
@@ -188,6 +167,7 @@ def curate_dataset(
     progress: StepProgress | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     rejected_dir: Path | None = None,
+    engine: EngineConfig = LOCAL,
 ) -> CurateResult:
     """Apply `recipe` (default: `default_recipe()`) to the dataset in `input_dir`: kept
     rows to `out_dir`, dropped rows to `rejected_dir` (default: `out_dir`'s sibling
@@ -197,13 +177,18 @@ def curate_dataset(
     stats)` as it ends (a display, e.g. `distill.curate.progress.CurateProgress`). Both
     come after the key pass that read the step's keys, where row-local steps (a judge's
     model calls included) do their work; a step's `seconds` counts its share of that pass.
-    `batch_rows`: rows read at a time; the outputs do not depend on it.
+    `batch_rows`: rows read at a time; the outputs do not depend on it. `engine`: this
+    process (local) or a Ray cluster (`distill.curate.ray_keys`, `ray_write`): the same
+    record ids, reasons, details, steps and counts, the kept and rejected rows written one
+    shard per input shard by the workers.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     recipe = recipe or default_recipe()
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
     rejected_dir = rejected_out(out_dir, rejected_dir)
+    if engine.is_ray:
+        require_ray()  # before --out is touched: without the extra, nothing is cleared
     parent = load_manifest(input_dir)
     if parent.kind == "rejected":
         raise DatasetError(f"{input_dir}: is a rejected-rows dataset; curate its parent instead")
@@ -211,7 +196,9 @@ def curate_dataset(
         locks.enter_context(output_lock(out_dir))
         locks.enter_context(output_lock(rejected_dir))
         key = claim_curate_outputs(input_dir, out_dir, rejected_dir, recipe.model_dump(mode="json"))
-        return _curate(input_dir, (out_dir, rejected_dir), key, recipe, progress, batch_rows)
+        return _curate(
+            input_dir, (out_dir, rejected_dir), key, recipe, progress, batch_rows, engine
+        )
 
 
 def _curate(
@@ -221,6 +208,7 @@ def _curate(
     recipe: Recipe,
     progress: StepProgress | None,
     batch_rows: int,
+    engine: EngineConfig,
 ) -> CurateResult:
     out_dir, rejected_dir = outputs
     parent = load_manifest(input_dir)
@@ -230,8 +218,17 @@ def _curate(
     writers = (DatasetWriter(out_dir, schema), DatasetWriter(rejected_dir, rejected_schema))
     num_rows = sum(shard.rows for shard in parent.shards)
     steps = list(recipe.steps)
-    drops, all_stats = run_key_passes(input_dir, steps, schema, num_rows, batch_rows, progress)
-    domains = _write_rows(input_dir, schema, drops, [s.name for s in steps], writers, batch_rows)
+    if engine.is_ray:  # the same decisions and rows, made and written by Ray workers
+        from distill.curate.ray_write import curate_on_ray
+
+        shards = parent.shards
+        drops, all_stats, domains = curate_on_ray(
+            engine, input_dir, shards, steps, writers, batch_rows, progress
+        )
+    else:
+        drops, all_stats = run_key_passes(input_dir, steps, schema, num_rows, batch_rows, progress)
+        names = [s.name for s in steps]
+        domains = _write_rows(input_dir, schema, drops, names, writers, batch_rows)
     counts, results, accuracy = _results(num_rows, len(drops.positions), all_stats, domains)
     params: dict[str, Any] = {
         "recipe": recipe.model_dump(mode="json"),

@@ -58,6 +58,14 @@ class DatasetWriter:
         copies another dataset's shard boundaries (pack) calls this at each of them."""
         self._flush(self.pending_rows)
 
+    def adopt(self, shards: list[ShardInfo]) -> None:
+        """List shards that other processes wrote into this dataset (each under a number of
+        its own, `write_shard(..., index=N)`), in order, as if written here."""
+        if self.pending_rows:
+            raise RuntimeError(f"{self.dataset_dir}: adopt shards only into a writer with no rows")
+        self.shards.extend(shards)
+        self.rows += sum(shard.rows for shard in shards)
+
     def _flush(self, count: int) -> None:
         if not self.pending:
             self.shards.append(

@@ -112,16 +112,11 @@ class BatchMinHashLSH:
         if n < 2:
             return np.zeros((0, 2), dtype=np.int64)
         sig = signatures if n == len(signatures) else signatures[rows_of]
-        keys = np.zeros((n, self.bands), dtype=np.uint64)
-        for r in range(self.rows):  # band b folds columns b * rows ... b * rows + rows - 1
-            keys *= _MUL
-            keys += sig[:, r : self.bands * self.rows : self.rows]
         # One sort per band of key bits with the row index in the low bits: equal keys end
         # up side by side with their rows, no argsort needed. Keys equal only in their high
         # bits are rare and become candidates that the Jaccard check rejects.
         index_bits = np.uint64((n - 1).bit_length())
-        # The fold is linear; mixing spreads it over the high bits kept here.
-        packed = (mix64(keys.T) >> index_bits) << index_bits | np.arange(n, dtype=np.uint64)
+        packed = self.bucket_keys(sig, index_bits) << index_bits | np.arange(n, dtype=np.uint64)
         packed.sort(axis=1)
         packed = packed.ravel()
         index = (packed & np.uint64((1 << int(index_bits)) - 1)).astype(np.int64)
@@ -140,6 +135,17 @@ class BatchMinHashLSH:
         pairs.sort(axis=1)
         codes = _unique(pairs[:, 0] * len(signatures) + pairs[:, 1])
         return np.stack((codes // len(signatures), codes % len(signatures)), axis=1)
+
+    def bucket_keys(self, signatures: np.ndarray, index_bits: np.uint64) -> np.ndarray:
+        """(bands, n) bucket of each signature per band: rows sharing one in some band are
+        candidates. `index_bits`: the low bits left for a row index, (n - 1).bit_length()
+        of the n usable rows compared (a Ray shuffle groups by these same keys)."""
+        keys = np.zeros((len(signatures), self.bands), dtype=np.uint64)
+        for r in range(self.rows):  # band b folds columns b * rows ... b * rows + rows - 1
+            keys *= _MUL
+            keys += signatures[:, r : self.bands * self.rows : self.rows]
+        # The fold is linear; mixing spreads it over the high bits kept here.
+        return mix64(keys.T) >> index_bits
 
     def similar_pairs(
         self, signatures: np.ndarray, usable: np.ndarray

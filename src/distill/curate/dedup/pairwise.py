@@ -143,7 +143,17 @@ class PairwiseDedup(Step):
         order = priority_order(self.keep, columns, confidence)
         groups = columns["prompt_id"] if self.field == "prompt" else None
         hits = keep_pass(order, text_index, similar.usable, similar.pairs, similar.scores, groups)
-        record_ids = columns["record_id"]
+        return self.hit_decisions(hits, columns["record_id"], text_index, similar.details)
+
+    def hit_decisions(
+        self,
+        hits: list[tuple[int, float] | None],
+        record_ids: list[str],
+        text_index: list[int],
+        text_details: list[dict[str, Any]] | None = None,
+    ) -> Decisions:
+        """The Drop of each row `keep_pass` matched with a kept row (`hits`), None for the
+        rest; `text_details`: extra keys per text, for the Drop of a row with that text."""
         decisions: Decisions = [None] * len(hits)
         for row, hit in enumerate(hits):
             if hit is None:
@@ -153,7 +163,7 @@ class PairwiseDedup(Step):
                 self.score_name: round(hit[1], 4),
                 "field": self.field,
             }
-            if similar.details is not None:
-                details.update(similar.details[text_index[row]])
+            if text_details is not None:
+                details.update(text_details[text_index[row]])
             decisions[row] = Drop(self.reason, details)
         return decisions
