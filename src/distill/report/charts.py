@@ -72,7 +72,7 @@ def domains_figure(
     rows_ax.set_yticks(y, domains)
     rows_ax.set_xlim(left=0)
     rows_ax.set_xlabel("rows")
-    rows_ax.legend(loc="lower right", frameon=False)
+    rows_ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=2, frameon=False)
     acc_ax.barh(y, [accuracy.get(d, np.nan) for d in domains], color=RIGHT)
     acc_ax.axvline(chance, color="#555", linestyle="--", linewidth=1)
     acc_ax.text(chance, len(domains) - 0.4, f" chance {chance:.0%}", fontsize=8, color="#555")
@@ -98,7 +98,7 @@ def histograms_figure(
             )
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("rows")
-        ax.legend(frameon=False, fontsize=7)
+        ax.legend(loc="upper right", frameon=False, fontsize=7)
     return figure
 
 
@@ -118,7 +118,7 @@ def counts_figure(
         ax.set_xlabel(x_label)
         ax.set_ylabel("share")
         ax.set_xlim(left=0)
-        ax.legend(frameon=False, fontsize=7)
+        ax.legend(loc="upper right", frameon=False, fontsize=7)
     return figure
 
 
@@ -137,5 +137,5 @@ def curves_figure(
         ax.set_ylabel(y_label)
         ax.set_xlim(left=0)
         ax.set_ylim(bottom=0)  # from 0: a small gap must not look large
-        ax.legend(frameon=False, fontsize=8)
+        ax.legend(loc="upper right", frameon=False, fontsize=8)
     return figure

@@ -97,19 +97,33 @@ def _domains(ctx: PageContext) -> Section | None:
 
 def _signals(ctx: PageContext) -> Section | None:
     dist = ctx.distributions
-    if dist is None or not dist.aurocs:
+    if dist is None:
         return None
     panels = []
     for name, found in dist.aurocs.items():
+        if not found["n"]:  # e.g. self_consistency with one sample per prompt
+            continue
         value = "n/a" if found["auroc"] is None else f"{found['auroc']:.3f}"
         panels.append((f"{name}: AUROC {value} (n={found['n']})", right_and_wrong(dist, name), 20))
+    if not panels:
+        return None
     figure = charts.histograms_figure(panels, {"right": charts.RIGHT, "wrong": charts.WRONG})
     note = (
         "<p>Each confidence signal over every row curation read (kept and rejected), split by "
         "whether the teacher's answer was right. AUROC: how well the signal ranks wrong answers "
         "below right ones (0.5 = chance, 1 = perfect).</p>"
-    )
+    ) + _step_aurocs(ctx)
     return Section("signals", "confidence signals: right vs wrong", note + charts.svg(figure))
+
+
+def _step_aurocs(ctx: PageContext) -> str:
+    """What a `confidence` step recorded, on the rows that reached it, when the recipe had one."""
+    curated = ctx.report["curated"][0] if ctx.report["curated"] else {}
+    recorded = (curated.get("stats") or {}).get("signal_auroc") or {}
+    found = [f"{name} {v['auroc']} (n={v['n']})" for name, v in recorded.items() if v["auroc"]]
+    if not found:
+        return ""
+    return f"<p>The confidence step recorded, on the rows it read: {'; '.join(found)}.</p>"
 
 
 def _distributions(ctx: PageContext) -> Section | None:

@@ -167,9 +167,14 @@ def _header(report: dict[str, Any]) -> str:
         f"top-k {gen['top_k']}</p>"
         for gen in report["generated"]
     ]
-    summary = report.get("summary") or {}
-    if "kept" in summary:
-        lines.append(f"<p>curated: {summary['kept']} kept, {summary['rejected']} rejected</p>")
+    for cur in report["curated"]:
+        codec = (cur.get("params") or {}).get("codec", "plain")
+        lines.append(
+            f"<p>curated <code>{html.escape(cur['path'])}</code>: "
+            f"{cur['counts'].get('kept', 0)} kept, {cur['counts'].get('rejected', 0)} rejected, "
+            f"teacher <code>{html.escape(str(cur['teacher']))}</code>, top-k {cur['top_k']}, "
+            f"codec {html.escape(str(codec))}</p>"
+        )
     return "".join(lines)
 
 
