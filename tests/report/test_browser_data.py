@@ -14,7 +14,9 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from distill.cli import app
 from distill.codec import LOGPROB_BOUND
 from distill.curate import curate_dataset
 from distill.curate.recipe import default_recipe
@@ -158,3 +160,20 @@ def test_report_goes_beside_the_dataset_never_inside(curated: dict[str, Path]) -
     gen = dataset.parent / "gen"
     with pytest.raises(ValueError, match="inside the dataset"):
         write_report(report, gen / "sub" / "report.html")  # the parent is an input too
+
+
+def test_cli_writes_beside_the_dataset_and_refuses_inside(curated: dict[str, Path]) -> None:
+    dataset = curated["packed"]
+    runner = CliRunner()
+    inside = runner.invoke(app, ["report", str(dataset), "--out", str(dataset / "r.html")])
+    assert inside.exit_code == 2
+    assert " ".join(inside.output.split()).startswith(f"error: {dataset / 'r.html'}: inside")
+    rejected = rejected_path(dataset, load_manifest(dataset))
+    inside = runner.invoke(app, ["report", str(dataset), "--out", str(rejected / "r.html")])
+    assert inside.exit_code == 2 and not (rejected / "r.html").exists()
+    done = runner.invoke(app, ["report", str(dataset), "--rows", "2"])
+    assert done.exit_code == 0, done.output
+    page = (dataset.parent / "report.html").read_text()
+    sample = sample_rows(dataset, SampleConfig(per_group=2))
+    assert page.count("<article class='row'>") == sum(len(rows) for rows in sample.values())
+    assert sum(len(rows) for rows in sample.values()) > len(sample)  # 2 where a group has 2

@@ -174,6 +174,7 @@ def report(
     of sampled kept and rejected rows with the teacher's top-k per token."""
     from distill.report import (
         PageOptions,
+        check_report_path,
         collect_report,
         default_report_path,
         print_report,
@@ -181,10 +182,12 @@ def report(
     )
 
     try:
-        collected = collect_report(dirs)
         options = PageOptions(rows_per_group=rows, tokenizer_dirs=tokenizer or [])
+        collected = collect_report(dirs)
+        html_path = out or default_report_path(dirs)
+        check_report_path(collected, html_path)  # before any output: a bad --out is one line
         print_report(collected, Console())
-        html_path, json_path = write_report(collected, out or default_report_path(dirs), options)
+        html_path, json_path = write_report(collected, html_path, options)
     except (OSError, ValueError) as err:
         fail(str(err))
         return

@@ -3,6 +3,18 @@ self-contained HTML page (charts and a browser of sampled rows) and JSON."""
 
 from distill.report.collect import collect_report
 from distill.report.page import PageOptions
-from distill.report.render import default_report_path, print_report, write_report
+from distill.report.render import (
+    check_report_path,
+    default_report_path,
+    print_report,
+    write_report,
+)
 
-__all__ = ["PageOptions", "collect_report", "default_report_path", "print_report", "write_report"]
+__all__ = [
+    "PageOptions",
+    "check_report_path",
+    "collect_report",
+    "default_report_path",
+    "print_report",
+    "write_report",
+]

@@ -15,7 +15,8 @@ from distill.locking import output_lock
 from distill.report.collect import METRICS_NAME
 from distill.report.page import SECTIONS, PageOptions, Section, page_context, page_html
 from distill.report.provenance import PROVENANCE_TABLES, provenance_tables
-from distill.store import MANIFEST_NAME, atomic_write_bytes
+from distill.store import MANIFEST_NAME, atomic_write_bytes, load_manifest
+from distill.store.lineage import rejected_path
 
 
 def _rows_steps(cur: dict[str, Any]) -> list[list[str]]:
@@ -189,6 +190,10 @@ def default_report_path(dirs: list[Path]) -> Path:
 def _input_datasets(report: dict[str, Any]) -> list[Path]:
     paths = [Path(e["path"]) for e in [*report["generated"], *report["curated"]]]
     paths += [Path(link["path"]) for link in (report.get("provenance") or {}).get("lineage", [])]
+    for dataset in list(paths):  # a curated dataset's rejected rows are an input too
+        if (dataset / MANIFEST_NAME).is_file():
+            found = rejected_path(dataset, load_manifest(dataset))
+            paths += [found] if found is not None else []
     return [p.resolve() for p in paths]
 
 
