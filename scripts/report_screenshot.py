@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("page", type=Path, help="the report's HTML file")
     parser.add_argument("out", type=Path, help="the PNG to write")
     parser.add_argument("--width", type=int, default=1100, help="viewport width in pixels")
+    parser.add_argument("--until", default="rows", help="the last section shown (its id)")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = parser.parse_args()
     with sync_playwright() as driver:
@@ -31,7 +32,11 @@ def main() -> None:
         if entropies:
             tokens.nth(entropies.index(max(entropies))).hover()
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(args.out), full_page=True)
+        bottom = page.locator(f"section#{args.until}").evaluate(
+            "s => s.getBoundingClientRect().bottom + window.scrollY"
+        )
+        clip = {"x": 0, "y": 0, "width": args.width, "height": bottom + 16}
+        page.screenshot(path=str(args.out), full_page=True, clip=clip)
         browser.close()
     print(f"{args.out}: {args.out.stat().st_size // 1024} KiB")
 

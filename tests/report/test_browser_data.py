@@ -102,6 +102,17 @@ def test_token_shading_is_the_entropy_of_the_stored_topk(curated: dict[str, Path
     np.testing.assert_allclose(alphas, expected_alpha, atol=5e-4)
 
 
+def test_hover_lists_the_best_alternatives_and_sums_the_rest(curated: dict[str, Path]) -> None:
+    dataset = curated["plain"]
+    groups = sample_rows(dataset, SampleConfig(per_group=1, top_alternatives=3))
+    for rows in groups.values():
+        (row,) = rows
+        ids, logp, _ = _plain_topk(dataset, row["record_id"])
+        for token, top_ids, top_logp in zip(row["tokens"], ids, logp, strict=True):
+            assert [i for i, _ in token["top"]] == top_ids[:3].tolist()
+            assert token["rest"] == pytest.approx(np.exp(top_logp[3:]).sum(), abs=1e-9)
+
+
 def _all_ids(groups: dict) -> dict[int, str]:
     ids = [i for rows in groups.values() for r in rows for t in r["tokens"]
            for i in [t["id"], *(a for a, _ in t["top"])]]  # fmt: skip

@@ -74,7 +74,7 @@ def test_report_page_in_headless_chromium(report_page: Path) -> None:
         assert page.locator("section#rows .tab").count() >= 2  # kept and a reject reason
         data = json.loads(page.locator("#token-data").text_content())
         first = page.locator(".pane:not([hidden]) .tok").first
-        token_id, _, logprob, _, top = data["tokens"][int(first.get_attribute("data-i"))]
+        token_id, _, logprob, tail, top, rest = data["tokens"][int(first.get_attribute("data-i"))]
         assert page.locator("#tip").is_hidden()
         first.hover()
         tip = page.locator("#tip")
@@ -85,6 +85,9 @@ def test_report_page_in_headless_chromium(report_page: Path) -> None:
         assert [int(alt) for alt, _ in shown] == [alt for alt, _ in top]  # each, in order
         for (_, percent), (_, prob) in zip(shown, top, strict=True):
             assert abs(float(percent) - 100 * prob) <= 0.051  # shown to one decimal
+        assert rest == 0.0  # k = 5, under the 6 alternatives shown: every entry is listed
+        beyond = re.search(r"beyond the top-k\t([0-9.]+)%", text)
+        assert beyond and abs(float(beyond.group(1)) - 100 * tail) <= 0.051
         page.check("input[name=shade][value=l]")
         shade = first.evaluate("t => t.style.background").replace(" ", "")
         assert shade == first.get_attribute("data-cl")

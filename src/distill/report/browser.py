@@ -88,7 +88,7 @@ def browser_html(
             cards.append(_row_card(row, len(tokens), strings, top_k))
             tokens.extend(
                 [t["id"], round(t["entropy"], 4), round(t["logprob"], 4), round(t["tail"], 4),
-                 [[i, round(p, 4)] for i, p in t["top"]]]
+                 [[i, round(p, 4)] for i, p in t["top"]], round(t["rest"], 4)]
                 for t in row["tokens"]
             )  # fmt: skip
         hidden = "" if number == 0 else " hidden"
@@ -133,17 +133,20 @@ BROWSER_JS = """
   document.addEventListener('mouseover', (event) => {
     const tok = event.target.closest('.tok');
     if (!tok) { tip.hidden = true; return; }
-    const [id, entropy, logprob, tail, top] = data.tokens[Number(tok.dataset.i)];
+    const [id, entropy, logprob, tail, top, rest] = data.tokens[Number(tok.dataset.i)];
     const rows = top.map(([alt, p]) =>
       `<tr class="${alt === id ? 'sampled' : ''}"><td>${quoted(alt)}</td>` +
       `<td>${percent(p)}</td><td><i style="width:${Math.round(100 * p)}px"></i></td></tr>`);
     tip.innerHTML = `<div>${quoted(id)} log-prob ${logprob.toFixed(3)}, ` +
       `entropy ${entropy.toFixed(3)} nats</div><table>${rows.join('')}` +
-      `<tr><td>rest of the vocabulary</td><td>${percent(tail)}</td><td></td></tr></table>`;
-    const box = tok.getBoundingClientRect();
-    tip.style.left = `${window.scrollX + box.left}px`;
-    tip.style.top = `${window.scrollY + box.bottom + 4}px`;
+      (rest > 0 ? `<tr><td>the other top-k entries</td><td>${percent(rest)}</td></tr>` : '') +
+      `<tr><td>beyond the top-k</td><td>${percent(tail)}</td><td></td></tr></table>`;
     tip.hidden = false;
+    const box = tok.getBoundingClientRect();
+    const room = document.documentElement.clientWidth - tip.offsetWidth - 8;
+    const left = Math.max(0, Math.min(box.left, room));  // keep the box inside the window
+    tip.style.left = `${window.scrollX + left}px`;
+    tip.style.top = `${window.scrollY + box.bottom + 4}px`;
   });
 })();
 """

@@ -106,10 +106,9 @@ def _row_views(table: pa.Table, config: SampleConfig) -> list[dict[str, Any]]:
         shown = min(n, config.max_tokens)
         tokens = []
         for t in range(lo, lo + shown):
-            order = np.argsort(-logprobs[t][mask[t]], kind="stable")[: config.top_alternatives]
-            alts = [
-                [int(ids[t][mask[t]][j]), float(np.exp(logprobs[t][mask[t]][j]))] for j in order
-            ]
+            probs = np.exp(logprobs[t][mask[t]].astype(np.float64))
+            order = np.argsort(-probs, kind="stable")[: config.top_alternatives]
+            alts = [[int(ids[t][mask[t]][j]), float(probs[j])] for j in order]
             tokens.append(
                 {
                     "id": int(row["token_ids"][t - lo]),
@@ -117,6 +116,8 @@ def _row_views(table: pa.Table, config: SampleConfig) -> list[dict[str, Any]]:
                     "logprob": float(row["sampled_logprob"][t - lo]),
                     "tail": float(topk.tail[t]),
                     "top": alts,
+                    # the top-k entries not shown, summed into one line of the hover box
+                    "rest": float(probs.sum() - probs[order].sum()),
                 }
             )
         rows.append(_row_summary(row, tokens, cut=n - shown))
