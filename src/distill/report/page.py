@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from distill.report import charts
@@ -47,7 +48,6 @@ class PageContext:
     options: PageOptions
     dataset: dict[str, Any] | None = None  # the curated (else generated) entry the page shows
     distributions: Distributions | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def choice_letters(curated: dict[str, Any] | None) -> str:
@@ -133,8 +133,8 @@ def _distributions(ctx: PageContext) -> Section | None:
     colours = {"kept": charts.KEPT, "rejected": charts.REJECTED}
     lengths = {name: g.length_array() for name, g in dist.groups.items()}
     top = max((int(v.max(initial=0)) for v in lengths.values()), default=1)
-    length_edges = charts.np.linspace(0, max(top, 1), 31)
-    length_counts = {n: charts.np.histogram(v, length_edges)[0] for n, v in lengths.items()}
+    length_edges = np.linspace(0, max(top, 1), 31)
+    length_counts = {n: np.histogram(v, length_edges)[0] for n, v in lengths.items()}
     entropy_counts = {
         n: g.entropy_counts for n, g in dist.groups.items() if g.entropy_counts is not None
     }
@@ -152,16 +152,21 @@ def heldout_points(run: dict[str, Any], key: str) -> list[list[float]]:
     return ([[0, initial]] if initial is not None else []) + points
 
 
+def _run_label(run: dict[str, Any]) -> str:
+    """A run's name in the legends: its folder, with its mode when the folder doesn't say it."""
+    folder, mode = Path(run["path"]).name, str(run.get("mode"))
+    return folder if folder == mode else f"{folder} ({mode})"
+
+
 def _training(ctx: PageContext) -> Section | None:
     runs = ctx.report["training"]
     if not runs:
         return None
-    name = lambda run: str(run.get("mode"))  # noqa: E731
-    panels = [("training loss (each mode's own objective)", "loss",
-               {name(r): r.get("loss_curve") or [] for r in runs})]  # fmt: skip
+    losses = {_run_label(r): r.get("loss_curve") or [] for r in runs}
+    panels = [("training loss (each mode's own objective)", "loss", losses)]
     for key, label in (("kl", "held-out KL to the teacher (nats/token)"),
                        ("nll", "held-out NLL (nats/token)")):  # fmt: skip
-        series = {name(r): heldout_points(r, key) for r in runs if r.get("heldout_curve")}
+        series = {_run_label(r): heldout_points(r, key) for r in runs if r.get("heldout_curve")}
         if any(series.values()):
             panels.append((label, key.upper(), series))
     note = (

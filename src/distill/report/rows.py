@@ -38,9 +38,10 @@ class SampleConfig:
     top_alternatives: int = 8  # top-k entries shown on hover
 
 
-def sample_key(record_id: str) -> bytes:
+def sample_key(record_id: str) -> int:
     """The order rows are sampled in: a salted hash, so the pick does not follow row order."""
-    return hashlib.blake2b(f"{SAMPLE_SALT}:{record_id}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{SAMPLE_SALT}:{record_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 def _group_ids(batch: pa.RecordBatch, group_column: str | None) -> Iterator[tuple[str, str]]:
@@ -50,13 +51,16 @@ def _group_ids(batch: pa.RecordBatch, group_column: str | None) -> Iterator[tupl
 
 
 def choose_sample(dataset: Path, per_group: int, group_column: str | None) -> dict[str, list[str]]:
-    """group -> the record ids of its sample, in sample order (smallest hash first)."""
+    """group -> the record ids of its sample: the `per_group` smallest keys, smallest first."""
+    if per_group <= 0:
+        return {}
     columns = ["record_id"] + ([group_column] if group_column else [])
-    heaps: dict[str, list[tuple[bytes, str]]] = {}
+    # per group, a heap of (-key, id): its top is the largest key kept, the one to evict
+    heaps: dict[str, list[tuple[int, str]]] = {}
     for batch in iter_batches(dataset, columns=columns):
         for group, record_id in _group_ids(batch, group_column):
             heap = heaps.setdefault(group, [])
-            entry = (_inverted(sample_key(record_id)), record_id)  # a max-heap of the smallest
+            entry = (-sample_key(record_id), record_id)
             if len(heap) < per_group:
                 heapq.heappush(heap, entry)
             elif entry > heap[0]:
@@ -65,10 +69,6 @@ def choose_sample(dataset: Path, per_group: int, group_column: str | None) -> di
         group: [rid for _, rid in sorted(heap, reverse=True)]
         for group, heap in sorted(heaps.items())
     }
-
-
-def _inverted(key: bytes) -> bytes:
-    return bytes(255 - b for b in key)
 
 
 def read_sample(dataset: Path, record_ids: set[str]) -> pa.Table | None:
