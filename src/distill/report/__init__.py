@@ -2,13 +2,13 @@
 self-contained HTML page (charts and a browser of sampled rows) and JSON."""
 
 from distill.report.collect import collect_report
-from distill.report.page import PageOptions
 from distill.report.render import (
     check_report_path,
     default_report_path,
     print_report,
     write_report,
 )
+from distill.report.section import PageOptions
 
 __all__ = [
     "PageOptions",

@@ -3,51 +3,26 @@ no network), assembled from a list of sections.
 
 `SECTIONS` is the page's table of contents: each builder takes the `PageContext` and
 returns a `Section` or None (nothing to show). Another part of distill adds a section by
-appending its builder there (or inserting it where it belongs); nothing else changes.
+writing a builder in its own module (it needs only `distill.report.section` and
+`distill.report.charts`) and listing it in `SECTIONS` where it belongs.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from distill.report import charts
 from distill.report.browser import BROWSER_JS, browser_html
-from distill.report.distributions import Distributions, collect_distributions, right_and_wrong
+from distill.report.distributions import collect_distributions, right_and_wrong
 from distill.report.rows import SampleConfig, sample_rows
+from distill.report.section import PageContext, PageOptions, Section
 from distill.report.tokens import load_dataset_tokenizer, token_strings
 from distill.store import load_manifest
-
-
-class PageOptions(BaseModel):
-    """What the page samples and where it may find the tokenizer."""
-
-    model_config = ConfigDict(extra="forbid")
-    rows_per_group: int = Field(6, ge=0, description="rows shown for kept and per reject reason")
-    max_tokens: int = Field(120, ge=1, description="response tokens shown per row")
-    alternatives: int = Field(6, ge=1, description="top-k entries shown on hover")
-    tokenizer_dirs: list[Path] = Field(default_factory=list, description="tried first")
-
-
-@dataclass(frozen=True)
-class Section:
-    anchor: str
-    title: str
-    body: str  # HTML
-
-
-@dataclass
-class PageContext:
-    report: dict[str, Any]
-    options: PageOptions
-    dataset: dict[str, Any] | None = None  # the curated (else generated) entry the page shows
-    distributions: Distributions | None = None
 
 
 def choice_letters(curated: dict[str, Any] | None) -> str:

@@ -13,8 +13,9 @@ from rich.table import Table
 
 from distill.locking import output_lock
 from distill.report.collect import METRICS_NAME
-from distill.report.page import SECTIONS, PageOptions, Section, page_context, page_html
+from distill.report.page import SECTIONS, page_context, page_html
 from distill.report.provenance import PROVENANCE_TABLES, provenance_tables
+from distill.report.section import PageOptions, Section
 from distill.store import MANIFEST_NAME, atomic_write_bytes, load_manifest
 from distill.store.lineage import rejected_path
 
