@@ -97,7 +97,7 @@ def test_token_shading_is_the_entropy_of_the_stored_topk(curated: dict[str, Path
     shown = [float(v) for v in re.findall(r"data-e='([^']+)'", page)]
     all_tokens = [t for rows in groups.values() for r in rows for t in r["tokens"]]
     np.testing.assert_allclose(shown, [t["entropy"] for t in all_tokens], rtol=1e-5)
-    alphas = [float(a) for a in re.findall(r"data-ce='rgba\(235,130,20,([0-9.]+)\)'", page)]
+    alphas = [float(a) for a in re.findall(r"background:rgba\(235,130,20,([0-9.]+)\)", page)]
     expected_alpha = [min(t["entropy"] / math.log(21), 1.0) for t in all_tokens]
     np.testing.assert_allclose(alphas, expected_alpha, atol=5e-4)
 

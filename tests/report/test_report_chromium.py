@@ -89,8 +89,11 @@ def test_report_page_in_headless_chromium(report_page: Path) -> None:
         beyond = re.search(r"beyond the top-k\t([0-9.]+)%", text)
         assert beyond and abs(float(beyond.group(1)) - 100 * tail) <= 0.051
         page.check("input[name=shade][value=l]")
-        shade = first.evaluate("t => t.style.background").replace(" ", "")
-        assert shade == first.get_attribute("data-cl")
+        background = first.evaluate("t => t.style.background")  # rgb(...) when opaque
+        shade = re.fullmatch(r"rgba?\(200, 40, 110(?:, ([0-9.]+))?\)", background)
+        expected = min(max(-float(first.get_attribute("data-l")) / 6.0, 0.0), 1.0)
+        assert shade, background
+        assert abs(float(shade.group(1) or 1.0) - expected) <= 1e-3
         reason_tab = page.locator(".tab").nth(1)
         reason_tab.click()
         group = reason_tab.get_attribute("data-group")

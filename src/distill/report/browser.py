@@ -32,12 +32,13 @@ def _rgba(rgb: str, alpha: float) -> str:
 
 
 def _token_span(index: int, token: dict[str, Any], text: str, top_k: int) -> str:
+    """A token with its entropy and log-prob; its shade (by entropy, until the switch
+    changes it) is set here so the page reads right before any script runs."""
     by_entropy = _rgba(ENTROPY_RGB, entropy_shade(token["entropy"], top_k))
-    by_logprob = _rgba(SURPRISAL_RGB, surprisal_shade(token["logprob"]))
     return (
         f"<span class='tok' data-i='{index}' data-e='{token['entropy']:.6g}' "
-        f"data-l='{token['logprob']:.6g}' data-ce='{by_entropy}' data-cl='{by_logprob}' "
-        f"style='background:{by_entropy}'>{html.escape(text)}</span>"
+        f"data-l='{token['logprob']:.6g}' style='background:{by_entropy}'>"
+        f"{html.escape(text)}</span>"
     )
 
 
@@ -95,7 +96,9 @@ def browser_html(
         panes.append(
             f"<div class='pane' data-group='{html.escape(group)}'{hidden}>{''.join(cards)}</div>"
         )
-    data = json.dumps({"strings": {str(i): s for i, s in strings.items()}, "tokens": tokens})
+    shading = {"e": [ENTROPY_RGB, math.log(top_k + 1)], "l": [SURPRISAL_RGB, SURPRISAL_SCALE]}
+    strings_by_id = {str(i): s for i, s in strings.items()}
+    data = json.dumps({"strings": strings_by_id, "tokens": tokens, "shading": shading})
     data = data.replace("</", "<\\/")  # a token string can't close the script element
     return (
         "<div class='controls'>shade tokens by "
@@ -117,8 +120,13 @@ BROWSER_JS = """
   const esc = (s) => s.replace(/[&<>]/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;'}[c]));
   document.querySelectorAll('input[name=shade]').forEach((radio) => {
     radio.addEventListener('change', () => {
-      const key = radio.value === 'e' ? 'ce' : 'cl';
-      document.querySelectorAll('.tok').forEach((t) => { t.style.background = t.dataset[key]; });
+      // entropy over ln(k + 1), or the sampled token's -log-prob over 6 nats, as in Python
+      const [rgb, scale] = data.shading[radio.value];
+      const sign = radio.value === 'e' ? 1 : -1;
+      document.querySelectorAll('.tok').forEach((t) => {
+        const alpha = Math.min(Math.max(sign * Number(t.dataset[radio.value]) / scale, 0), 1);
+        t.style.background = `rgba(${rgb},${alpha.toFixed(3)})`;
+      });
     });
   });
   document.querySelectorAll('.tab').forEach((tab) => {
