@@ -20,9 +20,11 @@ from distill.cli import app
 from distill.codec import LOGPROB_BOUND
 from distill.curate import curate_dataset
 from distill.curate.recipe import default_recipe
+from distill.curate.signals import compute_signals, is_wrong, signal_aurocs
 from distill.report import collect_report, default_report_path, write_report
 from distill.report.browser import browser_html, entropy_shade
 from distill.report.charts import curves_figure, domains_figure
+from distill.report.distributions import collect_distributions
 from distill.report.page import chance_level
 from distill.report.rows import SampleConfig, sample_key, sample_rows
 from distill.report.tokens import token_strings
@@ -188,3 +190,18 @@ def test_cli_writes_beside_the_dataset_and_refuses_inside(curated: dict[str, Pat
     sample = sample_rows(dataset, SampleConfig(per_group=2))
     assert page.count("<article class='row'>") == sum(len(rows) for rows in sample.values())
     assert sum(len(rows) for rows in sample.values()) > len(sample)  # 2 where a group has 2
+
+
+def test_distributions_cover_every_row_curation_read(curated: dict[str, Path]) -> None:
+    dataset = curated["plain"]
+    gen = read_table(dataset.parent / "gen")
+    dist = collect_distributions(dataset, top_k=20)
+    # the signals over kept + rejected are those over the generated rows, in any order
+    wrong = is_wrong(gen.column("response_text").to_pylist(), gen.column("reference").to_pylist())
+    assert dist.aurocs == signal_aurocs(compute_signals(gen), wrong)
+    assert dist.aurocs["mean_entropy"]["n"] == gen.num_rows
+    tokens = pc.sum(pc.list_value_length(gen.column("token_ids"))).as_py()
+    assert sum(int(g.entropy_counts.sum()) for g in dist.groups.values()) == tokens
+    kept, rejected = dist.groups["kept"], dist.groups["rejected"]
+    assert kept.length_array().size == read_table(dataset).num_rows
+    assert kept.length_array().size + rejected.length_array().size == gen.num_rows

@@ -21,7 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from distill.codec import decode_topk
-from distill.curate.signals import is_wrong, row_signals, signal_aurocs, with_self_consistency
+from distill.curate.signals import (
+    extracted_letters,
+    is_wrong,
+    mean_entropy,
+    min_logprob,
+    signal_aurocs,
+    with_self_consistency,
+)
 from distill.report.rows import KEPT_GROUP, token_entropy
 from distill.schemas.arrow import topk_columns
 from distill.store import iter_batches, load_manifest
@@ -57,7 +64,7 @@ class _Keys:
 
     per_row: dict[str, list[np.ndarray]] = field(default_factory=dict)
     answers: list[str | None] = field(default_factory=list)
-    prompt_ids: list[str] = field(default_factory=list)
+    prompt_ids: list[pa.ChunkedArray] = field(default_factory=list)
     wrong: list[np.ndarray] = field(default_factory=list)
 
 
@@ -66,22 +73,26 @@ def entropy_edges(top_k: int) -> np.ndarray:
     return np.linspace(0.0, math.log(top_k + 1), ENTROPY_BINS + 1)
 
 
-def _scan(dataset: Path, group: GroupDistribution, keys: _Keys, edges: np.ndarray, letters: str):
+def _scan(
+    dataset: Path, group: GroupDistribution, keys: _Keys, edges: np.ndarray, letters: str
+) -> None:
     manifest = load_manifest(dataset)
     columns = SIGNAL_COLUMNS + topk_columns(manifest)
     for batch in iter_batches(dataset, columns=columns):
         table = pa.Table.from_batches([batch])
+        topk = decode_topk(table)  # once per batch, for the histogram and the signal
         group.lengths.append(pc.list_value_length(table.column("token_ids")).to_numpy())
-        counts, _ = np.histogram(np.clip(token_entropy(decode_topk(table)), 0, edges[-1]), edges)
+        counts, _ = np.histogram(np.clip(token_entropy(topk), 0, edges[-1]), edges)
         group.entropy_counts = (
             counts if group.entropy_counts is None else group.entropy_counts + counts
         )
-        per_row, answers = row_signals(table, None, letters)
-        for name, values in per_row.items():
-            keys.per_row.setdefault(name, []).append(values)
-        keys.answers.extend(answers)
-        keys.prompt_ids.extend(table.column("prompt_id").to_pylist())
+        keys.per_row.setdefault("mean_entropy", []).append(mean_entropy(topk))
+        keys.per_row.setdefault("min_logprob", []).append(
+            min_logprob(table.column("sampled_logprob"))
+        )
         responses = table.column("response_text").to_pylist()
+        keys.answers.extend(extracted_letters(responses, letters))
+        keys.prompt_ids.append(table.column("prompt_id"))  # Arrow strings: compact
         keys.wrong.append(is_wrong(responses, table.column("reference").to_pylist(), letters))
 
 
@@ -99,9 +110,8 @@ def collect_distributions(dataset: Path, top_k: int, letters: str = "ABCD") -> D
         groups[name] = GroupDistribution()
         _scan(path, groups[name], keys, edges, letters)
     per_row = {name: np.concatenate(parts) for name, parts in keys.per_row.items()}
-    signals = (
-        with_self_consistency(per_row, keys.prompt_ids, keys.answers) if keys.prompt_ids else {}
-    )
+    prompt_ids = [i for chunk in keys.prompt_ids for i in chunk.to_pylist()]
+    signals = with_self_consistency(per_row, prompt_ids, keys.answers) if prompt_ids else {}
     wrong = np.concatenate(keys.wrong) if keys.wrong else np.zeros(0)
     graded = bool(wrong.size) and not np.isnan(wrong).all()
     return Distributions(

@@ -84,15 +84,15 @@ def read_sample(dataset: Path, record_ids: set[str]) -> pa.Table | None:
 
 def token_entropy(topk: TopK) -> np.ndarray:
     """Per response token, the entropy (nats) of its top-k plus one bucket for the tail
-    mass, as the `mean_entropy` signal averages it: -sum p log p - t log t."""
-    logp = topk.logprobs.astype(np.float64)
-    p = np.exp(logp)
-    terms = np.where(p > 0, -p * np.where(p > 0, logp, 0.0), 0.0)
-    ends = np.cumsum(topk.k_per_token)
-    sums = np.concatenate([[0.0], np.cumsum(terms)])
-    per_token = sums[ends] - sums[ends - topk.k_per_token]
+    mass, as the `mean_entropy` signal averages it: -sum p log p - t log t. Each token is
+    summed on its own row of the padded top-k, so its value never depends on the tokens
+    before it in the batch."""
+    _, logprobs, mask = topk.padded()
+    logp = logprobs.astype(np.float64)
+    terms = np.where(mask & (logp > -np.inf), -np.exp(logp) * np.where(mask, logp, 0.0), 0.0)
     tail = np.clip(topk.tail.astype(np.float64), 0.0, 1.0)
-    return per_token + np.where(tail > 0, -tail * np.log(np.where(tail > 0, tail, 1.0)), 0.0)
+    safe = np.where(tail > 0, tail, 1.0)
+    return terms.sum(axis=1) + np.where(tail > 0, -tail * np.log(safe), 0.0)
 
 
 def _row_views(table: pa.Table, config: SampleConfig) -> list[dict[str, Any]]:
