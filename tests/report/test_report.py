@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ from rich.console import Console
 
 from distill.curate import curate_dataset
 from distill.report import collect_report, print_report, write_report
+from distill.report.page import heldout_points
 from tests.factories import make_record, write_fake_dataset
 
 ROOTS = "How many real roots has x^2 + 1?\nA. Two\nB. Zero\nC. One\nD. Three"
@@ -64,11 +66,14 @@ def test_report_renders_table_html_and_json(run_dir: Path) -> None:
     assert "wrong_answer: 1" in text and "50.0% (1/2)" in text
     html_path, json_path = write_report(report, run_dir / "out" / "report.html")
     page = html_path.read_text()
-    assert "<svg" in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
-    assert "Each mode's own objective" in page
-    # the held-out chart starts at the untrained student's KL (9.0), so it is the top label
-    assert ">9<" in page.split("held-out KL to the teacher")[1]
-    assert "<script" not in page
+    assert "<svg" in page
+    # self-contained: nothing fetched (XML namespace names are not fetched)
+    assert "http" not in re.sub(r'xmlns(:\w+)?="[^"]*"', "", page)
+    assert "<script src" not in page and "<link" not in page
+    assert "each mode's own objective" in page
+    # the held-out curve starts at the untrained student's KL (9.0), at step 0
+    (kd,) = report["training"]
+    assert heldout_points(kd, "kl") == [[0, 9.0], [1, 4.0], [2, 2.0]]
     assert json.loads(json_path.read_text())["summary"]["kd_heldout_kl"] == 2.0
 
 

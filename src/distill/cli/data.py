@@ -183,20 +183,48 @@ def export(
 
 def report(
     dirs: Annotated[list[Path], typer.Argument(help="datasets, training runs, or a demo dir")],
-    html: Annotated[
-        Path | None, typer.Option("--html", help="default: FIRST_DIR/report.html")
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "--html",
+            help="the HTML page (its figures go beside it as .json); default: report.html "
+            "beside the first input (in a demo dir: inside it), never inside a dataset",
+        ),
+    ] = None,
+    rows: Annotated[
+        int, typer.Option("--rows", help="rows shown for kept and for each reject reason")
+    ] = 6,
+    tokenizer: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tokenizer",
+            help="a tokenizer folder to show token strings with (used only when it is the "
+            "dataset's); default: the teacher's, when found offline",
+        ),
     ] = None,
 ) -> None:
-    """Counts per step, domains, teacher accuracy, loss curves, held-out KL."""
-    from distill.report import collect_report, print_report, write_report
+    """Charts of every step (funnel, domains, confidence, lengths, training) and a browser
+    of sampled kept and rejected rows with the teacher's top-k per token."""
+    from distill.report import (
+        PageOptions,
+        check_report_path,
+        collect_report,
+        default_report_path,
+        print_report,
+        write_report,
+    )
 
     try:
+        options = PageOptions(rows_per_group=rows, tokenizer_dirs=tokenizer or [])
         collected = collect_report(dirs)
+        html_path = out or default_report_path(dirs)
+        check_report_path(collected, html_path)  # before any output: a bad --out is one line
+        print_report(collected, Console())
+        html_path, json_path = write_report(collected, html_path, options)
     except (OSError, ValueError) as err:
         fail(str(err))
         return
-    print_report(collected, Console())
-    html_path, json_path = write_report(collected, html or dirs[0] / "report.html")
     console.print(f"report -> {html_path} (figures: {json_path})")
 
 

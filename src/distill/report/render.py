@@ -1,5 +1,5 @@
-"""Render a collected report: rich tables on the terminal, one static HTML page
-(inline SVG, no scripts, no network), and the same figures as JSON beside it."""
+"""Render a collected report: rich tables on the terminal, one self-contained HTML page
+(`page`: inline SVG charts, the row browser, no network), and the figures as JSON beside it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from rich.console import Console
 from rich.table import Table
 
 from distill.locking import output_lock
+from distill.report.collect import METRICS_NAME
+from distill.report.page import SECTIONS, page_context, page_html
 from distill.report.provenance import PROVENANCE_TABLES, provenance_tables
-from distill.report.svg import line_chart
-from distill.store import atomic_write_bytes
+from distill.report.section import PageOptions, Section
+from distill.store import MANIFEST_NAME, atomic_write_bytes, load_manifest
+from distill.store.lineage import rejected_path
 
 
 def _rows_steps(cur: dict[str, Any]) -> list[list[str]]:
@@ -137,51 +140,84 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _heldout_points(run: dict[str, Any]) -> list[list[float]]:
-    """The held-out KL curve, starting from the untrained student at step 0."""
-    points = [[h["step"], h["kl"]] for h in run.get("heldout_curve") or []]
-    initial = (run.get("heldout_initial") or {}).get("kl")
-    return ([[0, initial]] if initial is not None else []) + points
-
-
-def render_html(report: dict[str, Any]) -> str:
-    parts = ["<h1>distill report</h1>"]
-    for gen in report["generated"]:
-        parts.append(
-            f"<p>gen <code>{html.escape(gen['path'])}</code>: "
-            f"{gen['counts'].get('rows', 0)} records, teacher "
-            f"<code>{html.escape(str(gen['teacher']))}</code>, top-k {gen['top_k']}</p>"
-        )
-    for name, rows in _tables(report).items():
-        parts.append(f"<h2>{name}</h2>" + _html_table(TABLES[name], rows))
-    train = report["training"]
-    if train:
-        series = {str(r.get("mode")): r.get("loss_curve") or [] for r in train}
-        parts.append(
-            "<h2>training loss</h2><p>Each mode's own objective: SFT is cross-entropy on the "
-            "teacher's tokens, KD mixes the sparse KL with it; compare the held-out KL below, "
-            "not these values.</p>" + line_chart(series, "step", "loss")
-        )
-        held = {str(r.get("mode")): _heldout_points(r) for r in train if r.get("heldout_curve")}
-        if any(held.values()):
-            parts.append("<h2>held-out KL to the teacher</h2>" + line_chart(held, "step", "KL"))
-    style = (
-        "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #bbb;padding:.3em .6em;text-align:left}"
+def render_html(report: dict[str, Any], options: PageOptions | None = None) -> str:
+    """The page: the charts and the row browser (`page.SECTIONS`), then the tables."""
+    context = page_context(report, options)
+    sections = [section for build in SECTIONS if (section := build(context)) is not None]
+    tables = _tables(report)
+    figures = "".join(
+        f"<h3>{name}</h3>" + _html_table(TABLES[name], rows)
+        for name, rows in tables.items()
+        if name not in PROVENANCE_TABLES
     )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>distill report</title>"
-        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+    if figures:
+        sections.append(Section("tables", "figures as recorded", figures))
+    provenance = "".join(
+        f"<h3>{name}</h3>" + _html_table(TABLES[name], rows)
+        for name, rows in tables.items()
+        if name in PROVENANCE_TABLES
     )
+    if provenance:
+        sections.append(Section("provenance", "lineage and licences", provenance))
+    return page_html("distill report", _header(report), sections)
 
 
-def write_report(report: dict[str, Any], html_path: Path) -> tuple[Path, Path]:
+def _header(report: dict[str, Any]) -> str:
+    lines = [
+        f"<p>gen <code>{html.escape(gen['path'])}</code>: {gen['counts'].get('rows', 0)} "
+        f"records, teacher <code>{html.escape(str(gen['teacher']))}</code>, "
+        f"top-k {gen['top_k']}</p>"
+        for gen in report["generated"]
+    ]
+    for cur in report["curated"]:
+        codec = (cur.get("params") or {}).get("codec", "plain")
+        lines.append(
+            f"<p>curated <code>{html.escape(cur['path'])}</code>: "
+            f"{cur['counts'].get('kept', 0)} kept, {cur['counts'].get('rejected', 0)} rejected, "
+            f"teacher <code>{html.escape(str(cur['teacher']))}</code>, top-k {cur['top_k']}, "
+            f"codec {html.escape(str(codec))}</p>"
+        )
+    return "".join(lines)
+
+
+def default_report_path(dirs: list[Path]) -> Path:
+    """`report.html` beside the inputs: in the parent of a dataset or training run given
+    first, or in a folder of them (the shape `distill demo` writes); never inside a dataset."""
+    first = Path(dirs[0])
+    is_input = (first / MANIFEST_NAME).is_file() or (first / METRICS_NAME).is_file()
+    return (first.resolve().parent if is_input else first) / "report.html"
+
+
+def _input_datasets(report: dict[str, Any]) -> list[Path]:
+    paths = [Path(e["path"]) for e in [*report["generated"], *report["curated"]]]
+    paths += [Path(link["path"]) for link in (report.get("provenance") or {}).get("lineage", [])]
+    for dataset in list(paths):  # a curated dataset's rejected rows are an input too
+        if (dataset / MANIFEST_NAME).is_file():
+            found = rejected_path(dataset, load_manifest(dataset))
+            paths += [found] if found is not None else []
+    return [p.resolve() for p in paths]
+
+
+def check_report_path(report: dict[str, Any], html_path: Path) -> None:
+    """Refuse a report path inside an input dataset: its writer owns every file there."""
+    folder = Path(html_path).resolve().parent
+    for dataset in _input_datasets(report):
+        if folder == dataset or dataset in folder.parents:
+            raise ValueError(
+                f"{html_path}: inside the dataset {dataset}; write the report beside it "
+                "(e.g. --out report.html in its parent folder)"
+            )
+
+
+def write_report(
+    report: dict[str, Any], html_path: Path, options: PageOptions | None = None
+) -> tuple[Path, Path]:
     """The HTML and its JSON figures, written atomically under the folder's writer lock."""
     html_path = Path(html_path)
+    check_report_path(report, html_path)
     json_path = html_path.with_suffix(".json")
-    with output_lock(html_path.parent):
-        atomic_write_bytes(html_path, render_html(report).encode())
+    with output_lock(html_path.parent):  # first: a second writer is refused before any work
+        atomic_write_bytes(html_path, render_html(report, options).encode())
         atomic_write_bytes(json_path, json.dumps(report, indent=2, default=str).encode() + b"\n")
     return html_path, json_path
 
