@@ -33,13 +33,19 @@ The functions are pure (tensors in, tensors out) and take the student's log-soft
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from distill.train.divergences import bucket_divergence
-from distill.train.losses import TeacherTargets, student_bucket_logprobs, teacher_bucket_logprobs
+from distill.train.losses import (
+    DistillLoss,
+    TeacherTargets,
+    student_bucket_logprobs,
+    teacher_bucket_logprobs,
+)
 
 
 class CrossTargets(NamedTuple):
@@ -107,3 +113,51 @@ def mapped_mass(targets: CrossTargets) -> Tensor:
     """The teacher's probability on stored ids that map one-to-one, per position `[N]`."""
     p_k, _ = _teacher_probs(targets.teacher)
     return (p_k * (targets.student_ids >= 0)).sum(-1)
+
+
+@dataclass(frozen=True)
+class CrossLossSpec:
+    """The cross-tokenizer loss at one step: which KD term, its weight, and the student ids
+    that no teacher id maps to (the hybrid's ULD side)."""
+
+    loss: str
+    alpha: float
+    unmatched_student: Tensor
+
+
+def cross_kd_per_token(
+    log_q: Tensor, targets: CrossTargets, loss: str, unmatched_student: Tensor
+) -> Tensor:
+    """`loss` ("uld" | "hybrid") at each aligned position: `[N, V]` log-probs -> `[N]`."""
+    if loss == "uld":
+        return uld_per_token(log_q, targets.teacher)
+    if loss == "hybrid":
+        return hybrid_per_token(log_q, targets, unmatched_student)
+    raise ValueError(f"cross-tokenizer loss {loss!r}: use uld or hybrid")
+
+
+def cross_distill_loss(
+    logits: Tensor,
+    targets: CrossTargets,
+    labels: Tensor,
+    aligned: Tensor,
+    spec: CrossLossSpec,
+    *,
+    num_items_in_batch: int | Tensor | None = None,
+) -> DistillLoss:
+    """alpha * KD + (1 - alpha) * CE over student response positions `[N, V]`.
+
+    CE counts at every position; the KD term (`spec.loss`) only where `aligned` (a teacher
+    top-k was aligned there) and adds 0 elsewhere. Both sums are divided by the same count
+    (`num_items_in_batch`, else this batch's positions), so KD is per student token and
+    gradient-accumulation micro-batches add up to the full batch, as in `losses.distill_loss`.
+    """
+    log_q = torch.log_softmax(logits.float(), dim=-1)
+    ce_sum = -log_q.gather(-1, labels.unsqueeze(-1)).sum()
+    at = CrossTargets(targets.teacher.at(aligned), targets.student_ids[aligned])
+    kd_sum = cross_kd_per_token(log_q[aligned], at, spec.loss, spec.unmatched_student).sum()
+    count = labels.numel() if num_items_in_batch is None else num_items_in_batch
+    denom = torch.as_tensor(count, device=log_q.device, dtype=log_q.dtype).clamp(min=1)
+    kd, ce = kd_sum / denom, ce_sum / denom
+    loss = spec.alpha * kd + (1.0 - spec.alpha) * ce
+    return DistillLoss(loss=loss, kd=kd, ce=ce, num_tokens=torch.tensor(labels.numel()))
