@@ -144,3 +144,24 @@ def test_cross_tokenizer_options_are_checked():
         TrainConfig(mode="gkd", cross_tokenizer=CrossTokenizerOptions())
     with pytest.raises(ValueError, match="temperature 1"):
         TrainConfig(mode="kd", kd={"temperature": 2.0}, cross_tokenizer=CrossTokenizerOptions())
+
+
+def test_cli_trains_across_tokenizers(bpe_student, smollm_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from distill.cli import app
+
+    args = ["train", str(smollm_dataset), "--mode", "kd", "--student", str(bpe_student)]
+    args += ["--max-steps", "1", "--batch-size", "4"]
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "a"), "--cross-tokenizer", "uld"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "cross-tokenizer (uld)" in result.output and "nats/byte" in result.output
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "b"), "--cross-tokenizer", "kl"]
+    )
+    assert (
+        result.exit_code != 0
+        and "--cross-tokenizer: Input should be 'uld' or 'hybrid'" in result.output
+    )

