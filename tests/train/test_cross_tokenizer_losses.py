@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from distill.train.cross_tokenizer_losses import (
+    CrossLossSpec,
     CrossTargets,
+    cross_distill_loss,
+    cross_kd_per_token,
     hybrid_per_token,
     mapped_mass,
     uld_per_token,
@@ -130,3 +133,32 @@ def test_cross_losses_have_finite_gradients():
     )
     loss.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("loss", ["uld", "hybrid"])
+def test_cross_loss_adds_up_over_gradient_accumulation(loss):
+    """Two micro-batches divided by the whole batch's token count sum to the full batch's
+    loss; KD counts only at aligned positions, CE everywhere."""
+    rng = np.random.default_rng(11)
+    logits = torch.tensor(rng.normal(size=(6, 9)), dtype=torch.float32)
+    labels = torch.tensor(rng.integers(0, 9, size=6))
+    p = rng.dirichlet(np.ones(12), size=6)
+    ids = np.argsort(-p, axis=-1)[:, :3]
+    targets = CrossTargets(
+        _teacher(np.take_along_axis(p, ids, -1), ids), torch.tensor([[0, -1, 4]] * 6)
+    )
+    aligned = torch.tensor([True, False, True, True, False, True])
+    spec = CrossLossSpec(loss, 0.5, torch.arange(9) > 4)
+    full = cross_distill_loss(logits, targets, labels, aligned, spec)
+    parts = []
+    for h in (slice(0, 2), slice(2, 6)):
+        micro = CrossTargets(targets.teacher.at(h), targets.student_ids[h])
+        parts.append(
+            cross_distill_loss(logits[h], micro, labels[h], aligned[h], spec, num_items_in_batch=6)
+        )
+    torch.testing.assert_close(parts[0].loss + parts[1].loss, full.loss)
+    # the KD term is the per-token loss at aligned positions over all 6 positions
+    log_q = torch.log_softmax(logits, dim=-1)
+    at = CrossTargets(targets.teacher.at(aligned), targets.student_ids[aligned])
+    kd = cross_kd_per_token(log_q[aligned], at, loss, spec.unmatched_student).sum() / 6
+    torch.testing.assert_close(full.kd, kd)
