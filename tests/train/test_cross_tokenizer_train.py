@@ -108,7 +108,7 @@ def test_conversion_aligns_targets_by_bytes(bpe_student, teacher_dir, teacher_ro
 
 @pytest.mark.parametrize("loss", ["hybrid", "uld"])
 def test_cross_tokenizer_kd_trains_and_records_the_alignment(
-    bpe_student, smollm_dataset, tmp_path, capsys, loss
+    bpe_student, smollm_dataset, teacher_dir, tmp_path, capsys, loss
 ):
     config = _config(bpe_student, cross_tokenizer=CrossTokenizerOptions(loss=loss))
     result = train_student(smollm_dataset, tmp_path / "run", config)
@@ -124,6 +124,12 @@ def test_cross_tokenizer_kd_trains_and_records_the_alignment(
     assert not list((tmp_path / "run").glob(".rows*"))  # the converted rows are removed
     vocab = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["vocab_size"]
     assert vocab == STUDENT_VOCAB
+    # saved with the teacher's chat template, which rendered the prompts it learnt from
+    from transformers import AutoTokenizer
+
+    saved = AutoTokenizer.from_pretrained(tmp_path / "run" / "model")
+    assert saved.chat_template == AutoTokenizer.from_pretrained(teacher_dir).chat_template
+    assert len(saved) == STUDENT_VOCAB
 
 
 def test_sft_on_another_tokenizer_shares_the_split(bpe_student, smollm_dataset, tmp_path):

@@ -203,7 +203,9 @@ def prepare_cross_rows(
     """Check, convert and explain: (the student rows, the vocabularies, the alignment report).
 
     Raises `StudentMismatch` when the teacher's tokenizer can't be found or the top-k is
-    missing; prints `explain_alignment`'s lines before training starts.
+    missing; prints `explain_alignment`'s lines before training starts. A student tokenizer
+    without a chat template is given the teacher's (the prompts it trains on were rendered
+    with it), so the saved student renders them the same way.
     """
     teacher_tokenizer = check_cross_student(
         manifest, options.teacher_tokenizer, need_topk=need_topk, stats=stats
@@ -212,6 +214,12 @@ def prepare_cross_rows(
     vocab = CrossVocab.build(teacher_tokenizer, student_tokenizer, teacher_vocab or 0)
     rows, aligned = student_rows(table, vocab, out_dir)
     report = alignment_report(aligned, vocab.mapping, options.loss)
-    for line in explain_alignment(report):
+    lines = explain_alignment(report)
+    if not getattr(student_tokenizer, "chat_template", None) and teacher_tokenizer.chat_template:
+        # The student learns prompts rendered by the teacher's template; saved with it,
+        # `apply_chat_template` renders the same text for it at inference.
+        student_tokenizer.chat_template = teacher_tokenizer.chat_template
+        lines.append("chat template: the student has none; it is saved with the teacher's")
+    for line in lines:
         print(line, flush=True)
     return rows, vocab, report
