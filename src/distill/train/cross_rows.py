@@ -213,7 +213,7 @@ def prepare_cross_rows(
     teacher_vocab = manifest.tokenizer.vocab_size if manifest.tokenizer else None
     vocab = CrossVocab.build(teacher_tokenizer, student_tokenizer, teacher_vocab or 0)
     rows, aligned = student_rows(table, vocab, out_dir)
-    report = alignment_report(aligned, vocab.mapping, options.loss)
+    report = alignment_report(aligned.model_dump(), vocab.mapping, options.loss)
     lines = explain_alignment(report)
     if not getattr(student_tokenizer, "chat_template", None) and teacher_tokenizer.chat_template:
         # The student learns prompts rendered by the teacher's template; saved with it,

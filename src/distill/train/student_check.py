@@ -11,8 +11,9 @@ and a different logit width would crash mid-step with a shape error (TRL GKD's c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,9 +23,6 @@ from pydantic import BaseModel, ConfigDict
 from distill.codec.topk import decode_topk
 from distill.schemas import Manifest
 from distill.tokenizer_info import describe_tokenizer
-
-if TYPE_CHECKING:
-    from distill.train.cross_rows import AlignmentStats
 
 _BUILD_HINT = (
     "use a student built on the teacher's tokenizer, e.g. "
@@ -214,22 +212,25 @@ def check_cross_student(
     return tokenizer
 
 
-def alignment_report(stats: AlignmentStats, mapping: np.ndarray, loss: str) -> dict[str, Any]:
-    """What the conversion aligned (`cross_rows`), as recorded in metrics.json and lineage."""
+def alignment_report(
+    stats: Mapping[str, int | float], mapping: np.ndarray, loss: str
+) -> dict[str, Any]:
+    """What the conversion aligned (`cross_rows.AlignmentStats`, dumped) with its shares, as
+    recorded in metrics.json and lineage.json."""
 
     def share(part: float, whole: float) -> float:
         return round(part / whole, 4) if whole else 0.0
 
     return {
         "loss": loss,
-        **stats.model_dump(),
+        **stats,
         "teacher_vocab": int(mapping.size),
         "one_to_one_vocab": int((mapping >= 0).sum()),
-        "byte_agreement": share(stats.common_bytes, stats.response_bytes),
-        "span_coverage": share(stats.aligned_tokens, stats.student_tokens),
-        "one_to_one_span_share": share(stats.one_to_one_tokens, stats.student_tokens),
-        "teacher_topk_used": share(stats.teacher_tokens_used, stats.teacher_tokens),
-        "mapped_mass_share": share(stats.mapped_mass, stats.aligned_tokens),
+        "byte_agreement": share(stats["common_bytes"], stats["response_bytes"]),
+        "span_coverage": share(stats["aligned_tokens"], stats["student_tokens"]),
+        "one_to_one_span_share": share(stats["one_to_one_tokens"], stats["student_tokens"]),
+        "teacher_topk_used": share(stats["teacher_tokens_used"], stats["teacher_tokens"]),
+        "mapped_mass_share": share(stats["mapped_mass"], stats["aligned_tokens"]),
     }
 
 
