@@ -1,6 +1,6 @@
 """Cross-tokenizer KD (ULD, hybrid) against SFT, for a student on a tokenizer of its own.
 
-    python -m bench.cross_tokenizer [--per-topic 2] [--vocab 2000] [--steps 40] [--seeds 0 1 2]
+    python -m bench.cross_tokenizer [--vocab 2000] [--steps 60] [--eval-every 10] [--generate]
 
 Data (cached in `--data`, reused when present): the embedded teacher's (SmolLM2-135M-Instruct)
 answers to MMLU prompts. By default the 300 rows of tests/fixtures/smollm2_mmlu.parquet (75
@@ -134,10 +134,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--vocab", type=int, default=2000)
     parser.add_argument("--tokenizer-questions", type=int, default=4000)
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--eval-every", type=int, default=5)
+    parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--heldout-fraction", type=float, default=0.25)
     return parser
 
