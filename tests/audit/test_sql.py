@@ -111,7 +111,7 @@ def test_steps_runs_manifests_and_lineage(chain: dict[str, Path]) -> None:
     assert [(Path(d).name, Path(p).name, depth) for d, p, depth in links] == [
         ("packed", "curated", 0),
         ("curated", "gen", 1),
-        ("rejected", "gen", 1),
+        ("curated-rejected", "gen", 1),
     ]
     params = json.loads(
         connection.sql("SELECT params FROM manifests WHERE kind='curated'").fetchall()[0][0]

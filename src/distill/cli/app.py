@@ -68,11 +68,19 @@ def teacher_options(items: list[str] | None) -> dict[str, str]:
     return options
 
 
+# Config fields whose flag is not their dotted path with the sections dropped.
+_FLAG_OF = {
+    ("cross_tokenizer", "loss"): ["cross_tokenizer"],
+    ("cross_tokenizer", "teacher_tokenizer"): ["teacher_tokenizer"],
+}
+
+
 def flag_errors(err: ValidationError) -> str:
     """A config's validation errors on one line, each named by the flag that set the value."""
     lines = []
     for error in err.errors():
         names = [str(part) for part in error["loc"] if part not in ("kd", "gkd")]
+        names = _FLAG_OF.get(tuple(names), names)
         flag = "--" + "-".join(names).replace("_", "-") + ": " if names else ""
         lines.append(f"{flag}{error['msg']}")
     return "; ".join(lines)

@@ -112,6 +112,25 @@ def train(
         int,
         typer.Option("--heldout-max-tokens", help="cap on the held-out rows' response tokens"),
     ] = 65536,
+    cross_tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--cross-tokenizer",
+            help="sft and kd with a --student on another tokenizer than the teacher's: "
+            "re-tokenise the teacher's text for it and align the top-k by bytes; the KD loss "
+            "is uld (sorted-probability Wasserstein) or hybrid (exact KL on tokens whose bytes "
+            "match one-to-one, ULD on the rest). Opt-in, not automatic: a differing tokenizer "
+            "is refused unless asked for, as it is more often a wrong --student than a plan",
+        ),
+    ] = None,
+    teacher_tokenizer: Annotated[
+        Path | None,
+        typer.Option(
+            "--teacher-tokenizer",
+            help="--cross-tokenizer: the teacher's tokenizer dir, to decode its ids; default: "
+            "the embedded teacher's, for its datasets",
+        ),
+    ] = None,
     save_steps: Annotated[
         int | None,
         typer.Option(
@@ -175,6 +194,10 @@ def train(
             if mode == "gkd"
             else GKDOptions(),
             lora=None if lora_r is None else LoraOptions(r=lora_r, alpha=2.0 * lora_r),
+            # A dict, not the model: its errors are then named by the flags (`flag_errors`).
+            cross_tokenizer=None
+            if cross_tokenizer is None
+            else {"loss": cross_tokenizer, "teacher_tokenizer": teacher_tokenizer},
         )
     except ValidationError as err:
         fail(flag_errors(err))
@@ -186,10 +209,13 @@ def train(
         return
     if result.resumed_from_step is not None:
         console.print(f"resumed from the checkpoint of step {result.resumed_from_step}")
-    console.print(
-        f"{mode}: {result.steps} steps, held-out KL {result.heldout['kl']:.4f}, "
-        f"NLL {result.heldout['nll']:.4f} -> {result.model_dir}"
+    heldout = result.heldout
+    scores = (
+        f"held-out KL {heldout['kl']:.4f}, NLL {heldout['nll']:.4f}"
+        if "kl" in heldout  # a student on another tokenizer is scored per byte of text
+        else f"held-out NLL {heldout['nll_per_byte']:.4f} nats/byte, ULD {heldout['uld']:.4f}"
     )
+    console.print(f"{mode}: {result.steps} steps, {scores} -> {result.model_dir}")
 
 
 def _checked_inputs(

@@ -6,7 +6,7 @@ result = train_student(Path("data/curated"), Path("runs/kd"), TrainConfig(mode="
 
 from distill.train.chunked_loss import chunked_distill_loss
 from distill.train.collate import collate_rows
-from distill.train.config import GKDOptions, KDLossConfig, TrainConfig
+from distill.train.config import CrossTokenizerOptions, GKDOptions, KDLossConfig, TrainConfig
 from distill.train.divergences import bucket_divergence
 from distill.train.heldout import heldout_metrics, split_heldout, split_summary
 from distill.train.kd_trainer import KDConfig, KDTrainer
@@ -27,6 +27,7 @@ from distill.train.student import build_random_student
 from distill.train.student_check import StudentMismatch, check_student_compat
 
 __all__ = [
+    "CrossTokenizerOptions",
     "DistillLoss",
     "GKDOptions",
     "HardLabelTrainer",

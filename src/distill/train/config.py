@@ -25,6 +25,7 @@ from distill.train.lora import LoraOptions
 from distill.train.schedules import TAID_SCHEDULES, AlphaSchedule
 
 Mode = Literal["sft", "kd", "gkd"]
+CrossTokenizerLoss = Literal["uld", "hybrid"]
 MODES: tuple[str, ...] = ("sft", "kd", "gkd")
 
 
@@ -177,6 +178,30 @@ class GKDOptions(BaseModel):
         return self.model_dump(exclude={"teacher"})
 
 
+class CrossTokenizerOptions(BaseModel):
+    """A student on another tokenizer than the teacher's (`distill.train.cross_rows`): the
+    teacher's text is re-tokenised for it and the stored top-k aligned through byte spans.
+
+    Opt-in rather than automatic: a tokenizer that differs from the teacher's is more often
+    a mistake (the wrong student dir, an edited chat template) than a plan, and the
+    conversion is lossy (student tokens that start inside a teacher token get no teacher
+    target), so the check refuses it until a loss is named."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    loss: CrossTokenizerLoss = Field(
+        default="hybrid",
+        description="KD only. uld: Wasserstein distance between the sorted top-k + tail "
+        "probabilities (Boizard et al., 2024); hybrid: forward KL on the ids whose bytes map "
+        "one-to-one between the vocabularies, ULD on the others (GOLD). SFT ignores it.",
+    )
+    teacher_tokenizer: Path | None = Field(
+        default=None,
+        description="Dir of the teacher's tokenizer, to decode its token ids; None: the "
+        "embedded teacher's when the dataset is the embedded teacher's. Its fingerprint must "
+        "be the manifest's.",
+    )
+
+
 class TrainConfig(BaseModel):
     """Everything that decides a training run; `train_student(dataset, out, config)`."""
 
@@ -249,7 +274,32 @@ class TrainConfig(BaseModel):
         "and adapter/ the adapter alone. None: full fine-tuning.",
     )
 
+    cross_tokenizer: CrossTokenizerOptions | None = Field(
+        default=None,
+        description="sft and kd: train a student on another tokenizer than the teacher's "
+        "(see CrossTokenizerOptions). None: the student must share the teacher's tokenizer.",
+    )
+
+    @model_validator(mode="after")
+    def _cross_tokenizer_fits(self) -> TrainConfig:
+        if self.cross_tokenizer is None:
+            return self
+        if self.mode == "gkd":
+            raise ValueError("cross_tokenizer: on-policy GKD needs the teacher's tokenizer")
+        if self.sft_backend == "trl" and self.mode == "sft":
+            raise ValueError("cross_tokenizer: use sft_backend='records'")
+        kd = self.kd
+        if self.mode == "kd" and (kd.temperature != 1.0 or kd.divergence is not None):
+            raise ValueError("cross_tokenizer: the losses are defined at temperature 1, with "
+                             "no --divergence (they are not bucket divergences)")  # fmt: skip
+        if self.mode == "kd" and kd.alpha_schedule not in ("constant", "linear"):
+            raise ValueError("cross_tokenizer: TAID's target needs a shared vocabulary")
+        return self
+
     def settings(self) -> dict[str, Any]:
         """The dump of what this mode reads: `metrics.json`'s config, what a resume matches."""
         unused = {"sft": {"kd", "gkd"}, "kd": {"gkd", "sft_backend"}, "gkd": {"kd", "sft_backend"}}
-        return self.model_dump(mode="json", exclude=unused[self.mode] | {"save_steps"})
+        exclude = unused[self.mode] | {"save_steps"}
+        if self.cross_tokenizer is None:  # runs from before the option dump as they did
+            exclude |= {"cross_tokenizer"}
+        return self.model_dump(mode="json", exclude=exclude)

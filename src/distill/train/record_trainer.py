@@ -61,12 +61,14 @@ class RecordTrainer(SFTTrainer):
             model=model,
             args=args,
             train_dataset=index_dataset(train_dataset, train_rows),
-            data_collator=RecordCollator(
-                train_dataset, with_teacher=self.with_teacher, pad_token_id=pad_id
-            ),
+            data_collator=self.make_collator(train_dataset, pad_id),
             processing_class=processing_class,
             **kwargs,
         )
+
+    def make_collator(self, table: pa.Table, pad_token_id: int) -> Any:
+        """The collator of the sampled rows (called before SFTTrainer's init: no state)."""
+        return RecordCollator(table, with_teacher=self.with_teacher, pad_token_id=pad_token_id)
 
     def _set_signature_columns_if_needed(self):
         # The only dataset column is the row index the collator resolves; keep it.

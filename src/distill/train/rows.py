@@ -51,6 +51,8 @@ from distill.train.student_check import RowIdStats, row_id_stats
 BASE_COLUMNS = ["record_id", "prompt_id", "prompt_token_ids", "token_ids"]
 ROWS_FILE = ".rows.arrow"
 ROWS_META = ".rows.json"
+# The rows re-tokenised for a student on another tokenizer (`cross_rows`), removed with the spool.
+STUDENT_ROWS_FILE = ".rows.student.arrow"
 SPOOL_BATCH_ROWS = 1024
 
 
@@ -133,7 +135,13 @@ def spool_rows(
 
 def remove_spool(out_dir: Path) -> None:
     """Delete `.rows.json` first (without it the file is never reused), then the file."""
-    for name in (ROWS_META, ROWS_FILE, f"{ROWS_FILE}.tmp"):
+    for name in (
+        ROWS_META,
+        ROWS_FILE,
+        f"{ROWS_FILE}.tmp",
+        STUDENT_ROWS_FILE,
+        f"{STUDENT_ROWS_FILE}.tmp",
+    ):
         (out_dir / name).unlink(missing_ok=True)
 
 

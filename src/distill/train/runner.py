@@ -40,6 +40,8 @@ from distill.train.checkpoints import (
 )
 from distill.train.collate import TOKEN_COLUMNS, sft_dataset
 from distill.train.config import Mode, TrainConfig
+from distill.train.cross_rows import CrossVocab, prepare_cross_rows
+from distill.train.cross_trainer import CrossHeldoutEval, CrossKDTrainer
 from distill.train.gkd import gkd_classes, gkd_dataset, load_live_teacher
 from distill.train.heldout import (
     HeldoutCurve,
@@ -155,11 +157,18 @@ def _trainer(
     args: dict[str, Any],
     callbacks: list[TrainerCallback],
     teacher_model: Any = None,
+    cross: CrossVocab | None = None,
 ) -> SFTTrainer:
     """The mode's trainer on `rows` (the table, the train split's row numbers): KD, GKD,
-    or SFT on the records path (or TRL's plain SFT)."""
+    or SFT on the records path (or TRL's plain SFT); with `cross`, KD across tokenizers."""
     table, train_rows = rows
     common = {"processing_class": tokenizer, "callbacks": callbacks}
+    if config.mode == "kd" and cross is not None and config.cross_tokenizer is not None:
+        kd_args = KDConfig(**args, **config.kd.kd_config_fields())
+        return CrossKDTrainer(
+            model, kd_args, table, train_rows=train_rows, mapping=cross.mapping,
+            loss=config.cross_tokenizer.loss, **common,
+        )  # fmt: skip
     if config.mode == "kd":
         kd_args = KDConfig(**args, **config.kd.kd_config_fields())
         return KDTrainer(model, kd_args, table, train_rows=train_rows, **common)
@@ -184,7 +193,7 @@ def train_student(
     config: TrainConfig,
     *,
     callbacks: list[TrainerCallback] | None = None,
-    heldout_eval: HeldoutEval = heldout_metrics,
+    heldout_eval: HeldoutEval | None = None,
 ) -> TrainResult:
     """Train a student on a distill dataset as `config` says: SFT (hard labels), KD (sparse
     top-k) or on-policy GKD, optionally as LoRA adapters (see `TrainConfig`'s fields).
@@ -195,10 +204,11 @@ def train_student(
     checkpoint (`distill.train.checkpoints`). `callbacks` are extra transformers
     `TrainerCallback`s (logging, timing, early stop). `heldout_eval(model, heldout_rows) ->
     dict` scores the held-out rows before, during (`eval_every`) and after training;
-    default `heldout_metrics` (sparse KL and NLL). Writes `model/` (merged, with LoRA; the
-    adapter alone in `adapter/`) and `metrics.json`. The rows are read through
-    `OUT/.rows.arrow` (`distill.train.rows`), removed when the call returns or fails, but
-    kept after a failure with `save_steps`, for the resume to reuse.
+    default `heldout_metrics` (sparse KL and NLL), or across tokenizers (`cross_tokenizer`)
+    `CrossHeldoutEval` (NLL per byte, ULD, hybrid) on the re-tokenised rows. Writes
+    `model/` (merged, with LoRA; the adapter alone in `adapter/`) and `metrics.json`. The
+    rows are read through `OUT/.rows.arrow` (`distill.train.rows`), removed when the call
+    returns or fails, but kept after a failure with `save_steps`, for the resume to reuse.
     """
     started = time.perf_counter()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
@@ -209,9 +219,19 @@ def train_student(
         config = _resolved(config, out_dir)
         tokenizer = AutoTokenizer.from_pretrained(config.student)
         model = AutoModelForCausalLM.from_pretrained(config.student, dtype=DTYPES[config.dtype])
-        check_student_compat(
-            manifest, tokenizer, model.config, need_topk=config.mode == "kd", table=spooled.stats
-        )
+        rows, cross, alignment = table, None, None
+        if config.cross_tokenizer is None:
+            check_student_compat(
+                manifest, tokenizer, model.config, need_topk=config.mode == "kd",
+                table=spooled.stats,
+            )  # fmt: skip
+        else:  # the teacher's text re-tokenised for the student, its top-k aligned by bytes
+            rows, cross, alignment = prepare_cross_rows(
+                manifest, table, tokenizer, config.cross_tokenizer,
+                need_topk=config.mode == "kd", stats=spooled.stats, out_dir=out_dir,
+            )  # fmt: skip
+        if heldout_eval is None:
+            heldout_eval = heldout_metrics if cross is None else CrossHeldoutEval(cross.mapping)
         teacher_model = None
         if config.mode == "gkd":
             teacher_model = load_live_teacher(config.gkd.teacher, manifest, DTYPES[config.dtype])
@@ -220,8 +240,8 @@ def train_student(
         if config.mode == "kd":  # the loss for the dataset's targets (top-k or sampled)
             config = config.model_copy(update={"kd": config.kd.for_targets(manifest.targets)})
 
-        split = _split(table, config)
-        heldout = take_rows(table, split.heldout_rows)  # bounded by the cap: in memory
+        split = _split(table, config)  # the teacher's rows: the same split as without cross
+        heldout = take_rows(rows, split.heldout_rows)  # bounded by the cap: in memory
         # Everything that decides the result: metrics.json's config, what a resume must match.
         run = {"dataset_dir": str(dataset_dir), **config.settings()}
         same_run = {"dataset_id": manifest.dataset_id, **run}
@@ -232,8 +252,8 @@ def train_student(
         curve.points.extend(resume.heldout_curve)
         marker = [CheckpointMarker(curve.points)] if config.save_steps else []
         trainer = _trainer(
-            config, model, tokenizer, (table, split.train_rows), _trainer_args(config, out_dir),
-            [curve, *marker, *(callbacks or [])], teacher_model,
+            config, model, tokenizer, (rows, split.train_rows), _trainer_args(config, out_dir),
+            [curve, *marker, *(callbacks or [])], teacher_model, cross,
         )  # fmt: skip
         # The loss curve is kept in metrics.json; the per-step dicts Trainer prints when tqdm
         # is off would bury the CLI's own summary.
@@ -261,6 +281,7 @@ def train_student(
             "save_steps": config.save_steps,
             "device": str(trainer.args.device),
             "parameters": counts,
+            **({"cross_tokenizer_alignment": alignment} if alignment is not None else {}),
         },
         model_dir=str(out_dir / "model"),
     )

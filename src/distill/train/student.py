@@ -21,20 +21,29 @@ def build_random_student(
     heads: int = 4,
     intermediate: int = 256,
     seed: int = 0,
+    tokenizer_dir: Path | None = None,
 ) -> Path:
     """Save a random fp32 LlamaForCausalLM with the teacher's vocab and tokenizer to `out_dir`.
 
     Embeddings are tied (the LM head reuses the embedding matrix), halving the parameters
     that a 49k vocabulary costs. The same `seed` always gives the same weights, so an SFT
-    and a KD student start from the same point.
+    and a KD student start from the same point. `tokenizer_dir` puts the student on that
+    tokenizer and its vocabulary instead (cross-tokenizer KD, `student_tokenizer`).
     """
     if hidden_size % heads:
         raise ValueError(f"hidden_size {hidden_size} must be divisible by heads {heads}")
     teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
     teacher_config = AutoConfig.from_pretrained(teacher_dir)
-    tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or teacher_dir)
+    special = ("bos_token_id", "eos_token_id", "pad_token_id")
+    if tokenizer_dir is None:
+        ids = {name: getattr(teacher_config, name, None) for name in special}
+        ids["vocab_size"] = teacher_config.vocab_size
+    else:
+        ids = {name: getattr(tokenizer, name, None) for name in special}
+        ids["vocab_size"] = len(tokenizer)
     config = LlamaConfig(
-        vocab_size=teacher_config.vocab_size,
+        **ids,
         hidden_size=hidden_size,
         intermediate_size=intermediate,
         num_hidden_layers=num_layers,
@@ -43,9 +52,6 @@ def build_random_student(
         head_dim=hidden_size // heads,
         max_position_embeddings=getattr(teacher_config, "max_position_embeddings", 2048),
         rms_norm_eps=getattr(teacher_config, "rms_norm_eps", 1e-5),
-        bos_token_id=teacher_config.bos_token_id,
-        eos_token_id=teacher_config.eos_token_id,
-        pad_token_id=getattr(teacher_config, "pad_token_id", None),
         tie_word_embeddings=True,
     )
     # Seed only around the init, restoring the global RNG so callers' randomness is untouched.

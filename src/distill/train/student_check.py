@@ -1,5 +1,9 @@
 """Refuse a student that can't learn from this dataset, before step one, with every reason.
 
+A student on another tokenizer is refused too, unless the run asks for cross-tokenizer KD;
+then `check_cross_student` finds the teacher's tokenizer and `explain_alignment` says what
+the conversion (`cross_rows`) aligned and how much of the teacher's mass it could map.
+
 The manifest records the teacher's tokenizer fingerprints. Token ids are reused as they are
 (never re-tokenised), so a student with another vocabulary would silently learn garbage,
 and a different logit width would crash mid-step with a shape error (TRL GKD's complaint).
@@ -7,8 +11,11 @@ and a different logit width would crash mid-step with a shape error (TRL GKD's c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
@@ -101,7 +108,9 @@ def check_student_compat(
         if student.tokenizer_hash != teacher.tokenizer_hash:
             problems.append(
                 f"tokenizer hash: student {student.tokenizer_hash} != teacher "
-                f"{teacher.tokenizer_hash} (different vocabulary or special tokens); {_BUILD_HINT}"
+                f"{teacher.tokenizer_hash} (different vocabulary or special tokens); "
+                f"{_BUILD_HINT}, or distil across tokenizers with cross_tokenizer "
+                "(--cross-tokenizer uld|hybrid)"
             )
         if student.vocab_size != teacher.vocab_size:
             problems.append(
@@ -156,4 +165,88 @@ def _id_range_problems(stats: RowIdStats, vocab: int) -> list[str]:
         "the data was made with a larger vocabulary than the student's"
         for name, top in stats.max_ids.items()
         if top >= vocab
+    ]
+
+
+def teacher_tokenizer_for(manifest: Manifest, path: Path | None) -> tuple[Any, list[str]]:
+    """The teacher's tokenizer (from `path`, else the embedded teacher's when the manifest
+    names it) and the problems found; its fingerprint must be the manifest's."""
+    from transformers import AutoTokenizer
+
+    if manifest.tokenizer is None:
+        return None, ["the manifest records no teacher tokenizer, so its ids can't be decoded"]
+    if path is None:
+        from distill.teachers.embedded import EMBEDDED_MODEL_ID, embedded_teacher_dir
+
+        if not any(t.model_id.startswith(EMBEDDED_MODEL_ID) for t in manifest.teachers):
+            names = ", ".join(t.model_id for t in manifest.teachers) or "none"
+            return None, [
+                f"the teacher's tokenizer is needed to decode its token ids (teachers: {names}); "
+                "pass cross_tokenizer.teacher_tokenizer (--teacher-tokenizer DIR)"
+            ]
+        path = embedded_teacher_dir()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    found = describe_tokenizer(tokenizer).tokenizer_hash
+    if found != manifest.tokenizer.tokenizer_hash:
+        return None, [
+            f"teacher tokenizer {path}: hash {found} != the manifest's "
+            f"{manifest.tokenizer.tokenizer_hash}; give the tokenizer that generated the data"
+        ]
+    return tokenizer, []
+
+
+def check_cross_student(
+    manifest: Manifest,
+    teacher_tokenizer: Path | None,
+    *,
+    need_topk: bool,
+    stats: RowIdStats | None,
+) -> Any:
+    """The teacher's tokenizer for a cross-tokenizer run; `StudentMismatch` naming every
+    problem (no teacher tokenizer to decode with, a missing top-k)."""
+    tokenizer, problems = teacher_tokenizer_for(manifest, teacher_tokenizer)
+    if need_topk:
+        problems.extend(_topk_problems(manifest, stats))
+    if problems:
+        raise StudentMismatch(problems)
+    return tokenizer
+
+
+def alignment_report(
+    stats: Mapping[str, int | float], mapping: np.ndarray, loss: str
+) -> dict[str, Any]:
+    """What the conversion aligned (`cross_rows.AlignmentStats`, dumped) with its shares, as
+    recorded in metrics.json and lineage.json."""
+
+    def share(part: float, whole: float) -> float:
+        return round(part / whole, 4) if whole else 0.0
+
+    return {
+        "loss": loss,
+        **stats,
+        "teacher_vocab": int(mapping.size),
+        "one_to_one_vocab": int((mapping >= 0).sum()),
+        "byte_agreement": share(stats["common_bytes"], stats["response_bytes"]),
+        "span_coverage": share(stats["aligned_tokens"], stats["student_tokens"]),
+        "one_to_one_span_share": share(stats["one_to_one_tokens"], stats["student_tokens"]),
+        "teacher_topk_used": share(stats["teacher_tokens_used"], stats["teacher_tokens"]),
+        "mapped_mass_share": share(stats["mapped_mass"], stats["aligned_tokens"]),
+    }
+
+
+def explain_alignment(report: dict[str, Any]) -> list[str]:
+    """`alignment_report` in sentences, printed before training."""
+    r = report
+    return [
+        f"cross-tokenizer ({r['loss']}): {r['one_to_one_vocab']:,} of the teacher's "
+        f"{r['teacher_vocab']:,} ids map one-to-one to a student id (same bytes)",
+        f"text: {r['rows']:,} rows re-tokenised; the student's text is the teacher's for "
+        f"{r['byte_agreement']:.1%} of {r['response_bytes']:,} response bytes "
+        f"({r['unaligned_rows']} rows could not be put on bytes)",
+        f"spans: {r['span_coverage']:.1%} of {r['student_tokens']:,} student tokens start where "
+        f"a teacher token starts and take its top-k ({r['one_to_one_span_share']:.1%} cover the "
+        "same bytes); the rest train on cross-entropy only; "
+        f"{r['teacher_topk_used']:.1%} of the teacher's {r['teacher_tokens']:,} top-k rows used",
+        f"mass: {r['mapped_mass_share']:.1%} of the teacher's probability at aligned tokens is "
+        "on ids that map one-to-one (the hybrid's exact-KL part; ULD takes the rest)",
     ]
