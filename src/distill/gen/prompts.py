@@ -15,7 +15,6 @@ memory does not grow by Python objects per prompt. `load_prompts` collects the s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from distill.gen.id_hashes import KeyMap
 from distill.gen.prompt_files import PromptFormat, RowProblem, read_rows
-from distill.input_rows import PromptError, printable, text_problem
+from distill.input_rows import PromptError, content_prompt_id, printable, text_problem
 from distill.tasks.mcq import MMLU_FIELDS, mmlu_prompt
 from distill.tasks.mmlu import is_mmlu_header_row
 
@@ -153,9 +152,7 @@ def _prompt_id(
     if user_id:
         return user_id
     canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False)
-    occurrence = seen.increment(canonical)
-    digest = hashlib.sha256(f"{canonical}\x1f{occurrence}".encode()).hexdigest()
-    return digest[:16]
+    return content_prompt_id(messages, seen.increment(canonical))
 
 
 def load_prompts(
