@@ -1,10 +1,11 @@
 """The `distill` command: one verb per job, each a thin call into a library function.
 
-The verbs live in `gen`, `data`, `train` and `audit`; they are registered here, in the order of
-the job (teacher -> curate -> train -> report), which is the order `distill --help` shows.
+The verbs live in `gen`, `data`, `train`, `eval` and `audit`; they are registered here, in
+the order of the job (teacher -> curate -> train -> report), which is the order `distill
+--help` shows.
 """
 
-from distill.cli import audit, data, gen, train
+from distill.cli import audit, data, eval, gen, train
 from distill.cli.app import app, teacher_options
 
 app.command()(gen.gen)
@@ -13,7 +14,7 @@ app.command(help=data.curate_help())(data.curate)
 app.command()(data.pack)
 app.command()(data.export)
 app.command()(train.train)
-app.command(name="eval")(train.eval_)
+app.command(name="eval")(eval.eval_)
 app.command()(data.report)
 app.command()(audit.audit)
 app.command()(audit.verify)

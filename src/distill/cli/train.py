@@ -1,4 +1,4 @@
-"""`distill train` and `distill eval`: students from datasets, and how they score."""
+"""`distill train`: students from datasets."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from distill.cli.app import console, fail
-from distill.input_rows import PromptError
 
 
 def flag_errors(err: ValidationError) -> str:
@@ -185,36 +183,3 @@ def train(
         f"{mode}: {result.steps} steps, held-out KL {result.heldout['kl']:.4f}, "
         f"NLL {result.heldout['nll']:.4f} -> {result.model_dir}"
     )
-
-
-def eval_(
-    models: Annotated[list[Path], typer.Argument(help="local Hugging Face model dirs")],
-    questions: Annotated[Path, typer.Option("--questions", help="MMLU-format JSONL")],
-    out: Annotated[Path, typer.Option("--out", help="JSON results file")] = Path("eval.json"),
-    limit: Annotated[int | None, typer.Option(help="use only the first N questions")] = None,
-    max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", help="longest generated answer, in tokens")
-    ] = 16,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", help="questions answered at a time")
-    ] = 8,
-    seed: Annotated[int, typer.Option(help="seed of the option permutations")] = 0,
-) -> None:
-    """MCQ accuracy per domain, models side by side, and agreement under permuted options."""
-    from distill.eval.mcq import evaluate_mcq, mcq_table
-
-    try:
-        result = evaluate_mcq(
-            models,
-            questions,
-            out,
-            limit=limit,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            seed=seed,
-        )
-    except (PromptError, FileNotFoundError, ValueError) as err:
-        fail(str(err))
-        return
-    Console().print(mcq_table(result))
-    console.print(f"eval -> {out}")
