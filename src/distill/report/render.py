@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from distill.locking import output_lock
+from distill.report.eval_section import eval_sections
 from distill.report.provenance import PROVENANCE_TABLES, provenance_tables
 from distill.report.svg import line_chart
 from distill.store import atomic_write_bytes
@@ -165,6 +166,7 @@ def render_html(report: dict[str, Any]) -> str:
         held = {str(r.get("mode")): _heldout_points(r) for r in train if r.get("heldout_curve")}
         if any(held.values()):
             parts.append("<h2>held-out KL to the teacher</h2>" + line_chart(held, "step", "KL"))
+    parts.extend(eval_sections(report))  # `distill eval` results the report collected
     style = (
         "body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         "table{border-collapse:collapse;margin:1em 0}"
