@@ -80,11 +80,16 @@ def _split_label(spec: str) -> tuple[str | None, str]:
 
 
 def _is_teacher(model: EvalModel, labelled: bool, runs: list[RunLineage]) -> bool:
-    """Labelled "teacher", or named among the runs' teachers ("hf:NAME@revision")."""
-    if labelled:
-        return model.label.lower().startswith("teacher")
-    name = model.label if model.spec == EMBEDDED_SPEC else model.path.name
-    return any(t.split(":", 1)[-1].split("@", 1)[0] == name for r in runs for t in r.teachers)
+    """Labelled "teacher...", or named among the runs' teachers ("hf:NAME[+dtype]@rev")."""
+    if labelled and model.label.lower().startswith("teacher"):
+        return True
+    from distill.teachers.embedded import EMBEDDED_MODEL_ID
+
+    name = EMBEDDED_MODEL_ID if model.spec == EMBEDDED_SPEC else model.path.name
+    names = {
+        t.split(":", 1)[-1].split("@", 1)[0].split("+", 1)[0] for r in runs for t in r.teachers
+    }
+    return name in names
 
 
 def _merged_baselines(baselines: list[EvalModel]) -> list[EvalModel]:
