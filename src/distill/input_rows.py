@@ -8,6 +8,8 @@ report a bad row the same way: `PromptError` names file, line and field, and
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 
@@ -17,6 +19,15 @@ class PromptError(ValueError):
     def __init__(self, file: str, line: int, field: str, problem: str) -> None:
         super().__init__(f"{file}:{line}: field '{field}': {problem}")
         self.file, self.line, self.field, self.problem = file, line, field, problem
+
+
+def content_prompt_id(messages: list[dict[str, str]], occurrence: int) -> str:
+    """A prompt's id when its file gives none: the hash of its chat messages and of how
+    many times that same chat occurred in the file up to this row (1 for the first).
+    `distill gen` names prompts so; `distill eval` recomputes it to match a run's
+    recorded held-out ids."""
+    canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(f"{canonical}\x1f{occurrence}".encode()).hexdigest()[:16]
 
 
 def printable(text: str) -> str:

@@ -70,3 +70,15 @@ def test_sample_names_a_missing_topic(tmp_path: Path) -> None:
     write_mmlu(tmp_path / "m.jsonl", {"art": 2})
     with pytest.raises(ValueError, match=r"m\.jsonl: no such MMLU topic\(s\): law"):
         sample_mmlu(tmp_path / "m.jsonl", tmp_path / "o.jsonl", ["art", "law"], per_topic=1)
+
+
+def test_sample_never_takes_an_excluded_line(tmp_path: Path) -> None:
+    lines = write_mmlu(tmp_path / "m.jsonl", {"art": 6, "law": 6})
+    first = tmp_path / "first.jsonl"
+    sample_mmlu(tmp_path / "m.jsonl", first, None, per_topic=4, seed=0)
+    taken = first.read_text(encoding="utf-8").splitlines()
+    second = tmp_path / "second.jsonl"
+    counts = sample_mmlu(tmp_path / "m.jsonl", second, None, per_topic=4, seed=1, exclude=taken)
+    assert counts == {"art": 2, "law": 2}  # only 2 of each topic were left
+    fresh = second.read_text(encoding="utf-8").splitlines()
+    assert set(fresh) == set(lines) - set(taken)

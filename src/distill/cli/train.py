@@ -1,4 +1,4 @@
-"""`distill train` and `distill eval`: students from datasets, and how they score."""
+"""`distill train`: students from datasets."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from distill.cli.app import at_least_one, check_options, console, fail, flag_errors
-from distill.input_rows import PromptError
 from distill.model_specs import require_extra, resolve_checkpoint
 from distill.store.shards import MANIFEST_NAME
 
@@ -238,52 +236,3 @@ def _checked_inputs(
     except (ValueError, ImportError) as err:
         fail(str(err))
         raise  # unreachable: fail exits
-
-
-def eval_(
-    models: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="MODEL", help="models to compare: hf:PATH (or a bare PATH) | hf:embedded"
-        ),
-    ],
-    questions: Annotated[Path, typer.Option("--questions", help="MMLU-format JSONL")],
-    out: Annotated[Path, typer.Option("--out", help="JSON results file")] = Path("eval.json"),
-    limit: Annotated[int | None, typer.Option(help="use only the first N questions")] = None,
-    max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", help="longest generated answer, in tokens")
-    ] = 16,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", help="questions answered at a time")
-    ] = 8,
-    seed: Annotated[int, typer.Option(help="seed of the option permutations")] = 0,
-) -> None:
-    """MCQ accuracy per domain, models side by side, and agreement under permuted options."""
-    from distill.eval.mcq import evaluate_mcq, mcq_table
-
-    check_options(
-        (questions.is_file(), f"--questions {questions}: no such file"),
-        at_least_one("--limit", limit),
-        at_least_one("--max-new-tokens", max_new_tokens),
-        at_least_one("--batch-size", batch_size),
-    )
-    try:
-        model_dirs = [resolve_checkpoint(spec, "MODEL", hub=False) for spec in models]
-    except ValueError as err:
-        fail(str(err))
-        return
-    try:
-        result = evaluate_mcq(
-            model_dirs,
-            questions,
-            out,
-            limit=limit,
-            max_new_tokens=max_new_tokens,
-            batch_size=batch_size,
-            seed=seed,
-        )
-    except (PromptError, FileNotFoundError, ValueError) as err:
-        fail(str(err))
-        return
-    Console().print(mcq_table(result))
-    console.print(f"eval -> {out}")

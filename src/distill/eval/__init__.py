@@ -1,1 +1,1 @@
-"""Evaluating models: multiple-choice accuracy per domain and agreement under permutation."""
+"""Evaluating models: teacher, baseline and students compared on held-out MCQ (`mcq`)."""

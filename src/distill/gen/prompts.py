@@ -15,7 +15,6 @@ memory does not grow by Python objects per prompt. `load_prompts` collects the s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from distill.gen.prompt_sources import (
     parquet_parts,
     source_name,
 )
-from distill.input_rows import PromptError, printable, text_problem
+from distill.input_rows import PromptError, content_prompt_id, printable, text_problem
 from distill.tasks.mcq import MMLU_FIELDS, mmlu_prompt
 from distill.tasks.mmlu import is_mmlu_header_row
 
@@ -171,9 +170,7 @@ def _prompt_id(
     if user_id:
         return user_id
     canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False)
-    occurrence = seen.increment(canonical)
-    digest = hashlib.sha256(f"{canonical}\x1f{occurrence}".encode()).hexdigest()
-    return digest[:16]
+    return content_prompt_id(messages, seen.increment(canonical))
 
 
 def load_prompts(

@@ -1,10 +1,11 @@
 """Gather the figures of a run from the directories it wrote.
 
 Each directory given is classified by what it holds: a dataset (`manifest.json`, by its
-kind), a training run (`metrics.json`), or a folder of those (one level down, the shape
-`distill demo` writes). Nothing is recomputed here: every figure comes from a manifest
-or a metrics file, so the report shows exactly what the steps recorded; a dataset's
-shards are checked against its manifest first, so it never reports on damaged data.
+kind), a training run (`metrics.json`), a `distill eval` result (`eval.json`), or a folder
+of those (one level down, the shape `distill demo` writes). Nothing is recomputed here:
+every figure comes from a manifest, a metrics or an eval file, so the report shows exactly
+what the steps recorded; a dataset's shards are checked against its manifest first, so it
+never reports on damaged data.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from distill.eval.result import EVAL_RESULT_NAME
 from distill.report.provenance import collect_provenance
 from distill.store import MANIFEST_NAME, load_manifest, verify_shards
 
@@ -53,6 +55,9 @@ def _classify(path: Path, report: dict[str, Any]) -> bool:
         return True
     if (path / METRICS_NAME).is_file():
         report["training"].append(_train_entry(path))
+        return True
+    if (path / EVAL_RESULT_NAME).is_file():
+        report.setdefault("eval", []).append(json.loads((path / EVAL_RESULT_NAME).read_text()))
         return True
     return False
 

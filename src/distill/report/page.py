@@ -19,6 +19,7 @@ import numpy as np
 from distill.report import charts
 from distill.report.browser import BROWSER_JS, browser_html
 from distill.report.distributions import collect_distributions, right_and_wrong
+from distill.report.eval_section import eval_section
 from distill.report.rows import SampleConfig, sample_rows
 from distill.report.section import PageContext, PageOptions, Section
 from distill.report.tokens import load_dataset_tokenizer, token_strings
@@ -182,7 +183,7 @@ def _tokenizer_dirs(ctx: PageContext) -> list[Path]:
 
 SectionBuilder = Callable[[PageContext], Section | None]
 SECTIONS: list[SectionBuilder] = [
-    _funnel, _domains, _signals, _distributions, _training, _browser,
+    _funnel, _domains, _signals, _distributions, _training, eval_section, _browser,
 ]  # fmt: skip
 
 

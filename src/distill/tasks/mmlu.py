@@ -11,7 +11,7 @@ import importlib.util
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -50,15 +50,23 @@ def read_mcq_lines(path: Path) -> Iterator[McqLine]:
 
 
 def sample_mmlu(
-    source: Path, out: Path, topics: list[str] | None, per_topic: int, seed: int = 0
+    source: Path,
+    out: Path,
+    topics: list[str] | None,
+    per_topic: int,
+    seed: int = 0,
+    exclude: Collection[str] = (),
 ) -> dict[str, int]:
     """Write a seeded subset of MMLU (per_topic questions from each topic) as JSONL.
 
-    `topics=None` takes every topic. Returns the per-topic counts written.
+    `topics=None` takes every topic; `exclude` holds lines (as written) never to take, such
+    as those of an earlier sample. Returns the per-topic counts written.
     """
+    excluded = set(exclude)
     by_topic: dict[str, list[str]] = defaultdict(list)
     for question in read_mcq_lines(source):
-        by_topic[question.row["topic"]].append(question.text)
+        if question.text not in excluded:
+            by_topic[question.row["topic"]].append(question.text)
     wanted = topics if topics is not None else sorted(by_topic)
     missing = [t for t in wanted if t not in by_topic]
     if missing:
