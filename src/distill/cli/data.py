@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from distill.cli.app import console, fail
+from distill.cli.engine_options import EngineOption, RayAddressOption, engine_from_options
 
 
 def default_recipe_yaml() -> str:
@@ -80,13 +81,16 @@ def pack(
     dataset: Annotated[Path, typer.Argument(help="a distill dataset (any kind)")],
     out: Annotated[Path, typer.Option("--out", help="the rewritten dataset")],
     codec: Annotated[str, typer.Option(help="packed (schema 2) | plain (schema 1)")] = "packed",
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Rewrite a dataset's top-k with another codec; same rows, SRC recorded as parent."""
     from distill.codec import pack_dataset
+    from distill.engine import EngineError
 
     try:
-        result = pack_dataset(dataset, out, codec)
-    except (OSError, ValueError) as err:
+        result = pack_dataset(dataset, out, codec, engine_from_options(engine, ray_address))
+    except (OSError, ValueError, EngineError) as err:
         fail(str(err))
         return
     console.print(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from distill.cli.app import console, exit_hard_after_vllm, fail, teacher_options
+from distill.cli.engine_options import EngineOption, RayAddressOption, engine_from_options
 from distill.cli.licenses import (
     CompetingModels,
     PromptsLicense,
@@ -15,6 +16,7 @@ from distill.cli.licenses import (
     TeacherTerms,
     license_options,
 )
+from distill.engine import EngineError
 from distill.gen.prompts import PromptError
 
 # Options gen and score share, declared once so their help reads the same in both.
@@ -129,6 +131,8 @@ def gen(
     teacher_license: TeacherLicense = None,
     teacher_terms: TeacherTerms = None,
     terms_restrict_competing: CompetingModels = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Generate responses with the teacher's top-k log-probs; re-run to resume."""
     from distill.gen.prompts import FieldMapping
@@ -148,6 +152,7 @@ def gen(
             reference=reference_field,
         )
         options = teacher_options(teacher_opt)
+        where = engine_from_options(engine, ray_address)
         results = [
             generate_dataset(
                 prompts,
@@ -171,6 +176,7 @@ def gen(
                 licenses=license_options(
                     prompts_license, teacher_license, teacher_terms, terms_restrict_competing
                 ),
+                engine=where,
             )
             for spec in teacher or ["hf:embedded"]
         ]
@@ -180,6 +186,7 @@ def gen(
         ValueError,
         NotImplementedError,
         TeacherUnavailableError,
+        EngineError,
     ) as err:
         fail(str(err))
         return
@@ -244,6 +251,8 @@ def score(
     teacher_license: TeacherLicense = None,
     teacher_terms: TeacherTerms = None,
     terms_restrict_competing: CompetingModels = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Teacher-forced top-k for existing responses (SFT data -> KD data); re-run to resume."""
     from distill.gen.score import score_dataset
@@ -266,8 +275,9 @@ def score(
             licenses=license_options(
                 prompts_license, teacher_license, teacher_terms, terms_restrict_competing
             ),
+            engine=engine_from_options(engine, ray_address),
         )
-    except (PromptError, OSError, ValueError, NotImplementedError) as err:
+    except (PromptError, OSError, ValueError, NotImplementedError, EngineError) as err:
         fail(str(err))
         return
     console.print(

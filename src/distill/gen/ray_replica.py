@@ -21,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from distill.codec import encode_table
+from distill.engine import require_ray
 from distill.gen.failures import failure_entry, tally
 from distill.gen.run import Run, RunItem, Stream, Work, build_record
 from distill.gen.run_output import chunked, longest_first
@@ -61,6 +62,14 @@ class ReplicaJob:
     first_shard: int  # block b is written as shard first_shard + b: never a clash
     per_row_failures: bool
     gpus_per_replica: float = 0.0  # vLLM: its tensor_parallel_size; else CPU replicas
+
+
+def ray_job_checks(teacher: str | TeacherBackend) -> None:
+    """Before anything loads: Ray is installed (else a one-line error naming the extra),
+    and the teacher is a spec, which each replica loads for itself."""
+    require_ray()
+    if not isinstance(teacher, str):
+        raise ValueError("--engine ray: give the teacher as a spec; each replica loads its own")
 
 
 def replica_job(

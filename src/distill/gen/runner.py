@@ -30,6 +30,7 @@ from distill.gen.prompts import (
     PromptRow,
     iter_prompts,
 )
+from distill.gen.ray_replica import ray_job_checks, replica_job
 from distill.gen.run import GenResult, Run, RunItem, RunSettings, Stream, Work, execute, open_run
 from distill.locking import locks_output
 from distill.schemas import CODECS, Manifest, SamplingParams, TeacherInfo
@@ -117,8 +118,8 @@ def generate_dataset(
     """
     if codec not in CODECS:
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
-    if engine.is_ray and not isinstance(teacher, str):
-        raise ValueError("--engine ray: give the teacher as a spec; each replica loads its own")
+    if engine.is_ray:
+        ray_job_checks(teacher)
     sampling = sampling or SamplingParams()
     out_dir = Path(out_dir)
     if targets not in TARGETS:
@@ -172,7 +173,6 @@ def generate_dataset(
         total = scanned.rows * sampling.n
         if engine.is_ray:
             from distill.gen.ray_engine import execute_on_ray
-            from distill.gen.ray_replica import replica_job
 
             job = replica_job(
                 run,
