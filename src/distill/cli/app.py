@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     help="Distillation data: generate with top-k, curate, train, report.",
@@ -52,7 +53,8 @@ def teacher_options(items: list[str] | None) -> dict[str, str]:
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    # Escaped: a message is text, and one naming `distill[ray]` must keep its brackets.
+    console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code=2)
 
 

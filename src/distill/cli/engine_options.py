@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from distill.engine import EngineConfig, engine_config
 
@@ -13,7 +14,8 @@ EngineOption = Annotated[
     str,
     typer.Option(
         "--engine",
-        help="local: this process | ray: a Ray cluster (pip install 'distill[ray]')",
+        # Escaped: typer renders help as rich markup, which would eat "[ray]".
+        help=escape("local: this process | ray: a Ray cluster (pip install 'distill[ray]')"),
     ),
 ]
 RayAddressOption = Annotated[
