@@ -1,60 +1,23 @@
 """gen and score on Ray give the local run's records (the session's 2-CPU cluster, the
-embedded teacher on CPU, a few prompts and tokens so the whole file stays short).
-
-Same record ids, prompt and response token ids, texts and top-k ids; the log-probs agree
-to 1e-4. Why not exactly: a replica answers its own block (one shard's items), so a row
-is batched with other rows than locally and sits under other left padding; the padded
-matmuls sum in another order, which moves float32 log-probs by ~1e-5 (measured: 1.1e-5)
-and, greedy, never flips a token at these margins.
-"""
+embedded teacher on CPU, a few prompts and tokens so the whole file stays short); what
+"the same" means, and the tolerance on log-probs, is in `tests.ray.compare`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 import pytest
 
 from distill.engine import EngineConfig
 from distill.gen.runner import generate_dataset
 from distill.gen.score import score_dataset
 from distill.schemas import SamplingParams
-from distill.store import load_manifest, read_table
+from distill.store import load_manifest
+from tests.ray.compare import PROMPTS, assert_same_manifest, assert_same_records
 
 pytestmark = pytest.mark.slow
 RAY = EngineConfig(kind="ray")  # joins the session's cluster (`ray_cluster`)
-TOLERANCE = 1e-4
-PROMPTS = ["Name a colour.", "What is 2 + 2?", "Say hello in French.", "Count to three."]
-EXACT = ["record_id", "prompt_token_ids", "token_ids", "response_text", "finish_reason"]
-
-
-def sorted_rows(out: Path) -> pa.Table:
-    return read_table(out).sort_by("record_id")
-
-
-def assert_same_records(local: Path, ray: Path) -> None:
-    a, b = sorted_rows(local), sorted_rows(ray)
-    assert a.num_rows == b.num_rows > 0
-    for column in [*EXACT, "topk_ids"]:
-        assert a.column(column).to_pylist() == b.column(column).to_pylist(), column
-    for column in ["topk_logprobs", "sampled_logprob", "tail_mass"]:
-        left = np.concatenate([np.ravel(v) for v in a.column(column).to_pylist()])
-        right = np.concatenate([np.ravel(v) for v in b.column(column).to_pylist()])
-        np.testing.assert_allclose(left, right, atol=TOLERANCE, rtol=0)
-
-
-def assert_same_manifest(local: Path, ray: Path) -> None:
-    a, b = load_manifest(local), load_manifest(ray)
-    assert a.counts == b.counts
-    assert a.teachers == b.teachers and a.params == b.params and a.codec == b.codec
-    assert sorted(s.rows for s in a.shards) == sorted(s.rows for s in b.shards)
-    assert set(type(a).model_fields) == set(type(b).model_fields)
-    run_a, run_b = a.stats["runs"][-1], b.stats["runs"][-1]
-    assert {k: v for k, v in run_a.items() if k != "run_id"} == {
-        k: v for k, v in run_b.items() if k != "run_id"
-    }
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from distill.gen.failures import failure_entry, tally
 from distill.gen.run import Run, RunItem, Stream, Work, build_record
 from distill.gen.run_output import chunked, longest_first
 from distill.schemas import TeacherInfo, records_to_table, schema_for
-from distill.store import next_shard_number, write_shard
+from distill.store import atomic_write_bytes, next_shard_number, write_shard
 from distill.teachers.backend import Generation, TeacherBackend
 
 # The blocks the driver puts into Ray, and the summaries the replicas give back.
@@ -62,6 +63,34 @@ class ReplicaJob:
     first_shard: int  # block b is written as shard first_shard + b: never a clash
     per_row_failures: bool
     gpus_per_replica: float = 0.0  # vLLM: its tensor_parallel_size; else CPU replicas
+    claim: str = ""  # the run's claim on out_dir (`claim_output_for_ray`)
+
+
+# Whose shards may land in OUT: the token of the Ray run that last claimed it. A killed
+# driver's replicas may outlive it by seconds (the cluster kills a dead job's actors when
+# it notices); a rerun claims OUT before reading what is there, so a late replica of the
+# old run finds the claim gone and writes nothing: a record can't be written twice.
+RUN_CLAIM = ".distill.ray-run"
+
+
+def claim_output_for_ray(out_dir: Path) -> str:
+    """Make this Ray run the only one whose replicas may write into `out_dir` (called
+    before the shards already there are read); returns the run's claim token."""
+    token = uuid.uuid4().hex
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_dir / RUN_CLAIM, token.encode())
+    return token
+
+
+def holds_claim(out_dir: Path, token: str) -> bool:
+    try:
+        return (out_dir / RUN_CLAIM).read_text() == token
+    except OSError:
+        return False
+
+
+class RunSupersededError(RuntimeError):
+    """A later run claimed the output: this replica's run is over (its driver died)."""
 
 
 def ray_job_checks(teacher: str | TeacherBackend) -> None:
@@ -79,6 +108,7 @@ def replica_job(
     work: Callable[[TeacherBackend], Work],
     stream: Callable[[TeacherBackend], Stream | None],
     teacher_options: dict | None,
+    claim: str,
 ) -> ReplicaJob:
     """The job of `run`'s replicas: its shards numbered past every shard on disk; a vLLM
     replica takes as many GPUs as its tensor-parallel group."""
@@ -98,6 +128,7 @@ def replica_job(
         first_shard=next_shard_number(run.out_dir),
         per_row_failures=settings.per_row_failures,
         gpus_per_replica=gpus if teacher.startswith("vllm:") else 0.0,
+        claim=claim,
     )
 
 
@@ -190,6 +221,8 @@ class BlockOutput:
         if self.records:
             table = encode_table(records_to_table(self.records), self.job.codec)
             index = self.job.first_shard + number
+            if not holds_claim(self.job.out_dir, self.job.claim):
+                raise RunSupersededError(f"{self.job.out_dir}: claimed by a later run")
             info = write_shard(self.job.out_dir, table, schema_for(self.job.codec), index=index)
             shard = info.model_dump_json()
         return {

@@ -30,7 +30,7 @@ from distill.gen.prompts import (
     PromptRow,
     iter_prompts,
 )
-from distill.gen.ray_replica import ray_job_checks, replica_job
+from distill.gen.ray_replica import claim_output_for_ray, ray_job_checks, replica_job
 from distill.gen.run import GenResult, Run, RunItem, RunSettings, Stream, Work, execute, open_run
 from distill.locking import locks_output
 from distill.schemas import CODECS, Manifest, SamplingParams, TeacherInfo
@@ -161,6 +161,8 @@ def generate_dataset(
             params["hard_labels"] = True
         info = _checked_info(model, top_k, sampling)
         check = partial(_check_targets, out_dir, targets)
+        # A Ray run claims OUT before reading it: a killed run's late replicas write nothing.
+        claim = claim_output_for_ray(out_dir) if engine.is_ray else ""
         run = open_run(out_dir, model, info, params, settings, check)
         base_url = getattr(model, "base_url", None)
         run.manifest_fields["licenses"] = merge_licenses(
@@ -181,6 +183,7 @@ def generate_dataset(
                 partial(_batch_work, sampling, top_k),
                 partial(_stream_work, sampling, top_k),
                 teacher_options,
+                claim,
             )
             result = execute_on_ray(run, items, job, total, engine)
         else:

@@ -31,7 +31,7 @@ from pathlib import Path
 from distill.dataset_card import lineage_licenses, write_card
 from distill.engine import LOCAL, EngineConfig
 from distill.gen.prompts import PromptFormat
-from distill.gen.ray_replica import ray_job_checks, replica_job
+from distill.gen.ray_replica import claim_output_for_ray, ray_job_checks, replica_job
 from distill.gen.run import GenResult, Run, RunItem, RunSettings, Work, execute, open_run
 from distill.gen.score_inputs import (
     ScoreItem,
@@ -122,6 +122,7 @@ def score_dataset(
             if from_dataset
             else iter_responses(source, fmt, mapping)
         )
+        claim = claim_output_for_ray(out_dir) if engine.is_ray else ""  # as in gen
         run = open_run(out_dir, model, info, params, settings, partial(_check_mode, out_dir))
         earlier = run.previous.licenses if run.previous else []
         new = _licenses(source, from_dataset, info, licenses or LicenseOptions())
@@ -134,7 +135,7 @@ def score_dataset(
             from distill.gen.ray_engine import execute_on_ray
 
             work = partial(_force_work, top_k)
-            job = replica_job(run, str(teacher), load, work, _no_stream, teacher_options)
+            job = replica_job(run, str(teacher), load, work, _no_stream, teacher_options, claim)
             result = execute_on_ray(run, missing, job, total, engine)
         else:
             result = execute(run, missing, _force_work(top_k, model), total)
