@@ -5,6 +5,7 @@ embedded teacher on CPU, a few prompts and tokens so the whole file stays short)
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,8 @@ from distill.engine import EngineConfig
 from distill.gen.runner import generate_dataset
 from distill.gen.score import score_dataset
 from distill.schemas import SamplingParams
-from distill.store import load_manifest
+from distill.store import load_manifest, shard_paths
+from distill.teachers.backend import TeacherUnavailableError
 from tests.ray.compare import PROMPTS, assert_same_manifest, assert_same_records
 
 pytestmark = pytest.mark.slow
@@ -84,3 +86,25 @@ def test_ray_score_writes_the_local_records(generated: Path, tmp_path: Path) -> 
         assert result.records_written == len(PROMPTS)
     assert_same_records(tmp_path / "local", tmp_path / "ray")
     assert_same_manifest(tmp_path / "local", tmp_path / "ray")
+
+
+def test_ray_gen_lists_failed_requests_and_stops_when_nothing_works(
+    prompts: Path, tmp_path: Path, ray_cluster
+) -> None:
+    """An API teacher nobody answers (a closed loopback port): each replica's failed rows
+    reach failed.jsonl, and the run stops as a local one does, with no record written."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: connections are refused
+    out = tmp_path / "out"
+    with pytest.raises(TeacherUnavailableError, match="requests failed so far, none succeeded"):
+        generate_dataset(
+            prompts, out, teacher=f"openai:m@http://127.0.0.1:{port}/v1",
+            teacher_options={"token_ids": "none", "max_retries": 0, "timeout_s": 5},
+            top_k=3, batch_size=2, shard_size=2, progress=False, engine=RAY,
+        )  # fmt: skip
+    failed = [json.loads(line) for line in (out / "failed.jsonl").read_text().splitlines()]
+    assert len(failed) >= 2  # at least the first block, a batch's worth
+    assert {entry["kind"] for entry in failed} == {"connection"}
+    assert len({entry["record_id"] for entry in failed}) == len(failed)
+    assert not shard_paths(out)
