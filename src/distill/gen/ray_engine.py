@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.engine import EngineConfig, ray_session
-from distill.gen.failures import append_failures, start_failure_log
+from distill.gen.failures import append_failures, cost_usd, start_failure_log
 from distill.gen.progress import GenProgress
 from distill.gen.ray_replica import ReplicaJob, TeacherReplica, item_block
 from distill.gen.run import GenResult, Run, RunItem
@@ -136,6 +136,9 @@ def merge_summary(run: Run, summary: dict, failed_log: Path | None) -> str | Non
         run.shards.append(ShardInfo.model_validate_json(summary["shard"]))
     for key, value in json.loads(summary["counts"]).items():
         run.counts[key] = run.counts.get(key, 0) + value
+    cost = cost_usd(run.counts, run.settings.price_input, run.settings.price_output)
+    if cost is not None:  # as the local run's tally does: the usage so far, priced
+        run.stats["cost_usd"] = cost
     failures = json.loads(summary["failures"])
     if failed_log is not None and failures:
         append_failures(failed_log, failures)
