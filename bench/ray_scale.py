@@ -1,8 +1,9 @@
 """The local engine against Ray with 1 and 2 workers, in one run: `python -m bench.ray_scale`.
 
-  gen     `generate_dataset` with the embedded hf teacher on CPU (greedy, --prompts real
-          MMLU-style prompts, --max-new-tokens each, batches of 4, shards of 4): generated
-          tokens per second
+  gen     `generate_dataset` with the embedded hf teacher on CPU (greedy, --prompts
+          "Write a long, detailed essay about topic number i" prompts, whose answers run
+          to --max-new-tokens, as in bench/vllm_bench.py; batches of 4, shards of 4):
+          generated tokens per second
   curate  `curate_dataset` with the default recipe (near_dedup included) on a synthetic
           dataset of --tokens response tokens (`bench.synthetic`): response tokens per second
 
@@ -10,12 +11,15 @@ Each Ray run starts a cluster of its own with N CPUs (`EngineConfig(num_cpus=N)`
 teacher replicas of one CPU each for gen. A Ray figure includes what Ray costs a job of
 this size: starting the cluster, starting the actors and loading a teacher in each. Every
 figure is printed with its ratio to the local engine measured in the same run. The local
-engine's torch uses every core; a Ray replica uses the one it is given.
+engine's torch uses every core; a Ray replica uses the one it is given (Ray sets its
+OMP_NUM_THREADS to 1), so gen also runs locally with torch on one thread ("local 1t"):
+on a loaded machine, torch's threads spinning for cores others hold can cost more than
+the second core gives.
 
 The curate part needs `curate_dataset(..., engine=)`; without it, it says so and is skipped.
 
-    python -m bench.ray_scale [--parts gen,curate] [--workers 1,2] [--prompts 24]
-                              [--max-new-tokens 16] [--tokens 400000] [--work DIR]
+    python -m bench.ray_scale [--parts gen,curate] [--workers 1,2] [--prompts 16]
+                              [--max-new-tokens 24] [--tokens 400000] [--work DIR]
 """
 
 from __future__ import annotations
@@ -47,21 +51,24 @@ def timed(run: Callable[[], int]) -> tuple[float, int]:
 
 
 def gen_prompts(path: Path, count: int) -> Path:
-    from bench.synthetic import mmlu_questions
-
-    _, questions = mmlu_questions()
-    rows = [{"prompt": q.text} for q in questions[:count]]
+    rows = [
+        {"prompt": f"Write a long, detailed essay about topic number {i}."} for i in range(count)
+    ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 
 
 def gen_rows(work: Path, args: argparse.Namespace) -> list[tuple[str, float, int]]:
+    import torch
+
     from distill.gen.runner import generate_dataset
     from distill.schemas import SamplingParams
 
     prompts = gen_prompts(work / "prompts.jsonl", args.prompts)
+    runs = engines(args.workers)
+    runs.insert(1, ("local 1t", EngineConfig()))
     rows = []
-    for name, engine in engines(args.workers):
+    for name, engine in runs:
         out = work / f"gen-{name.replace(' ', '')}"
         shutil.rmtree(out, ignore_errors=True)
 
@@ -72,7 +79,10 @@ def gen_rows(work: Path, args: argparse.Namespace) -> list[tuple[str, float, int
             )  # fmt: skip
             return result.tokens_generated
 
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1 if name == "local 1t" else threads)
         rows.append((name, *timed(job)))
+        torch.set_num_threads(threads)
     return rows
 
 
@@ -114,15 +124,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="gen,curate")
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--prompts", type=int, default=24)
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=24)
     parser.add_argument("--tokens", type=int, default=400_000, help="curate's dataset size")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     args.workers = [int(n) for n in args.workers.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="ray-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"cores: {os.cpu_count()}, work: {work}")
+    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, work: {work}")
     parts = {"gen": gen_rows, "curate": curate_rows}
     for part in args.parts.split(","):
         print_table(part, parts[part](work, args))
