@@ -64,7 +64,7 @@ def execute_on_ray(
         ]
         bar.set_total(total - run.counts.get("skipped_existing", 0))
         close = getattr(run.model, "close", None)
-        if job.gpus_per_replica and close is not None:
+        if job.teacher.startswith("vllm:") and close is not None:
             close()
         tokens, written, first_failure = 0, 0, None
         if refs:
@@ -114,8 +114,9 @@ def execute_on_ray(
 
 
 def replica_plan(ray: Any, job: ReplicaJob, blocks: int) -> tuple[int, float]:
-    """(replicas, GPUs each): vLLM gets one replica per tensor-parallel group of GPUs, the
-    other backends one per CPU; never more replicas than blocks."""
+    """(replicas, GPUs each): one replica per group of `gpus_per_replica` GPUs (vLLM's
+    tensor-parallel group, an hf teacher on cuda), else one per CPU; never more replicas
+    than blocks."""
     resources = ray.cluster_resources()
     group = job.gpus_per_replica
     if group:
@@ -123,7 +124,7 @@ def replica_plan(ray: Any, job: ReplicaJob, blocks: int) -> tuple[int, float]:
         if replicas < 1:
             raise TeacherUnavailableError(
                 f"--teacher {job.teacher}: the Ray cluster has {resources.get('GPU', 0):g} GPUs, "
-                f"a replica needs {group:g} (tensor_parallel_size)"
+                f"a replica needs {group:g}"
             )
         return min(replicas, blocks), group
     return max(1, min(int(resources.get("CPU", 1)), blocks)), 0.0

@@ -62,7 +62,7 @@ class ReplicaJob:
     run_id: str
     first_shard: int  # block b is written as shard first_shard + b: never a clash
     per_row_failures: bool
-    gpus_per_replica: float = 0.0  # vLLM: its tensor_parallel_size; else CPU replicas
+    gpus_per_replica: float = 0.0  # `replica_gpus`; 0: one CPU a replica
     claim: str = ""  # the run's claim on out_dir (`claim_output_for_ray`)
 
 
@@ -110,10 +110,10 @@ def replica_job(
     teacher_options: dict | None,
     claim: str,
 ) -> ReplicaJob:
-    """The job of `run`'s replicas: its shards numbered past every shard on disk; a vLLM
-    replica takes as many GPUs as its tensor-parallel group."""
+    """The job of `run`'s replicas: its shards numbered past every shard on disk, and the
+    GPUs each replica takes (`replica_gpus`)."""
     settings = run.settings
-    gpus = float((teacher_options or {}).get("tensor_parallel_size", 1))
+    gpus = replica_gpus(teacher, teacher_options or {})
     return ReplicaJob(
         teacher=teacher,
         load=load,
@@ -127,9 +127,20 @@ def replica_job(
         run_id=run.run_id,
         first_shard=next_shard_number(run.out_dir),
         per_row_failures=settings.per_row_failures,
-        gpus_per_replica=gpus if teacher.startswith("vllm:") else 0.0,
+        gpus_per_replica=gpus,
         claim=claim,
     )
+
+
+def replica_gpus(teacher: str, options: dict) -> float:
+    """GPUs a replica takes: vLLM its tensor-parallel group; the hf teacher one when told
+    `device=cuda` (Ray hides GPUs from an actor that asks for none, so `device=auto`
+    runs on CPU there); an API teacher none."""
+    if teacher.startswith("vllm:"):
+        return float(options.get("tensor_parallel_size", 1))
+    if teacher.startswith("hf:") and str(options.get("device", "")).startswith("cuda"):
+        return 1.0
+    return 0.0
 
 
 def item_block(number: int, items: list[RunItem]) -> pa.Table:
