@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from distill.cli.app import console, fail
+from distill.cli.engine_options import EngineOption, RayAddressOption, engine_from_options
 
 
 def default_recipe_yaml() -> str:
@@ -68,29 +69,17 @@ def curate(
             help="write the default recipe as YAML to stdout and exit",
         ),
     ] = False,
-    engine: Annotated[
-        str,
-        typer.Option(
-            "--engine",
-            help="local: this process | ray: a Ray cluster (pip install 'distill[ray]')",
-        ),
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address",
-            help="Ray cluster address (default: start a local cluster, or RAY_ADDRESS)",
-        ),
-    ] = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Keep or drop rows with a recipe of steps; every drop is kept with its reason."""
     from distill.curate import curate_dataset, default_recipe, load_recipe
     from distill.curate.progress import CurateProgress
-    from distill.engine import EngineError, engine_config
+    from distill.engine import EngineError
     from distill.report.render import print_curation
 
     try:
-        config = engine_config(engine, ray_address)
+        config = engine_from_options(engine, ray_address)
         steps = load_recipe(recipe) if recipe else default_recipe()
         with CurateProgress(len(steps.steps), console.file) as progress:
             batching = {} if batch_rows is None else {"batch_rows": batch_rows}
@@ -114,13 +103,16 @@ def pack(
     dataset: Annotated[Path, typer.Argument(help="a distill dataset (any kind)")],
     out: Annotated[Path, typer.Option("--out", help="the rewritten dataset")],
     codec: Annotated[str, typer.Option(help="packed (schema 2) | plain (schema 1)")] = "packed",
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Rewrite a dataset's top-k with another codec; same rows, SRC recorded as parent."""
     from distill.codec import pack_dataset
+    from distill.engine import EngineError
 
     try:
-        result = pack_dataset(dataset, out, codec)
-    except (OSError, ValueError) as err:
+        result = pack_dataset(dataset, out, codec, engine_from_options(engine, ray_address))
+    except (OSError, ValueError, EngineError) as err:
         fail(str(err))
         return
     console.print(

@@ -17,6 +17,7 @@ from distill.cli.app import (
     flag_errors,
     teacher_options,
 )
+from distill.cli.engine_options import EngineOption, RayAddressOption, engine_from_options
 from distill.cli.licenses import (
     CompetingModels,
     PromptsLicense,
@@ -24,6 +25,7 @@ from distill.cli.licenses import (
     TeacherTerms,
     license_options,
 )
+from distill.engine import EngineError
 from distill.gen.prompts import PromptError
 
 # Options gen and score share, declared once so their help reads the same in both.
@@ -144,6 +146,8 @@ def gen(
     teacher_license: TeacherLicense = None,
     teacher_terms: TeacherTerms = None,
     terms_restrict_competing: CompetingModels = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Generate responses with the teacher's top-k log-probs; re-run to resume."""
     from distill.gen.prompts import FieldMapping
@@ -175,6 +179,7 @@ def gen(
             reference=reference_field,
         )
         options = teacher_options(teacher_opt)
+        where = engine_from_options(engine, ray_address)
         results = [
             generate_dataset(
                 prompts,
@@ -198,6 +203,7 @@ def gen(
                 licenses=license_options(
                     prompts_license, teacher_license, teacher_terms, terms_restrict_competing
                 ),
+                engine=where,
             )
             for spec in teacher or ["hf:embedded"]
         ]
@@ -208,6 +214,7 @@ def gen(
         ImportError,
         NotImplementedError,
         TeacherUnavailableError,
+        EngineError,
     ) as err:
         fail(str(err))
         return
@@ -293,6 +300,8 @@ def score(
     teacher_license: TeacherLicense = None,
     teacher_terms: TeacherTerms = None,
     terms_restrict_competing: CompetingModels = None,
+    engine: EngineOption = "local",
+    ray_address: RayAddressOption = None,
 ) -> None:
     """Teacher-forced top-k for existing responses (SFT data -> KD data); re-run to resume."""
     from distill.gen.score import score_dataset
@@ -321,8 +330,9 @@ def score(
             licenses=license_options(
                 prompts_license, teacher_license, teacher_terms, terms_restrict_competing
             ),
+            engine=engine_from_options(engine, ray_address),
         )
-    except (PromptError, OSError, ValueError, ImportError, NotImplementedError) as err:
+    except (PromptError, OSError, ValueError, ImportError, NotImplementedError, EngineError) as err:
         fail(str(err))
         return
     console.print(

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from distill.codec.topk import encode_table
 from distill.dataset_card import write_card
+from distill.engine import LOCAL, EngineConfig, require_ray
 from distill.locking import locks_output
 from distill.rerun import claim_output, derived_dataset_id, job_key
 from distill.schemas import CODECS, Manifest, schema_for
@@ -69,14 +70,20 @@ def recode_shards(
 
 
 @locks_output("dst")
-def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
+def pack_dataset(
+    src: Path, dst: Path, codec: str = "packed", engine: EngineConfig = LOCAL
+) -> PackResult:
     """Write `src`'s rows to the new dataset `dst` with `codec` ("packed" or "plain").
 
     Same rows in the same order and the same shard boundaries; only the top-k columns
     change. `dst`'s manifest names `src` as its parent. Refuses a `dst` that holds shards.
+    `engine`: this process, or one Ray task per shard (`distill.codec.ray_pack`), with the
+    same bytes written.
     """
     if codec not in CODECS:
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
+    if engine.is_ray:
+        require_ray()  # before anything is read: a one-line error naming the extra
     src, dst = Path(src), Path(dst)
     manifest = load_manifest(src)
     if dst.resolve() == src.resolve():
@@ -84,19 +91,23 @@ def pack_dataset(src: Path, dst: Path, codec: str = "packed") -> PackResult:
     verify_shards(src, manifest)  # fail before writing, not halfway; cheap next to encoding
     key = job_key("pack", src, {"codec": codec})
     claim_output(dst, "pack", key, [dst])
-    writer = recode_shards(src, manifest, dst, codec, verified=True)
-    packed = writer.close(
-        manifest.model_copy(
-            update={
-                "schema_version": CODECS[codec],
-                "codec": codec,
-                "dataset_id": derived_dataset_id(key, manifest.kind),
-                "parents": [parent_ref(src, dst)],
-                "params": {**manifest.params, "codec": codec},
-            }
-        )
+    target = manifest.model_copy(
+        update={
+            "schema_version": CODECS[codec],
+            "codec": codec,
+            "dataset_id": derived_dataset_id(key, manifest.kind),
+            "parents": [parent_ref(src, dst)],
+            "params": {**manifest.params, "codec": codec},
+        }
     )
+    if engine.is_ray and manifest.shards:
+        from distill.codec.ray_pack import recode_on_ray
+
+        # `target` still lists the source's shards: one task each, then replaced.
+        packed = recode_on_ray(src, target, dst, codec, engine, PACK_BATCH_ROWS)
+    else:
+        packed = recode_shards(src, manifest, dst, codec, verified=True).close(target)
     write_card(dst)
     before = sum((src / s.file).stat().st_size for s in manifest.shards)
     after = sum((dst / s.file).stat().st_size for s in packed.shards)
-    return PackResult(dst, codec, writer.rows, before, after)
+    return PackResult(dst, codec, packed.counts["rows"], before, after)

@@ -102,6 +102,9 @@ class RunItem:
 
 
 Item = TypeVar("Item", bound=RunItem)
+# A run's teacher work, bound to a loaded backend: a batch at a time, or streamed.
+Work = Callable[[list[Any]], list[Generation]]
+Stream = Callable[[Iterable[Any]], Iterator[tuple[Any, Generation]]]
 
 
 @dataclass

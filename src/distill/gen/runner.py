@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from distill.dataset_card import write_card
+from distill.engine import LOCAL, EngineConfig
 from distill.gen.prompt_sources import PromptSource, source_name, source_sha256
 from distill.gen.prompts import (
     FieldMapping,
@@ -30,7 +31,8 @@ from distill.gen.prompts import (
     PromptRow,
     iter_prompts,
 )
-from distill.gen.run import GenResult, Run, RunItem, RunSettings, execute, open_run
+from distill.gen.ray_replica import claim_output_for_ray, ray_job_checks, replica_job
+from distill.gen.run import GenResult, Run, RunItem, RunSettings, Stream, Work, execute, open_run
 from distill.locking import locks_output
 from distill.schemas import CODECS, Manifest, SamplingParams, TeacherInfo
 from distill.store import OutputWriteError
@@ -88,6 +90,7 @@ def generate_dataset(
     price_input: float | None = None,
     price_output: float | None = None,
     licenses: LicenseOptions | None = None,
+    engine: EngineConfig = LOCAL,
 ) -> GenResult:
     """`prompts_path`: a prompt file, a folder or glob of Parquet parts (a Hub snapshot), a
     saved `datasets` folder, or in memory a `pyarrow.Table` or `datasets.Dataset`
@@ -113,11 +116,17 @@ def generate_dataset(
     manifest's `licenses` records them (with the prompt file's sha256, and what
     `distill.teachers.licenses` knows where nothing is stated), and `README.md`, the
     dataset card written at the end, prints them.
+
+    `engine`: where the teacher work runs: this process, or a Ray cluster's pool of teacher
+    replicas (`distill.gen.ray_engine`; `teacher` must then be a spec, which each replica
+    loads). The records, shards' contents, manifest and resume rule are the same.
     """
     if codec not in CODECS:
         raise ValueError(f"--codec {codec!r}: use one of {sorted(CODECS)}")
     if top_k < 1:  # the vocab bound is checked once the teacher is known
         raise ValueError(f"--top-k {top_k}: must be at least 1")
+    if engine.is_ray:
+        ray_job_checks(teacher)
     sampling = sampling or SamplingParams()
     out_dir = Path(out_dir)
     if targets not in TARGETS:
@@ -159,6 +168,8 @@ def generate_dataset(
             params["hard_labels"] = True
         info = _checked_info(model, top_k, sampling)
         check = partial(_check_targets, out_dir, targets)
+        # A Ray run claims OUT before reading it: a killed run's late replicas write nothing.
+        claim = claim_output_for_ray(out_dir) if engine.is_ray else ""
         run = open_run(out_dir, model, info, params, settings, check)
         base_url = getattr(model, "base_url", None)
         run.manifest_fields["licenses"] = merge_licenses(
@@ -170,9 +181,23 @@ def generate_dataset(
         _start_counts(run, scanned)
         invalid = InvalidLog(out_dir, scanned.invalid)
         items = _missing_samples(run, read(), sampling.n, invalid)
-        stream = partial(_generate_stream, model, sampling, top_k) if streams(model) else None
-        work = partial(_generate, model, sampling, top_k)
-        result = execute(run, items, work, scanned.rows * sampling.n, stream)
+        total = scanned.rows * sampling.n
+        if engine.is_ray:
+            from distill.gen.ray_engine import execute_on_ray
+
+            job = replica_job(
+                run,
+                str(teacher),
+                partial(_replica_teacher, teacher_options, top_k, api_key_env, targets),
+                partial(_batch_work, sampling, top_k),
+                partial(_stream_work, sampling, top_k),
+                teacher_options,
+                claim,
+            )
+            result = execute_on_ray(run, items, job, total, engine)
+        else:
+            stream = _stream_work(sampling, top_k, model)
+            result = execute(run, items, _batch_work(sampling, top_k, model), total, stream)
     write_card(out_dir)
     return result
 
@@ -239,6 +264,22 @@ def _missing_samples(
             if prompt_ids is None:
                 prompt_ids = run.model.encode_chat(row.messages)
             yield RunItem(row, index, record_id, prompt_ids)
+
+
+def _replica_teacher(
+    options: dict | None, top_k: int, api_key_env: str | None, targets: str, spec: str
+) -> TeacherBackend:
+    """The teacher as a Ray replica loads it: as `generate_dataset` does."""
+    model = load_teacher(spec, options, top_k=top_k, api_key_env=api_key_env)
+    return _with_targets(model, targets)
+
+
+def _batch_work(sampling: SamplingParams, top_k: int, model: TeacherBackend) -> Work:
+    return partial(_generate, model, sampling, top_k)
+
+
+def _stream_work(sampling: SamplingParams, top_k: int, model: TeacherBackend) -> Stream | None:
+    return partial(_generate_stream, model, sampling, top_k) if streams(model) else None
 
 
 def _generate(

@@ -29,9 +29,11 @@ from functools import partial
 from pathlib import Path
 
 from distill.dataset_card import lineage_licenses, write_card
+from distill.engine import LOCAL, EngineConfig
 from distill.gen.prompt_sources import PromptSource, in_memory, source_name, source_sha256
 from distill.gen.prompts import PromptFormat
-from distill.gen.run import GenResult, Run, RunItem, RunSettings, execute, open_run
+from distill.gen.ray_replica import claim_output_for_ray, ray_job_checks, replica_job
+from distill.gen.run import GenResult, Run, RunItem, RunSettings, Work, execute, open_run
 from distill.gen.score_inputs import (
     ScoreItem,
     ScoreMapping,
@@ -81,6 +83,7 @@ def score_dataset(
     shard_size: int = 64,
     progress: bool = True,
     licenses: LicenseOptions | None = None,
+    engine: EngineConfig = LOCAL,
 ) -> GenResult:
     """Teacher-forced top-k for every (prompt, response) of `source`, written to `out_dir`.
 
@@ -89,13 +92,15 @@ def score_dataset(
     `generate_dataset`) or a distill dataset directory (then named as the output's parent,
     whose licences carry over).
     `teacher`: an `hf:` or `vllm:` spec (with `teacher_options`, the `--teacher-opt` of the
-    backend) or a loaded teacher. `licenses`: as in `generate_dataset`. Writes the dataset
-    card, `README.md`, at the end.
+    backend) or a loaded teacher. `licenses` and `engine`: as in `generate_dataset`. Writes
+    the dataset card, `README.md`, at the end.
     """
     if top_k < 1:  # the vocab bound is checked once the teacher is known
         raise ValueError(f"--top-k {top_k}: must be at least 1")
     out_dir = Path(out_dir)
     source = source if in_memory(source) else Path(source)  # type: ignore[arg-type]
+    if engine.is_ray:
+        ray_job_checks(teacher)
     from_dataset = not in_memory(source) and (Path(source) / MANIFEST_NAME).is_file()
     # A prompt file's bad rows fail before a teacher is loaded (a vLLM engine takes a
     # minute to start): one streamed pass checks it; the run reads it again. A dataset's
@@ -110,9 +115,8 @@ def score_dataset(
     )
     params = {"mode": SCORE_MODE, "source": source_name(source), "format": fmt}
     params["batch_size"] = batch_size
-    with teacher_in_use(
-        teacher, lambda spec: load_teacher(spec, teacher_options, top_k=top_k)
-    ) as model:
+    load = partial(_score_teacher, teacher_options, top_k)
+    with teacher_in_use(teacher, load) as model:
         try:
             model.score([], top_k)  # no work: a backend that can't score says so here
         except CannotScoreError as err:
@@ -125,6 +129,7 @@ def score_dataset(
             if from_dataset
             else iter_responses(source, fmt, mapping)
         )
+        claim = claim_output_for_ray(out_dir) if engine.is_ray else ""  # as in gen
         run = open_run(out_dir, model, info, params, settings, partial(_check_mode, out_dir))
         earlier = run.previous.licenses if run.previous else []
         new = _licenses(source, from_dataset, info, licenses or LicenseOptions())
@@ -132,8 +137,15 @@ def score_dataset(
         if from_dataset:
             run.manifest_fields["parents"] = [parent_ref(source, out_dir)]
         run.counts.update({"prompts": total, "skipped_existing": 0})
-        work = _missing_responses(run, items)
-        result = execute(run, work, partial(_force, model, top_k), total)
+        missing = _missing_responses(run, items)
+        if engine.is_ray:
+            from distill.gen.ray_engine import execute_on_ray
+
+            work = partial(_force_work, top_k)
+            job = replica_job(run, str(teacher), load, work, _no_stream, teacher_options, claim)
+            result = execute_on_ray(run, missing, job, total, engine)
+        else:
+            result = execute(run, missing, _force_work(top_k, model), total)
     write_card(out_dir)
     return result
 
@@ -165,6 +177,18 @@ def _missing_responses(run: Run, items: Iterable[ScoreItem]) -> Iterator[ForcedI
         prompt_ids = run.model.encode_chat(item.row.messages)
         response = response_ids(run.model, item)
         yield ForcedItem(item.row, item.sample_index, record_id, prompt_ids, item, response)
+
+
+def _score_teacher(options: dict | None, top_k: int, spec: str) -> TeacherBackend:
+    return load_teacher(spec, options, top_k=top_k)
+
+
+def _force_work(top_k: int, model: TeacherBackend) -> Work:
+    return partial(_force, model, top_k)
+
+
+def _no_stream(model: TeacherBackend) -> None:
+    """Scoring has no streaming backend (an API can't score)."""
 
 
 def _force(model: TeacherBackend, top_k: int, chunk: list[ForcedItem]) -> list[Generation]:

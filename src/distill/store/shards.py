@@ -63,8 +63,19 @@ def shard_path(dataset_dir: Path, index: int) -> Path:
 
 
 def next_shard_path(dataset_dir: Path) -> Path:
+    return shard_path(dataset_dir, next_shard_number(dataset_dir))
+
+
+def next_shard_number(dataset_dir: Path) -> int:
+    """The number after every shard on disk (0 for none)."""
     existing = [int(_SHARD_RE.match(p.name).group(1)) for p in shard_paths(dataset_dir)]  # type: ignore[union-attr]
-    return shard_path(dataset_dir, max(existing, default=-1) + 1)
+    return max(existing, default=-1) + 1
+
+
+def shard_number(file: str) -> int:
+    """The number in a shard's name (`data/part-00012.parquet` -> 12), -1 for another name."""
+    match = _SHARD_RE.match(Path(file).name)
+    return int(match.group(1)) if match else -1
 
 
 def parquet_options(schema: pa.Schema) -> dict:
