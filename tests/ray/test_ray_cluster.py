@@ -1,6 +1,7 @@
-"""gen on a cluster made by `ray start` (a head and one worker, one CPU each, loopback),
-driven from a subprocess with `--ray-address`: the local run's records; and a driver
-killed once some shards are written, then run again: every record exactly once.
+"""gen and curate on a cluster made by `ray start` (a head and one worker, one CPU each,
+loopback), driven from a subprocess with `--ray-address`: the local run's records and
+decisions; and a gen driver killed once some shards are written, then run again: every
+record exactly once.
 
 The kill leaves the cluster up, as a crashed driver does on a real cluster; the replicas
 of the dead job may still be answering a block when the rerun starts, which is what the
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from distill.store import load_manifest, shard_paths
+from distill.store import load_manifest, read_table, shard_paths
 from tests.ray.cluster import cluster_env, ray_start_cluster
 from tests.ray.compare import PROMPTS, assert_same_records, gen_command, local_gen, write_prompts
 
@@ -51,6 +53,30 @@ def test_gen_on_a_head_and_a_worker_equals_local(address: str, local: Path, tmp_
     proc = drive(prompts, tmp_path / "out", address)
     assert "wrote 4 records (0 already there)" in " ".join(proc.stderr.split())
     assert_same_records(local, tmp_path / "out", within=True)
+
+
+def test_curate_on_a_head_and_a_worker_equals_local(
+    address: str, local: Path, tmp_path: Path
+) -> None:
+    """The default recipe over the local gen's 8 one-row shards, so the shard tasks spread
+    over both nodes; its prompts come in near-copies ("... (0)", "... (1)") in other shards,
+    which near_dedup must find across them."""
+    for engine, options in (("local", []), ("ray", ["--engine", "ray", "--ray-address", address])):
+        out = tmp_path / engine / "curated"
+        command = [sys.executable, "-m", "distill.cli", "curate", str(local), "--out", str(out)]
+        proc = subprocess.run(
+            [*command, *options], env=cluster_env(), capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("curated", "curated-rejected"):
+        ours, theirs = read_table(tmp_path / "ray" / name), read_table(tmp_path / "local" / name)
+        assert ours.equals(theirs), f"{name} differs"
+    kept, ray = (
+        load_manifest(tmp_path / "local" / "curated"),
+        load_manifest(tmp_path / "ray" / "curated"),
+    )
+    assert ray.counts == kept.counts and kept.counts["rejected"] >= 4, kept.counts
+    assert [s["dropped"] for s in ray.steps] == [s["dropped"] for s in kept.steps]
 
 
 def test_killed_driver_then_rerun_writes_every_record_once(
