@@ -16,16 +16,17 @@ from tests.factories import make_record, write_fake_dataset
 @pytest.fixture
 def copy(chain: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
     """A private copy of the tree (the links follow a moved tree by folder name)."""
-    for name in ("gen", "curated", "packed"):
+    names = ("gen", "curated", "curated-rejected", "packed")
+    for name in names:
         shutil.copytree(chain[name], tmp_path / name)
-    return {name: tmp_path / name for name in ("gen", "curated", "packed")}
+    return {name: tmp_path / name for name in names}
 
 
 def test_a_sound_lineage_passes_with_every_dataset_checked(copy: dict[str, Path]) -> None:
     report = verify_dataset(copy["packed"])
     assert report.ok, report.problems
     names = [p.name for p in report.datasets]
-    assert names == ["packed", "curated", "rejected", "gen"]
+    assert names == ["packed", "curated", "curated-rejected", "gen"]
     assert report.shards == sum(len(shard_paths(p)) for p in report.datasets)
 
 
