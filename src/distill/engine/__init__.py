@@ -59,8 +59,7 @@ def engine_config(kind: str = "local", address: str | None = None) -> EngineConf
 def require_ray() -> ModuleType:
     """`ray`, or a one-line error that names the extra to install."""
     try:
-        import ray
-        import ray.data  # the Data library is a separate part of the wheel
+        import ray.data  # binds `ray` too; the Data library is a separate part of the wheel
     except ImportError as err:
         raise EngineError(
             f"--engine ray needs Ray Data ({err.name} is not installed): pip install 'distill[ray]'"
