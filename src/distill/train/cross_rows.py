@@ -16,6 +16,7 @@ memory-mapped, as the spool is (`rows`); `AlignmentStats` adds up what was align
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from distill.codec import decode_topk
 from distill.codec.topk import TopK, plain_topk_columns
 from distill.schemas import Manifest
 from distill.train.config import CrossTokenizerOptions
-from distill.train.rows import STUDENT_ROWS_FILE, open_rows
+from distill.train.rows import STUDENT_ROWS_FILE, open_rows, write_arrow_file
 from distill.train.student_check import (
     RowIdStats,
     alignment_report,
@@ -173,20 +174,16 @@ def student_rows(
     """Every row of `table` converted (same order, one row each) into
     `out_dir/.rows.student.arrow`, memory-mapped, and the alignment's stats."""
     path, stats = Path(out_dir) / STUDENT_ROWS_FILE, AlignmentStats()
-    tmp = path.with_name(f"{path.name}.tmp")
-    writer: pa.ipc.RecordBatchFileWriter | None = None
-    try:
+
+    def converted_rows() -> Iterator[pa.Table]:
+        nonlocal stats
         for batch in table.to_batches():
             converted, batch_stats = convert_batch(pa.Table.from_batches([batch]), vocab)
-            writer = writer or pa.ipc.new_file(str(tmp), converted.schema)
-            writer.write_table(converted)
             stats = stats.merged(batch_stats)
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
+            yield converted
+
+    if not write_arrow_file(path, converted_rows()):
         raise ValueError(f"{out_dir}: no rows to convert for the student's tokenizer")
-    tmp.replace(path)
     return open_rows(path), stats
 
 

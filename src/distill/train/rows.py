@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import mmap
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -104,10 +104,11 @@ def spool_rows(
         return found
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / ROWS_META).unlink(missing_ok=True)
-    path, tmp = out_dir / ROWS_FILE, out_dir / f"{ROWS_FILE}.tmp"
+    path = out_dir / ROWS_FILE
     stats = RowIdStats()
-    writer: pa.ipc.RecordBatchFileWriter | None = None
-    try:
+
+    def nonempty_rows() -> Iterator[pa.Table]:
+        nonlocal stats
         batches = iter_batches(
             dataset_dir, batch_size=batch_rows or SPOOL_BATCH_ROWS, columns=columns
         )
@@ -115,22 +116,39 @@ def spool_rows(
             # A response with no token has nothing to learn from (and TRL would drop it,
             # changing the order).
             batch = batch.filter(pc.greater(pc.list_value_length(batch.column("token_ids")), 0))
-            if batch.num_rows == 0:
-                continue
-            writer = writer or pa.ipc.new_file(str(tmp), batch.schema)
-            writer.write_batch(batch)
-            stats = stats.merged(row_id_stats(pa.Table.from_batches([batch])))
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
+            table = pa.Table.from_batches([batch])
+            if table.num_rows:
+                stats = stats.merged(row_id_stats(table))
+            yield table
+
+    if not write_arrow_file(path, nonempty_rows()):
         raise DatasetError(f"{dataset_dir}: no rows with a non-empty response to train on")
-    tmp.replace(path)
     spooled = SpooledRows(
         path=path, source_manifest_sha256=source_sha256, columns=columns, stats=stats
     )
     write_json(out_dir / ROWS_META, spooled.model_dump(mode="json", exclude={"path"}))
     return spooled
+
+
+def write_arrow_file(path: Path, tables: Iterable[pa.Table]) -> bool:
+    """`tables`, in order, as the uncompressed Arrow file `path`: written under a temporary
+    name and renamed, so a kill never leaves half a file to reuse. Tables without rows are
+    skipped; False (and nothing at `path`) when no table had any."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    writer: pa.ipc.RecordBatchFileWriter | None = None
+    try:
+        for table in tables:
+            if table.num_rows == 0:
+                continue
+            writer = writer or pa.ipc.new_file(str(tmp), table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        return False
+    tmp.replace(path)
+    return True
 
 
 def remove_spool(out_dir: Path) -> None:
