@@ -8,13 +8,15 @@ import json
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from distill.codec import decode_topk
 from distill.engine import EngineConfig
 from distill.gen.runner import generate_dataset
 from distill.gen.score import score_dataset
 from distill.schemas import SamplingParams
-from distill.store import load_manifest, shard_paths
+from distill.store import load_manifest, read_table, shard_paths
 from distill.teachers.backend import TeacherUnavailableError
 from tests.ray.compare import PROMPTS, assert_same_manifest, assert_same_records
 
@@ -108,3 +110,24 @@ def test_ray_gen_lists_failed_requests_and_stops_when_nothing_works(
     assert {entry["kind"] for entry in failed} == {"connection"}
     assert len({entry["record_id"] for entry in failed}) == len(failed)
     assert not shard_paths(out)
+
+
+def test_ray_gen_writes_the_packed_codec_as_locally(
+    prompts: Path, tmp_path: Path, ray_cluster
+) -> None:
+    """The replicas encode with the run's codec: a packed Ray run decodes to the packed
+    local run's top-k (ids exact; log-probs within one 8-bit code step of the codec, as
+    the two runs' float32 log-probs differ by ~1e-5 before encoding)."""
+    for name, engine in [("local", EngineConfig()), ("ray", RAY)]:
+        generate_dataset(
+            prompts, tmp_path / name, top_k=5, sampling=SamplingParams(max_new_tokens=4),
+            batch_size=2, shard_size=2, codec="packed", progress=False, engine=engine,
+        )  # fmt: skip
+    local, ray = (read_table(tmp_path / n).sort_by("record_id") for n in ("local", "ray"))
+    assert load_manifest(tmp_path / "ray").codec == "packed"
+    for column in ("record_id", "token_ids", "response_text"):
+        assert ray.column(column).to_pylist() == local.column(column).to_pylist(), column
+    ours, theirs = decode_topk(ray), decode_topk(local)
+    assert ours.ids.tolist() == theirs.ids.tolist() and ours.ids.size > 0
+    np.testing.assert_allclose(ours.logprobs, theirs.logprobs, atol=0.05, rtol=0)
+    np.testing.assert_allclose(ours.tail, theirs.tail, atol=1e-3, rtol=0)
